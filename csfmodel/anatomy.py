@@ -1,0 +1,315 @@
+"""Spinal and cranial anatomy: vertebral levels, SAS cross-section, cord segments.
+
+Axis ``z`` is the distance in cm along the spinal subarachnoid space (SAS) from
+the foramen magnum (z = 0) to the end of the dural sac (mid-S2), caudal
+positive. Two maps are needed and kept apart:
+
+* **vertebral levels** C1…C7, T1…T12, L1…L5, S1, S2 (where a catheter tip sits),
+  laid end to end from their regional lengths;
+* **spinal cord segments** C1…C8, T1…T12, L1…L5, S1…S5 (where the pain's
+  dermatomes are). The cord is shorter than the column and ends at the conus
+  medullaris near L1, so lumbar cord segments lie behind the T10–T12 vertebrae
+  and sacral segments behind T12–L1. Below the conus the SAS holds only the
+  cauda equina.
+
+All lengths in cm, areas in cm^2, volumes in mL. Every default carries its
+source; all of them can be overridden in a scenario's ``[patient]`` table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+from csfmodel.errors import ScenarioError
+
+__all__ = [
+    "Anatomy",
+    "VERTEBRAL_LEVELS",
+    "CORD_SEGMENTS",
+    "default_anatomy",
+    "PATIENT_UNITS",
+]
+
+#: Vertebral levels along the spinal SAS, rostral to caudal. The dural sac ends
+#: at mid-S2, so the S2 interval is its upper half only.
+VERTEBRAL_LEVELS: tuple[str, ...] = (
+    tuple(f"C{i}" for i in range(1, 8))
+    + tuple(f"T{i}" for i in range(1, 13))
+    + tuple(f"L{i}" for i in range(1, 6))
+    + ("S1", "S2")
+)
+
+#: Spinal cord segments, rostral to caudal.
+CORD_SEGMENTS: tuple[str, ...] = (
+    tuple(f"C{i}" for i in range(1, 9))
+    + tuple(f"T{i}" for i in range(1, 13))
+    + tuple(f"L{i}" for i in range(1, 6))
+    + tuple(f"S{i}" for i in range(1, 6))
+)
+
+# SAS cross-section shape (CSF area, cord excluded) at vertebral landmarks,
+# (level, fraction of the way through that level, relative area). Shape after
+# phase-contrast MRI geometry of the spinal SAS: largest at the craniocervical
+# junction, narrowest mid-thoracic, widest in the lumbar dural sac
+# (Loth 2001 J Biomech Eng 123:71; Sincomb 2022 J Fluid Mech 939:A26;
+# Hogan 1996 Anesthesiology 84:1341). The absolute scale is set by
+# ``spinal_csf_volume``; the lumbosacral share that results (~50 mL of 95 mL)
+# matches Hogan 1996 (49.9 +- 12.1 mL).
+_AREA_SHAPE: tuple[tuple[str, float, float], ...] = (
+    ("C1", 0.0, 2.0),
+    ("C3", 0.0, 1.6),
+    ("T1", 0.0, 1.3),
+    ("T6", 0.0, 1.0),
+    ("T10", 0.5, 1.1),
+    ("L1", 0.0, 1.8),
+    ("L2", 0.0, 2.6),
+    ("L5", 0.0, 2.9),
+    ("S1", 0.0, 2.3),
+    ("S2", 1.0, 1.0),
+)
+
+# Cord cross-sectional area (cm^2) at cord segments (segment, fraction, area):
+# Frostell 2016 Front Neurol 7:238 (C5 13.3 x 7.4 mm -> 0.77 cm^2;
+# T8 8.3 x 6.3 mm -> 0.41 cm^2; lumbar enlargement ~9.6 x 8 mm -> 0.60 cm^2),
+# tapering to the conus.
+_CORD_AREA: tuple[tuple[str, float, float], ...] = (
+    ("C1", 0.0, 0.62),
+    ("C5", 0.5, 0.77),
+    ("T1", 0.5, 0.50),
+    ("T8", 0.5, 0.41),
+    ("T12", 0.5, 0.45),
+    ("L3", 0.5, 0.60),
+    ("S1", 0.5, 0.40),
+    ("S5", 1.0, 0.05),
+)
+
+
+@dataclass(frozen=True)
+class Anatomy:
+    """Patient anatomy. All attributes are in internal units (cm, mL, mL/min, g).
+
+    Defaults describe an adult male. Override any of them in the scenario's
+    ``[patient]`` table with units, e.g. ``spinal_csf_volume = "80 mL"``.
+    """
+
+    #: Cervical column length, C1 top to C7 bottom, cm (Gray's Anatomy:
+    #: cervical 12.5, thoracic 28, lumbar 18 cm in the adult male).
+    cervical_length: float = 12.5
+    #: Thoracic column length, cm (Gray's Anatomy).
+    thoracic_length: float = 28.0
+    #: Lumbar column length, cm (Gray's Anatomy).
+    lumbar_length: float = 18.0
+    #: Length of the S1 level inside the dural sac, cm; with half of S2 this makes
+    #: the SAS ~60 cm long (Sincomb 2022 J Fluid Mech: ~60 cm).
+    sacral_s1_length: float = 1.5
+    #: Upper half of S2 down to the end of the dural sac (mid-S2), cm.
+    sacral_s2_length: float = 1.0
+    #: Spinal CSF volume, mL (Chen 2017 AJNR, MRI of 32 adults: ~95 mL).
+    spinal_csf_volume: float = 95.0
+    #: Where the conus medullaris (end of the cord) lies: a vertebral level and a
+    #: fraction through it. Mid-L1 (imaging series, n=141 and n=629: T12–L2).
+    conus_level: str = "L1"
+    conus_fraction: float = 0.5
+    #: Well-mixed cranial CSF spaces, mL. Total CSF ~150 mL, 125 mL in the SAS
+    #: and 25 mL in the ventricles (Sakka 2011 Eur Ann ORL 128:309); with 95 mL
+    #: spinal SAS this leaves ~30 mL cranial SAS, split into the cisterna
+    #: magna/basal cisterns (10 mL, estimate) and the cortical SAS (20 mL).
+    cisternal_volume: float = 10.0
+    cortical_sas_volume: float = 20.0
+    ventricular_volume: float = 25.0
+    #: CSF production by the choroid plexus, mL/min (0.3–0.35 mL/min,
+    #: physiology texts; Sakka 2011).
+    csf_production: float = 0.35
+    #: Net CSF bulk flow from the cisterna into the spinal SAS, absorbed evenly
+    #: along the spine into venous blood, mL/min. Net spinal flow is small
+    #: (Enzmann & Pelc 1993 Radiology 186:321; Haughton & Mardal 2014); the rest
+    #: of the production is absorbed from the cortical SAS.
+    spinal_bulk_flow: float = 0.02
+    # ---- CSF dynamics ---------------------------------------------------
+    #: Pulsatile dispersion at the foramen magnum, cm^2/min, decreasing linearly
+    #: to zero at the end of the dural sac (as the CSF stroke volume does:
+    #: Enzmann & Pelc 1993; Haughton & Mardal 2014). Calibrated: 0.4 cm^2/min is
+    #: ~1000x morphine's molecular diffusivity, within the 5.8x (open channel,
+    #: Sharp 2019 J Fluid Mech 874:R2) to >1000x (fine anatomy, Stockman 2007 J
+    #: Biomech 40:1180) range.
+    dispersion: float = 0.4
+    #: Pulsatile exchange between ventricles and cisterna (aqueduct), mL/min
+    #: (estimate; aqueductal stroke volume ~0.03 mL/beat, Baledent 2004).
+    ventricular_mixing: float = 0.1
+    #: Pulsatile exchange between basal cisterns and cortical SAS, mL/min (estimate).
+    cranial_mixing: float = 0.5
+    #: Injection spread factor kappa: a bolus of volume V displaces CSF over
+    #: kappa * V / A(z0) centred on the tip (calibrated on lumbar bolus data).
+    injection_spread: float = 4.0
+    #: Jet mixing dispersion during an injection, cm^2/min (estimate).
+    injection_mixing: float = 2.0
+    # ---- sizes ------------------------------------------------------------
+    #: Brain mass, g (adult: Dekaban 1978 Ann Neurol 4:345, ~1400 g).
+    brain_mass: float = 1400.0
+    #: Body weight, kg (used for per-kg quantities only).
+    body_weight: float = 70.0
+    #: Vertebral-level overrides of the area shape (rarely needed).
+    area_shape: tuple[tuple[str, float, float], ...] = field(default=_AREA_SHAPE, repr=False)
+    cord_area_profile: tuple[tuple[str, float, float], ...] = field(
+        default=_CORD_AREA, repr=False)
+
+    # ---------------------------------------------------------------- levels
+    def level_lengths(self) -> np.ndarray:
+        """Length of each vertebral level (cm), in :data:`VERTEBRAL_LEVELS` order."""
+        return np.array(
+            [self.cervical_length / 7] * 7
+            + [self.thoracic_length / 12] * 12
+            + [self.lumbar_length / 5] * 5
+            + [self.sacral_s1_length, self.sacral_s2_length]
+        )
+
+    def level_edges(self) -> np.ndarray:
+        """z of the top of each vertebral level and of the end of the sac (cm)."""
+        return np.concatenate([[0.0], np.cumsum(self.level_lengths())])
+
+    @property
+    def length(self) -> float:
+        """Length of the spinal SAS, foramen magnum to the end of the dural sac (cm)."""
+        return float(self.level_edges()[-1])
+
+    def level_z(self, level: str, fraction: float = 0.5, key: str = "site") -> float:
+        """z (cm) of a point ``fraction`` of the way through vertebral ``level``."""
+        name = level.strip().upper()
+        if name not in VERTEBRAL_LEVELS:
+            raise ScenarioError(key, level, "a vertebral level C1…C7, T1…T12, L1…L5, S1, S2 "
+                                "or a distance such as '45 cm'")
+        i = VERTEBRAL_LEVELS.index(name)
+        edges = self.level_edges()
+        return float(edges[i] + fraction * (edges[i + 1] - edges[i]))
+
+    def level_at(self, z: np.ndarray | float) -> np.ndarray:
+        """Vertebral level name at each z (cm)."""
+        edges = self.level_edges()
+        idx = np.clip(np.searchsorted(edges, np.asarray(z, float), side="right") - 1,
+                      0, len(VERTEBRAL_LEVELS) - 1)
+        return np.asarray(VERTEBRAL_LEVELS, dtype=object)[idx]
+
+    # ------------------------------------------------------------- geometry
+    def _shape_nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        z = np.array([self.level_z(lv, f) for lv, f, _ in self.area_shape])
+        a = np.array([a for _, _, a in self.area_shape])
+        return z, a
+
+    def _area_scale(self) -> float:
+        z, a = self._shape_nodes()
+        return self.spinal_csf_volume / float(np.trapezoid(a, z))
+
+    def csf_area(self, z: np.ndarray | float) -> np.ndarray:
+        """CSF cross-sectional area A(z) of the spinal SAS (cm^2), cord excluded."""
+        zn, an = self._shape_nodes()
+        return np.interp(z, zn, an) * self._area_scale()
+
+    def csf_volume_between(self, z0: float, z1: float) -> float:
+        """CSF volume (mL) between z0 and z1, exact for the piecewise-linear A(z)."""
+        zn, an = self._shape_nodes()
+        pts = np.unique(np.concatenate([[z0, z1], zn[(zn > z0) & (zn < z1)]]))
+        return float(np.trapezoid(np.interp(pts, zn, an), pts) * self._area_scale())
+
+    @property
+    def conus_z(self) -> float:
+        """z of the conus medullaris (end of the cord), cm."""
+        return self.level_z(self.conus_level, self.conus_fraction, key="patient.conus_level")
+
+    def segment_edges(self) -> np.ndarray:
+        """z (cm) of the top of each cord segment and of the conus.
+
+        Segment-to-vertebra correspondence (Standring, Gray's Anatomy 41st ed.
+        2016; segment lengths after Kameyama 1996 Spine 21:1285): cervical
+        segments from the foramen magnum to three quarters of C7; thoracic
+        segments to mid-T10; lumbar segments behind T10–T12 (to mid-T12);
+        sacral segments from mid-T12 to the conus. Segments within a region
+        have equal lengths. When the conus is moved, the boundaries below the
+        cervical region scale with it.
+        """
+        z_ct = self.level_z("C7", 0.75)
+        z_tl = self.level_z("T10", 0.5)
+        z_ls = self.level_z("T12", 0.5)
+        conus = self.conus_z
+        default = Anatomy()
+        d_conus = default.level_z("L1", 0.5)
+        if abs(conus - d_conus) > 1e-12 or self.level_lengths().tolist() != \
+                default.level_lengths().tolist():
+            # keep proportions of the default layout between C7 and the conus
+            s = (conus - z_ct) / (d_conus - default.level_z("C7", 0.75))
+            z_tl = z_ct + s * (default.level_z("T10", 0.5) - default.level_z("C7", 0.75))
+            z_ls = z_ct + s * (default.level_z("T12", 0.5) - default.level_z("C7", 0.75))
+        if not 0 < z_ct < z_tl < z_ls < conus <= self.length:
+            raise ScenarioError("patient.conus_level", f"{self.conus_level}",
+                                "a conus below T12 and above the end of the dural sac")
+        return np.concatenate([
+            np.linspace(0.0, z_ct, 9)[:-1],
+            np.linspace(z_ct, z_tl, 13)[:-1],
+            np.linspace(z_tl, z_ls, 6)[:-1],
+            np.linspace(z_ls, conus, 6),
+        ])
+
+    def cord_area(self, z: np.ndarray | float) -> np.ndarray:
+        """Cord cross-sectional area (cm^2) at z; zero below the conus."""
+        edges = self.segment_edges()
+        zn = np.array([edges[CORD_SEGMENTS.index(s)] + f * (edges[CORD_SEGMENTS.index(s) + 1]
+                       - edges[CORD_SEGMENTS.index(s)]) for s, f, _ in self.cord_area_profile])
+        an = np.array([a for _, _, a in self.cord_area_profile])
+        z = np.asarray(z, float)
+        return np.where(z <= self.conus_z, np.interp(z, zn, an), 0.0)
+
+    def segment_of(self, name: str, key: str = "target") -> int:
+        """Index of a cord segment by name (C1…S5)."""
+        n = name.strip().upper()
+        if n not in CORD_SEGMENTS:
+            raise ScenarioError(key, name, "a cord segment C1…C8, T1…T12, L1…L5, S1…S5")
+        return CORD_SEGMENTS.index(n)
+
+    @property
+    def total_csf_volume(self) -> float:
+        """Spinal + cranial SAS + ventricles, mL."""
+        return (self.spinal_csf_volume + self.cisternal_volume + self.cortical_sas_volume
+                + self.ventricular_volume)
+
+    # ------------------------------------------------------------ overrides
+    def with_overrides(self, overrides: dict, key: str = "patient") -> Anatomy:
+        """Return a copy with user overrides (already converted to internal units)."""
+        names = {f.name for f in fields(self)} - {"area_shape", "cord_area_profile"}
+        for k in overrides:
+            if k not in names:
+                raise ScenarioError(f"{key}.{k}", overrides[k],
+                                    "one of: " + ", ".join(sorted(names)), detail="unknown key")
+        new = replace(self, **overrides)
+        new.validate(key)
+        return new
+
+    def validate(self, key: str = "patient") -> None:
+        """Check every value is physically possible."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and f.name not in ("spinal_bulk_flow",) and not v > 0:
+                raise ScenarioError(f"{key}.{f.name}", v, "a positive quantity")
+        if self.spinal_bulk_flow < 0 or self.spinal_bulk_flow >= self.csf_production:
+            raise ScenarioError(f"{key}.spinal_bulk_flow", self.spinal_bulk_flow,
+                                f"0 <= flow < csf_production ({self.csf_production} mL/min)")
+        if not 0 <= self.conus_fraction <= 1:
+            raise ScenarioError(f"{key}.conus_fraction", self.conus_fraction, "a number in [0, 1]")
+        self.segment_edges()
+
+
+def default_anatomy() -> Anatomy:
+    """The default adult anatomy."""
+    return Anatomy()
+
+
+#: Units users write ``[patient]`` overrides in (``str`` for names).
+PATIENT_UNITS: dict[str, str] = {
+    "cervical_length": "cm", "thoracic_length": "cm", "lumbar_length": "cm",
+    "sacral_s1_length": "cm", "sacral_s2_length": "cm", "spinal_csf_volume": "mL",
+    "conus_level": "str", "conus_fraction": "1", "cisternal_volume": "mL",
+    "cortical_sas_volume": "mL", "ventricular_volume": "mL", "csf_production": "mL/min",
+    "spinal_bulk_flow": "mL/min", "dispersion": "cm^2/min", "ventricular_mixing": "mL/min",
+    "cranial_mixing": "mL/min", "injection_spread": "1", "injection_mixing": "cm^2/min",
+    "brain_mass": "g", "body_weight": "kg",
+}

@@ -1,0 +1,146 @@
+"""Self-describing results: states → an :class:`xarray.Dataset` with units.
+
+Variable names are part of the public API (scripts rely on them):
+
+==================================  ===============  ==========================
+variable                            dims             units
+==================================  ===============  ==========================
+``csf_concentration``               (time, z)        ng/mL
+``cord_concentration``              (time, segment)  ng/mL (unbound, tissue)
+``cisternal_csf_concentration``     (time,)          ng/mL
+``cortical_csf_concentration``      (time,)          ng/mL
+``ventricular_csf_concentration``   (time,)          ng/mL
+``brain_concentration``             (time,)          ng/mL (unbound brain ECF)
+``plasma_concentration``            (time,)          ng/mL (total)
+``amount_dosed/present/eliminated`` (time,)          mg
+``amount``                          (time, pool)     mg
+==================================  ===============  ==========================
+
+``time`` is in h, ``z`` in cm from the foramen magnum (caudal positive) with
+a ``vertebral_level`` coordinate.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from csfmodel.anatomy import CORD_SEGMENTS
+from csfmodel.dosing import Request
+from csfmodel.model import Model, Schedule
+
+__all__ = ["to_dataset", "save", "load", "POOLS"]
+
+_NG_PER_ML = 1000.0  # ug/mL -> ng/mL
+_MG = 1e-3           # ug -> mg
+
+#: pools of the ``amount`` variable and the states they sum
+POOLS = ("spinal_csf", "cord", "cranial_csf", "brain", "plasma", "peripheral", "gut")
+
+
+def _attrs(units: str, long_name: str, **kw: str) -> dict:
+    return {"units": units, "long_name": long_name, **kw}
+
+
+def to_dataset(model: Model, schedule: Schedule, t_out: np.ndarray, states: np.ndarray,
+               requests: list[Request] = (), attrs: dict | None = None) -> xr.Dataset:
+    """Turn states (amounts, ug, internal times in min) into the results Dataset."""
+    sysm, g = model.system, model.grid
+    n, s = sysm.n_spinal, sysm.n_spatial
+    conc = states / sysm.volume * _NG_PER_ML
+    w = g.segment_weights
+    cord = conc[:, n:s] @ (w / w.sum(axis=1, keepdims=True)).T
+
+    def comp(name: str) -> np.ndarray:
+        return conc[:, sysm.index(name)]
+
+    amt = states * _MG
+    elim = amt[:, sysm.index("eliminated")]
+    present = amt.sum(axis=1) - elim
+    pools = np.stack([
+        amt[:, :n].sum(1), amt[:, n:s].sum(1),
+        amt[:, [sysm.index(c) for c in ("cisterna", "cortical_sas", "ventricles")]].sum(1),
+        amt[:, sysm.index("brain")], amt[:, sysm.index("plasma")],
+        amt[:, [sysm.index("shallow"), sysm.index("deep")]].sum(1),
+        amt[:, [sysm.index("gut_ir"), sysm.index("gut_cr")]].sum(1),
+    ], axis=1)
+    time_h = np.asarray(t_out) / 60.0
+    seg = g.segment_weights
+    seg_edges = model.anatomy.segment_edges()
+    ds = xr.Dataset(
+        data_vars={
+            "csf_concentration": (("time", "z"), conc[:, :n], _attrs(
+                "ng/mL", "spinal CSF drug concentration")),
+            "cord_concentration": (("time", "segment"), cord, _attrs(
+                "ng/mL", "unbound drug concentration in spinal cord tissue (dorsal-horn "
+                "target), volume-averaged per cord segment")),
+            "cisternal_csf_concentration": ("time", comp("cisterna"), _attrs(
+                "ng/mL", "CSF concentration in the cisterna magna and basal cisterns")),
+            "cortical_csf_concentration": ("time", comp("cortical_sas"), _attrs(
+                "ng/mL", "CSF concentration in the cortical subarachnoid space")),
+            "ventricular_csf_concentration": ("time", comp("ventricles"), _attrs(
+                "ng/mL", "CSF concentration in the cerebral ventricles")),
+            "brain_concentration": ("time", comp("brain"), _attrs(
+                "ng/mL", "unbound drug concentration in brain ECF (supraspinal target)")),
+            "plasma_concentration": ("time", comp("plasma"), _attrs(
+                "ng/mL", "total drug concentration in plasma")),
+            "amount_dosed": ("time", schedule.dosed(t_out) * _MG, _attrs(
+                "mg", "cumulative amount of drug dosed")),
+            "amount_present": ("time", present, _attrs(
+                "mg", "amount of drug in the body (all compartments and depots)")),
+            "amount_eliminated": ("time", elim, _attrs(
+                "mg", "cumulative amount eliminated (metabolism, excretion, first pass)")),
+            "amount": (("time", "pool"), pools, _attrs("mg", "amount of drug in each pool")),
+        },
+        coords={
+            "time": ("time", time_h, _attrs("h", "time since the start of the scenario")),
+            "z": ("z", g.centers, _attrs(
+                "cm", "distance along the spinal subarachnoid space from the foramen magnum "
+                "(caudal positive)", axis="Y", positive="down")),
+            "vertebral_level": ("z", model.anatomy.level_at(g.centers).astype(str), _attrs(
+                "1", "vertebral level at z")),
+            "csf_cell_volume": ("z", g.csf_volume, _attrs("mL", "CSF volume of the grid cell")),
+            "segment": ("segment", list(CORD_SEGMENTS), _attrs("1", "spinal cord segment")),
+            "segment_z_top": ("segment", seg_edges[:-1], _attrs(
+                "cm", "z of the rostral end of the cord segment")),
+            "segment_z_bottom": ("segment", seg_edges[1:], _attrs(
+                "cm", "z of the caudal end of the cord segment")),
+            "segment_volume": ("segment", seg.sum(axis=1), _attrs(
+                "mL", "cord tissue volume of the segment")),
+            "pool": ("pool", list(POOLS), _attrs("1", "drug pool")),
+        },
+        attrs=dict(attrs or {}),
+    )
+    if len(requests):
+        ds = ds.assign_coords(request=("request", np.arange(len(requests))))
+        ds["request_time"] = ("request", np.array([r.time / 60 for r in requests]),
+                              _attrs("h", "time of a patient bolus request"))
+        ds["request_accepted"] = ("request", np.array([int(r.accepted) for r in requests],
+                                                      dtype=np.int8),
+                                  _attrs("1", "1 if the pump gave the bolus, 0 if refused"))
+        ds["request_reason"] = ("request", np.array([r.reason for r in requests]),
+                                _attrs("1", "accepted, lockout or max_per_day"))
+        ds["request_dose"] = ("request", np.array([r.source for r in requests], dtype=np.int32),
+                              _attrs("1", "index of the [[dose]] table of the request"))
+    return ds
+
+
+def save(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write a results Dataset to netCDF (the engine picks what is installed)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    out = ds.copy()
+    for k, v in list(out.attrs.items()):
+        if isinstance(v, (dict, list, tuple)):
+            out.attrs[k] = json.dumps(v)
+    out.to_netcdf(p)
+    return p
+
+
+def load(path: str | Path) -> xr.Dataset:
+    """Read results written by :func:`save`."""
+    with xr.open_dataset(path) as ds:
+        return ds.load()

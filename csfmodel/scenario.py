@@ -1,0 +1,388 @@
+"""The user's scenario: a TOML file or dict → validated objects in internal units.
+
+A scenario has four kinds of table::
+
+    [simulation]                 # duration, output_interval, resolution, solver
+    duration = "24 h"
+    output_interval = "5 min"
+    resolution = "5 mm"
+
+    [patient]                    # anatomy overrides, with units
+    spinal_csf_volume = "90 mL"
+
+    [drug]                       # a preset and property overrides
+    name = "morphine"
+
+    [[dose]]                     # any number of regimens
+    route = "intrathecal"
+    type = "infusion"
+    site = "T10"
+    rate = "1 mg/day"
+
+Every quantity is written with its unit and converted exactly once, here.
+Unknown keys, missing keys, wrong dimensions and out-of-range values raise a
+:class:`~csfmodel.errors.ScenarioError` naming the key, the value and what is
+allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from csfmodel.anatomy import PATIENT_UNITS, VERTEBRAL_LEVELS, Anatomy
+from csfmodel.dosing import (
+    ITBolus,
+    ITInfusion,
+    ITPatientBolus,
+    IVBolus,
+    IVInfusion,
+    OralDose,
+    Regimen,
+)
+from csfmodel.drugs import DRUG_UNITS, Drug, get_drug
+from csfmodel.errors import ScenarioError
+from csfmodel.units import convert
+
+__all__ = ["Scenario", "SimulationOptions", "load_scenario", "parse_scenario", "DOSE_KEYS"]
+
+_SECTIONS = ("simulation", "patient", "drug", "dose")
+
+#: Allowed keys of each dose (route, type); "route" and "type" are implied.
+DOSE_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("intrathecal", "infusion"): ("site", "rate", "program", "start", "duration"),
+    ("intrathecal", "patient_bolus"): ("site", "amount", "lockout", "max_per_day", "requests",
+                                       "daily_requests", "volume", "injection_rate"),
+    ("intrathecal", "bolus"): ("site", "amount", "time", "volume", "injection_rate",
+                               "interval", "count"),
+    ("oral", "bolus"): ("amount", "time", "formulation", "interval", "count"),
+    ("iv", "bolus"): ("amount", "time", "interval", "count"),
+    ("iv", "infusion"): ("rate", "start", "duration"),
+}
+_REQUIRED: dict[tuple[str, str], tuple[str, ...]] = {
+    ("intrathecal", "infusion"): ("site",),
+    ("intrathecal", "patient_bolus"): ("site", "amount", "lockout", "max_per_day"),
+    ("intrathecal", "bolus"): ("site", "amount"),
+    ("oral", "bolus"): ("amount",),
+    ("iv", "bolus"): ("amount",),
+    ("iv", "infusion"): ("rate",),
+}
+# plausibility limits in user units, to catch unit slips ("5 kg/day")
+_LIMITS = {
+    "it_rate": (0.0, 100.0, "mg/day", "0 to 100 mg/day (IT practice 0.1-25 mg/day, "
+                "Wallace & Yaksh 2012)"),
+    "it_amount": (0.0, 50.0, "mg", "more than 0 and at most 50 mg"),
+    "oral_amount": (0.0, 5000.0, "mg", "more than 0 and at most 5000 mg"),
+    "iv_amount": (0.0, 1000.0, "mg", "more than 0 and at most 1000 mg"),
+    "iv_rate": (0.0, 5000.0, "mg/day", "0 to 5000 mg/day"),
+    "volume": (0.0, 20.0, "mL", "more than 0 and at most 20 mL"),
+}
+
+
+@dataclass(frozen=True)
+class SimulationOptions:
+    """``[simulation]``: times in min, resolution in cm."""
+
+    duration: float = 1440.0
+    output_interval: float = 5.0
+    resolution: float = 0.5
+    solver: str = "reference"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario in internal units.
+
+    Build one with :func:`load_scenario` (TOML file), :func:`parse_scenario`
+    (dict) or directly from the objects.
+    """
+
+    simulation: SimulationOptions = field(default_factory=SimulationOptions)
+    anatomy: Anatomy = field(default_factory=Anatomy)
+    drug: Drug = field(default_factory=lambda: get_drug("morphine"))
+    doses: tuple[Regimen, ...] = ()
+    #: the user's input, kept verbatim for the results' attrs
+    source: dict = field(default_factory=dict, compare=False)
+
+    def replace_simulation(self, **kw: Any) -> Scenario:
+        """Copy with some simulation options changed (e.g. ``solver="reference"``)."""
+        from dataclasses import replace
+
+        return replace(self, simulation=replace(self.simulation, **kw))
+
+    def catheter_sites(self) -> list[float]:
+        """z (cm) of every intrathecal dose site."""
+        return sorted({d.site_z for d in self.doses if hasattr(d, "site_z")})
+
+
+# ---------------------------------------------------------------- helpers
+def _check_keys(table: dict, allowed: tuple[str, ...], key: str) -> None:
+    for k in table:
+        if k not in allowed:
+            raise ScenarioError(f"{key}.{k}" if key else k, table[k],
+                                "one of the keys: " + ", ".join(allowed), detail="unknown key")
+
+
+def _q(table: dict, name: str, unit: str, key: str, default: Any = None,
+       positive: bool = True) -> Any:
+    if name not in table:
+        return default
+    v = convert(table[name], unit, f"{key}.{name}")
+    if positive and not v > 0:
+        raise ScenarioError(f"{key}.{name}", table[name], f"a positive quantity in {unit}")
+    if not positive and v < 0:
+        raise ScenarioError(f"{key}.{name}", table[name], f"a non-negative quantity in {unit}")
+    return v
+
+
+def _limited(table: dict, name: str, limit: str, key: str, internal: str,
+             allow_zero: bool = False) -> float:
+    lo, hi, unit, text = _LIMITS[limit]
+    user = convert(table[name], unit, f"{key}.{name}")
+    if not ((lo <= user if allow_zero else lo < user) and user <= hi):
+        raise ScenarioError(f"{key}.{name}", table[name], text)
+    return convert(table[name], internal, f"{key}.{name}")
+
+
+_INTERSPACE = re.compile(r"^\s*([CTLS]\d{1,2})\s*[-/]\s*([CTLS]\d{1,2})\s*$", re.I)
+
+
+def parse_site(value: Any, anatomy: Anatomy, key: str) -> float:
+    """A catheter site: a vertebral level ("T10"), an interspace ("L3-L4") or "45 cm"."""
+    allowed = (f"a vertebral level ({VERTEBRAL_LEVELS[0]}…{VERTEBRAL_LEVELS[-1]}), an "
+               f"interspace such as 'L3-L4', or a distance from the foramen magnum within "
+               f"0-{anatomy.length:.1f} cm such as '45 cm'")
+    if not isinstance(value, str):
+        raise ScenarioError(key, value, allowed)
+    m = _INTERSPACE.match(value)
+    if m:
+        a, b = m.group(1).upper(), m.group(2).upper()
+        if a not in VERTEBRAL_LEVELS or b not in VERTEBRAL_LEVELS or \
+                VERTEBRAL_LEVELS.index(b) != VERTEBRAL_LEVELS.index(a) + 1:
+            raise ScenarioError(key, value, allowed, detail="not two adjacent levels")
+        return anatomy.level_z(a, 1.0, key)
+    if value.strip().upper() in VERTEBRAL_LEVELS:
+        return anatomy.level_z(value, 0.5, key)
+    if not re.match(r"^\s*[-+.\d]", value):
+        raise ScenarioError(key, value, allowed)
+    z = convert(value, "cm", key)
+    if not 0.0 <= z <= anatomy.length:
+        raise ScenarioError(key, value, allowed, detail="outside the spinal subarachnoid space")
+    return z
+
+
+def _times(values: Any, key: str) -> tuple[float, ...]:
+    if not isinstance(values, list):
+        raise ScenarioError(key, values, "a list of times such as ['2 h', '14 h']")
+    out = []
+    for i, v in enumerate(values):
+        t = convert(v, "min", f"{key}[{i}]")
+        if t < 0:
+            raise ScenarioError(f"{key}[{i}]", v, "a time at or after the start (>= 0 h)")
+        out.append(t)
+    return tuple(out)
+
+
+def _count(table: dict, key: str) -> int:
+    c = table.get("count", 1)
+    if isinstance(c, bool) or not isinstance(c, int) or c < 1:
+        raise ScenarioError(f"{key}.count", c, "a whole number >= 1")
+    if c > 1 and "interval" not in table:
+        raise ScenarioError(f"{key}.interval", None, "an interval such as '12 h' when count > 1",
+                            detail="missing")
+    return c
+
+
+def _parse_dose(d: Any, i: int, anatomy: Anatomy) -> Regimen:
+    key = f"dose[{i}]"
+    if not isinstance(d, dict):
+        raise ScenarioError(key, d, "a table with route, type and quantities")
+    route = d.get("route")
+    routes = sorted({r for r, _ in DOSE_KEYS})
+    if route is None:
+        raise ScenarioError(f"{key}.route", None, "one of: " + ", ".join(routes),
+                            detail="missing")
+    route = str(route).lower()
+    if route not in routes:
+        raise ScenarioError(f"{key}.route", d["route"], "one of: " + ", ".join(routes))
+    types = [t for r, t in DOSE_KEYS if r == route]
+    typ = str(d.get("type", "bolus")).lower()
+    if typ not in types:
+        raise ScenarioError(f"{key}.type", d.get("type"), f"for route {route!r} one of: "
+                            + ", ".join(types))
+    allowed = ("route", "type") + DOSE_KEYS[(route, typ)]
+    _check_keys(d, allowed, key)
+    for req in _REQUIRED[(route, typ)]:
+        if req not in d:
+            raise ScenarioError(f"{key}.{req}", None, f"a value (required for {route} {typ})",
+                                detail="missing")
+    t = d
+    start = _q(t, "start", "min", key, 0.0, positive=False)
+    duration = _q(t, "duration", "min", key, float("inf"))
+    time = _q(t, "time", "min", key, 0.0, positive=False)
+    interval = _q(t, "interval", "min", key, None)
+    if route == "intrathecal":
+        site = parse_site(t["site"], anatomy, f"{key}.site")
+    if (route, typ) == ("intrathecal", "infusion"):
+        if ("rate" in t) == ("program" in t):
+            raise ScenarioError(f"{key}.rate", t.get("rate"),
+                                "either rate = '1 mg/day' or a program, not both or neither")
+        if "rate" in t:
+            program = ((0.0, _limited(t, "rate", "it_rate", key, "ug/min", True)),)
+        else:
+            prog = t["program"]
+            if not isinstance(prog, list) or not prog:
+                raise ScenarioError(f"{key}.program", prog,
+                                    "a list of {at = '8 h', rate = '1 mg/day'} steps")
+            steps = []
+            for k, st in enumerate(prog):
+                sk = f"{key}.program[{k}]"
+                if not isinstance(st, dict):
+                    raise ScenarioError(sk, st, "a table {at = '8 h', rate = '1 mg/day'}")
+                _check_keys(st, ("at", "rate"), sk)
+                for req in ("at", "rate"):
+                    if req not in st:
+                        raise ScenarioError(f"{sk}.{req}", None, "a value", detail="missing")
+                at = convert(st["at"], "min", f"{sk}.at")
+                if not 0 <= at < 1440:
+                    raise ScenarioError(f"{sk}.at", st["at"], "a time of day in [0 h, 24 h)")
+                steps.append((at, _limited(st, "rate", "it_rate", sk, "ug/min", True)))
+            if len({a for a, _ in steps}) != len(steps):
+                raise ScenarioError(f"{key}.program", prog, "steps at distinct times of day")
+            program = tuple(sorted(steps))
+        return ITInfusion(site_z=site, program=program, start=start, duration=duration)
+    if (route, typ) == ("intrathecal", "patient_bolus"):
+        lockout = _q(t, "lockout", "min", key)
+        mpd = t["max_per_day"]
+        if isinstance(mpd, bool) or not isinstance(mpd, int) or mpd < 1:
+            raise ScenarioError(f"{key}.max_per_day", mpd, "a whole number >= 1")
+        if lockout >= 1440.0:
+            raise ScenarioError(f"{key}.lockout", t["lockout"], "a lockout shorter than 24 h")
+        if mpd * lockout > 1440.0 + 1e-9:
+            raise ScenarioError(f"{key}.max_per_day", mpd,
+                                f"at most {int(1440 // lockout)} per day with a "
+                                f"{t['lockout']} lockout", detail="impossible with the lockout")
+        if "requests" not in t and "daily_requests" not in t:
+            raise ScenarioError(f"{key}.requests", None,
+                                "requests = ['2 h', ...] and/or daily_requests = ['8 h', ...]",
+                                detail="missing")
+        daily = _times(t.get("daily_requests", []), f"{key}.daily_requests")
+        if any(x >= 1440 for x in daily):
+            raise ScenarioError(f"{key}.daily_requests", t["daily_requests"],
+                                "times of day in [0 h, 24 h)")
+        vol = _limited(t, "volume", "volume", key, "mL") if "volume" in t else 0.02
+        return ITPatientBolus(
+            site_z=site, amount=_limited(t, "amount", "it_amount", key, "ug"),
+            lockout=lockout, max_per_day=mpd,
+            requests=_times(t.get("requests", []), f"{key}.requests"), daily_requests=daily,
+            volume=vol, injection_rate=_q(t, "injection_rate", "mL/min", key, 0.1))
+    if (route, typ) == ("intrathecal", "bolus"):
+        vol = _limited(t, "volume", "volume", key, "mL") if "volume" in t else 1.0
+        return ITBolus(site_z=site, amount=_limited(t, "amount", "it_amount", key, "ug"),
+                       time=time, volume=vol,
+                       injection_rate=_q(t, "injection_rate", "mL/min", key, 4.0),
+                       interval=interval, count=_count(t, key))
+    if route == "oral":
+        form = str(t.get("formulation", "immediate")).lower()
+        forms = {"immediate": "immediate", "ir": "immediate", "controlled": "controlled",
+                 "cr": "controlled"}
+        if form not in forms:
+            raise ScenarioError(f"{key}.formulation", t.get("formulation"),
+                                "'immediate' (IR) or 'controlled' (CR)")
+        return OralDose(amount=_limited(t, "amount", "oral_amount", key, "ug"), time=time,
+                        formulation=forms[form], interval=interval, count=_count(t, key))
+    if typ == "bolus":
+        return IVBolus(amount=_limited(t, "amount", "iv_amount", key, "ug"), time=time,
+                       interval=interval, count=_count(t, key))
+    return IVInfusion(rate=_limited(t, "rate", "iv_rate", key, "ug/min"), start=start,
+                      duration=duration)
+
+
+def _overrides(table: dict, units: dict[str, str], key: str, skip: tuple[str, ...] = ()) -> dict:
+    out: dict[str, Any] = {}
+    for k, v in table.items():
+        if k in skip:
+            continue
+        if k not in units:
+            raise ScenarioError(f"{key}.{k}", v, "one of: " + ", ".join(sorted(units)),
+                                detail="unknown key")
+        if units[k] == "str":
+            out[k] = str(v)
+        elif units[k] == "1":
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ScenarioError(f"{key}.{k}", v, "a plain number")
+            out[k] = float(v)
+        else:
+            out[k] = convert(v, units[k], f"{key}.{k}")
+    return out
+
+
+def parse_scenario(data: dict) -> Scenario:
+    """Validate a scenario given as a dict (the parsed TOML) and convert units."""
+    if not isinstance(data, dict):
+        raise ScenarioError("scenario", data, "a table with [simulation], [patient], [drug], "
+                            "[[dose]]")
+    _check_keys(data, _SECTIONS, "")
+    sim_t = data.get("simulation", {})
+    if not isinstance(sim_t, dict):
+        raise ScenarioError("simulation", sim_t, "a table")
+    _check_keys(sim_t, ("duration", "output_interval", "resolution", "solver"), "simulation")
+    dur = _q(sim_t, "duration", "min", "simulation", 1440.0)
+    if dur > 366 * 1440:
+        raise ScenarioError("simulation.duration", sim_t["duration"], "at most 366 day")
+    dt = _q(sim_t, "output_interval", "min", "simulation", 5.0)
+    if dt > dur:
+        raise ScenarioError("simulation.output_interval", sim_t["output_interval"],
+                            f"at most the duration ({sim_t.get('duration', '24 h')})")
+    if dur / dt > 2_000_000:
+        raise ScenarioError("simulation.output_interval", sim_t["output_interval"],
+                            "at most 2,000,000 output times over the duration")
+    res = _q(sim_t, "resolution", "cm", "simulation", 0.5)
+    if not 0.02 <= res <= 5.0:
+        raise ScenarioError("simulation.resolution", sim_t["resolution"],
+                            "a grid spacing between 0.2 mm and 5 cm (default 5 mm)")
+    from csfmodel.solvers import BACKENDS
+
+    solver = str(sim_t.get("solver", "reference"))
+    if solver not in BACKENDS:
+        raise ScenarioError("simulation.solver", solver, "one of: " + ", ".join(BACKENDS))
+    sim = SimulationOptions(duration=dur, output_interval=dt, resolution=res, solver=solver)
+
+    pat = data.get("patient", {})
+    if not isinstance(pat, dict):
+        raise ScenarioError("patient", pat, "a table of anatomy overrides")
+    anatomy = Anatomy().with_overrides(_overrides(pat, PATIENT_UNITS, "patient"))
+    if anatomy.spinal_bulk_flow * 0 != 0:  # pragma: no cover - NaN guard
+        raise ScenarioError("patient.spinal_bulk_flow", pat, "a finite flow")
+
+    dr = data.get("drug", {"name": "morphine"})
+    if not isinstance(dr, dict):
+        raise ScenarioError("drug", dr, "a table with name = 'morphine' and overrides")
+    drug = get_drug(dr.get("name", "morphine"))
+    drug = drug.with_overrides(_overrides(dr, DRUG_UNITS, "drug", skip=("name",)))
+
+    doses = data.get("dose", [])
+    if not isinstance(doses, list):
+        raise ScenarioError("dose", doses, "an array of tables written [[dose]]")
+    regimens = tuple(_parse_dose(d, i, anatomy) for i, d in enumerate(doses))
+    return Scenario(simulation=sim, anatomy=anatomy, drug=drug, doses=regimens,
+                    source=copy.deepcopy(data))
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario TOML file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError("scenario", str(path), "a readable TOML file",
+                            detail=exc.strerror or str(exc)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError("scenario", str(path), "valid TOML", detail=str(exc)) from None
+    return parse_scenario(data)

@@ -1,0 +1,170 @@
+"""Quantities with units at the boundary, one fixed internal unit set inside.
+
+Users write quantities as strings such as ``"0.5 mg/day"``, ``"20 uL"`` or
+``"12 h"``. They are parsed and converted exactly once, when a scenario is read.
+Everything inside csfmodel uses the **internal units**:
+
+=============  =========  ===========================================
+quantity       unit       note
+=============  =========  ===========================================
+amount         ug         micrograms
+volume         mL         = cm^3
+length         cm
+time           min
+concentration  ug/mL      = 1000 ng/mL
+clearance      mL/min
+=============  =========  ===========================================
+
+Results are converted back to user-facing units (h, ng/mL, mg) in
+:mod:`csfmodel.results`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from csfmodel.errors import ScenarioError
+
+__all__ = ["parse_quantity", "convert", "format_quantity", "UNITS"]
+
+# dimension vector: (mass, length, time)
+_M = (1, 0, 0)
+_L = (0, 1, 0)
+_T = (0, 0, 1)
+_V = (0, 3, 0)
+_ONE = (0, 0, 0)
+
+#: unit symbol -> (factor to internal unit, dimension (mass, length, time))
+UNITS: dict[str, tuple[float, tuple[int, int, int]]] = {
+    # mass (internal: ug)
+    "pg": (1e-6, _M),
+    "ng": (1e-3, _M),
+    "ug": (1.0, _M),
+    "µg": (1.0, _M),
+    "mcg": (1.0, _M),
+    "mg": (1e3, _M),
+    "g": (1e6, _M),
+    "kg": (1e9, _M),
+    # length (internal: cm)
+    "um": (1e-4, _L),
+    "mm": (0.1, _L),
+    "cm": (1.0, _L),
+    "m": (100.0, _L),
+    # volume (internal: mL = cm^3)
+    "nL": (1e-6, _V),
+    "uL": (1e-3, _V),
+    "µL": (1e-3, _V),
+    "mL": (1.0, _V),
+    "dL": (100.0, _V),
+    "L": (1000.0, _V),
+    # time (internal: min)
+    "s": (1.0 / 60.0, _T),
+    "sec": (1.0 / 60.0, _T),
+    "min": (1.0, _T),
+    "h": (60.0, _T),
+    "hr": (60.0, _T),
+    "day": (1440.0, _T),
+    "d": (1440.0, _T),
+    "week": (10080.0, _T),
+    # dimensionless
+    "1": (1.0, _ONE),
+    "%": (0.01, _ONE),
+}
+_ALIASES = {"ml": "mL", "ul": "uL", "l": "L", "dl": "dL", "days": "day", "hours": "h",
+            "hour": "h", "minutes": "min", "mins": "min", "minute": "min",
+            "weeks": "week", "nl": "nL", "seconds": "s"}
+
+_NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
+_FACTOR = re.compile(r"^([A-Za-zµ%1]+)(?:\^?([-+]?\d+))?$")
+
+
+def _dimension_name(dim: tuple[int, int, int]) -> str:
+    names = {(1, 0, 0): "mass", (0, 1, 0): "length", (0, 3, 0): "volume",
+             (0, 0, 1): "time", (1, 0, -1): "mass/time", (0, 3, -1): "volume/time",
+             (1, -3, 0): "mass/volume", (0, 0, -1): "1/time", (0, 2, -1): "length^2/time",
+             (0, 1, -1): "length/time", (0, 0, 0): "dimensionless"}
+    if dim in names:
+        return names[dim]
+    parts = [f"{n}^{p}" for n, p in zip(("mass", "length", "time"), dim) if p]
+    return "*".join(parts)
+
+
+def _parse_unit(unit: str, key: str, text: str) -> tuple[float, tuple[int, int, int]]:
+    """Parse a unit expression such as ``mg/day``, ``cm^2/min``, ``mL/min/kg``.
+
+    The first ``/`` starts the denominator: ``mL/min/kg`` is mL/(min*kg).
+    """
+    unit = unit.replace("**", "^").replace("·", "*").strip()
+    factor = 1.0
+    dim = [0, 0, 0]
+    if unit == "":
+        return factor, _ONE
+    for part_no, part in enumerate(unit.split("/")):
+        sign = 1 if part_no == 0 else -1
+        for tok in re.split(r"[*\s]+", part.strip()):
+            if tok == "" and part_no == 0:
+                continue
+            m = _FACTOR.match(tok)
+            if m is None:
+                raise ScenarioError(key, text, "a number followed by a unit such as 'mg/day'",
+                                    detail=f"cannot read unit {unit!r}")
+            sym, power = m.group(1), int(m.group(2) or 1)
+            sym = _ALIASES.get(sym, sym)
+            if sym not in UNITS:
+                known = ", ".join(sorted(s for s in UNITS if s not in ("µg", "µL", "1")))
+                raise ScenarioError(key, text, f"a known unit ({known})",
+                                    detail=f"unknown unit {sym!r}")
+            f, d = UNITS[sym]
+            factor *= f ** (sign * power)
+            for i in range(3):
+                dim[i] += d[i] * sign * power
+    return factor, (dim[0], dim[1], dim[2])
+
+
+def parse_quantity(text: object, key: str = "value") -> tuple[float, tuple[int, int, int]]:
+    """Parse ``"<number> <unit>"`` into (value in internal units, dimension)."""
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        raise ScenarioError(key, text, "a quantity written as a string, e.g. '0.5 mg/day'")
+    if isinstance(text, (int, float)):
+        return float(text), _ONE
+    m = _NUMBER.match(text)
+    if m is None:
+        raise ScenarioError(key, text, "a number followed by a unit, e.g. '0.5 mg/day'")
+    value = float(m.group(1))
+    factor, dim = _parse_unit(m.group(2), key, text)
+    return value * factor, dim
+
+
+def convert(text: object, unit: str, key: str = "value") -> float:
+    """Convert a user quantity to ``unit`` and return the number.
+
+    The dimension of ``text`` must match ``unit``; otherwise a
+    :class:`~csfmodel.errors.ScenarioError` names the key, the value given and
+    the dimension expected. A bare number is accepted only for dimensionless
+    targets.
+
+    Examples
+    --------
+    >>> convert("0.5 mg/day", "ug/min")  # doctest: +ELLIPSIS
+    0.3472...
+    """
+    target_factor, target_dim = _parse_unit(unit, key, unit)
+    if isinstance(text, (int, float)) and not isinstance(text, bool) and target_dim != _ONE:
+        raise ScenarioError(key, text, f"a quantity with units of {_dimension_name(target_dim)},"
+                            f" e.g. '{text} {unit}'")
+    value, dim = parse_quantity(text, key)
+    if dim != target_dim:
+        raise ScenarioError(
+            key, text,
+            f"a {_dimension_name(target_dim)} such as '1 {unit}'",
+            detail=f"it has dimension {_dimension_name(dim)}")
+    out = value / target_factor
+    if not math.isfinite(out):
+        raise ScenarioError(key, text, "a finite number")
+    return out
+
+
+def format_quantity(value: float, unit: str) -> str:
+    """Format a number and unit the way users write them (``"0.5 mg"``)."""
+    return f"{value:.6g} {unit}"
