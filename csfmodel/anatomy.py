@@ -135,6 +135,9 @@ class Anatomy:
     #: Sharp 2019 J Fluid Mech 874:R2) to >1000x (fine anatomy, Stockman 2007 J
     #: Biomech 40:1180) range.
     dispersion: float = 0.4
+    #: Dispersion at the end of the dural sac as a fraction of ``dispersion``
+    #: (0: vanishing in the distal lumbar sac, the default; 1: uniform along z).
+    dispersion_caudal_fraction: float = 0.0
     #: Pulsatile exchange between ventricles and cisterna (aqueduct), mL/min
     #: (estimate; aqueductal stroke volume ~0.03 mL/beat, Baledent 2004).
     ventricular_mixing: float = 0.1
@@ -288,11 +291,16 @@ class Anatomy:
         """Check every value is physically possible."""
         for f in fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, float) and f.name not in ("spinal_bulk_flow",) and not v > 0:
+            if isinstance(v, float) and f.name not in ("spinal_bulk_flow",
+                                                      "dispersion_caudal_fraction") \
+                    and not v > 0:
                 raise ScenarioError(f"{key}.{f.name}", v, "a positive quantity")
         if self.spinal_bulk_flow < 0 or self.spinal_bulk_flow >= self.csf_production:
             raise ScenarioError(f"{key}.spinal_bulk_flow", self.spinal_bulk_flow,
                                 f"0 <= flow < csf_production ({self.csf_production} mL/min)")
+        if not 0 <= self.dispersion_caudal_fraction <= 1:
+            raise ScenarioError(f"{key}.dispersion_caudal_fraction",
+                                self.dispersion_caudal_fraction, "a number in [0, 1]")
         if not 0 <= self.conus_fraction <= 1:
             raise ScenarioError(f"{key}.conus_fraction", self.conus_fraction, "a number in [0, 1]")
         self.segment_edges()
@@ -309,7 +317,8 @@ PATIENT_UNITS: dict[str, str] = {
     "sacral_s1_length": "cm", "sacral_s2_length": "cm", "spinal_csf_volume": "mL",
     "conus_level": "str", "conus_fraction": "1", "cisternal_volume": "mL",
     "cortical_sas_volume": "mL", "ventricular_volume": "mL", "csf_production": "mL/min",
-    "spinal_bulk_flow": "mL/min", "dispersion": "cm^2/min", "ventricular_mixing": "mL/min",
+    "spinal_bulk_flow": "mL/min", "dispersion": "cm^2/min",
+    "dispersion_caudal_fraction": "1", "ventricular_mixing": "mL/min",
     "cranial_mixing": "mL/min", "injection_spread": "1", "injection_mixing": "cm^2/min",
     "brain_mass": "g", "body_weight": "kg",
 }

@@ -31,8 +31,9 @@ Spinal dispersion and bulk flow across the face between cells ``i`` and ``i+1``
 
     F_{i+1/2} = D(z_f) A(z_f) / dz * (C_i - C_{i+1}) + q(z_f) * (C_i + C_{i+1}) / 2
 
-with :math:`D(z) = D_{aq} + D_{disp}\,(1 - z/L)` (pulsatile dispersion,
-largest at the foramen magnum, vanishing at the end of the dural sac) and
+with :math:`D(z) = D_{aq} + D_{disp}\,(1 - (1 - f)\,z/L)` (pulsatile dispersion,
+largest at the foramen magnum, falling to the fraction ``f`` of it at the end of the
+dural sac; ``f = 0`` by default) and
 :math:`q(z) = q_{sp}(1 - z/L)` (net spinal bulk flow absorbed evenly along the
 spine). The face at z = 0 couples cell 0 to the cisterna over half a cell; the
 sac end is closed.
@@ -324,7 +325,9 @@ class Model:
 
 def dispersion(anatomy: Anatomy, drug: Drug, z: np.ndarray) -> np.ndarray:
     """Effective dispersion coefficient D(z), cm^2/min."""
-    return drug.diffusivity + anatomy.dispersion * np.clip(1.0 - z / anatomy.length, 0, 1)
+    f = anatomy.dispersion_caudal_fraction
+    return drug.diffusivity + anatomy.dispersion * np.clip(1.0 - (1.0 - f) * z / anatomy.length,
+                                                           0, 1)
 
 
 def bulk_flow(anatomy: Anatomy, z: np.ndarray) -> np.ndarray:
