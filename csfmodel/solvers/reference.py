@@ -29,7 +29,7 @@ def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
         Output times (min), non-decreasing, within ``[0, schedule.t_end]``.
     rtol, atol
         Tolerances of :func:`scipy.integrate.solve_ivp`. ``atol`` defaults to
-        1e-13 of the total amount dosed (ug).
+        1e-13 of the total amount dosed plus the initial amount (ug).
     method
         An implicit method of ``solve_ivp`` (``"Radau"`` or ``"BDF"``).
     y0
@@ -40,9 +40,10 @@ def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
     t_out = np.asarray(t_out, float)
     total = schedule.jumps.sum() + schedule.rates.sum(axis=1) @ np.diff(
         np.append(schedule.times, schedule.t_end))
+    y = np.zeros(n) if y0 is None else np.array(y0, float)
+    total += np.abs(y).sum()
     if atol is None:
         atol = 1e-13 * max(total, 1e-300)
-    y = np.zeros(n) if y0 is None else np.array(y0, float)
     out = np.zeros((len(t_out), n))
     ends = np.append(schedule.times[1:], schedule.t_end)
     for k, (t0, t1) in enumerate(zip(schedule.times, ends)):

@@ -1,0 +1,252 @@
+"""The model against physics: analytic solutions, conservation, convergence, linearity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import ndtr
+
+import csfmodel
+from csfmodel.anatomy import Anatomy
+from csfmodel.dosing import DoseEvents, expand
+from csfmodel.drugs import get_drug
+from csfmodel.model import build_model, build_schedule
+from csfmodel.solvers.reference import solve
+
+UNIFORM = (("C1", 0.0, 1.0), ("S2", 1.0, 1.0))
+THREAD = (("C1", 0.0, 1e-9), ("S5", 1.0, 1e-9))  # a vanishing cord: uniform sac perimeter
+
+
+def uniform_anatomy(**kw) -> Anatomy:
+    """A 61 cm channel of 1 cm^2 CSF area with uniform dispersion, no bulk flow."""
+    a = Anatomy(area_shape=UNIFORM, cord_area_profile=THREAD, spinal_bulk_flow=0.0,
+                dispersion_caudal_fraction=1.0)
+    return a.with_overrides({"spinal_csf_volume": a.length, **kw})
+
+
+def inert_drug(**kw):
+    """Morphine without CNS exchange: only what a test switches back on acts."""
+    base = dict(diffusivity=1e-12, meningeal_permeability=1e-14, bbb_efflux=1e-14,
+                bcsfb_efflux=1e-14)
+    base.update(kw)
+    return get_drug("morphine").with_overrides(base)
+
+
+def run_model(model, t_out, events=None, y0=None, t_end=None):
+    t_end = float(t_out[-1]) if t_end is None else t_end
+    sched = build_schedule(model, events or DoseEvents(), t_end)
+    return solve(model.system, sched, t_out, y0=y0, rtol=1e-11)
+
+
+def gaussian_cells(edges, mu, sigma, amount):
+    return amount * np.diff(ndtr((edges - mu) / sigma))
+
+
+# ----------------------------------------------------------------- dispersion
+@pytest.mark.parametrize("res", [0.25])
+def test_bolus_spreads_as_gaussian(res):
+    """Dispersion only on a long uniform channel: sigma^2 = sigma0^2 + 2 D t."""
+    D = 0.2
+    m = build_model(uniform_anatomy(dispersion=D), inert_drug(), res)
+    g = m.grid
+    y0 = np.zeros(m.system.n_state)
+    sigma0, z0, amount = 2.0, 30.0, 100.0
+    y0[: g.n] = gaussian_cells(g.edges, z0, sigma0, amount)
+    t = np.array([0.0, 30.0, 60.0])
+    Y = run_model(m, t, y0=y0)
+    for k, tk in enumerate(t):
+        exact = gaussian_cells(g.edges, z0, np.sqrt(sigma0**2 + 2 * D * tk), amount)
+        err = np.abs(Y[k, : g.n] - exact).max() / exact.max()
+        assert err < 2e-3, (tk, err)
+    # the computed variance grows as 2 D t
+    c = g.centers
+    var = [np.sum(Y[k, : g.n] * (c - z0) ** 2) / np.sum(Y[k, : g.n]) for k in range(3)]
+    assert np.diff(var) == pytest.approx([2 * D * 30] * 2, rel=2e-3)
+
+
+def test_second_order_convergence_in_z():
+    """Error of the Gaussian solution falls 4x per halving of dz (measured order ~2)."""
+    D, sigma0, z0, amount, T = 0.4, 1.5, 30.0, 100.0, 30.0
+    errs = []
+    for n in (61, 122, 244):
+        m = build_model(uniform_anatomy(dispersion=D), inert_drug(), 61.0 / n + 1e-12)
+        g = m.grid
+        assert g.n == n
+        y0 = np.zeros(m.system.n_state)
+        y0[: g.n] = gaussian_cells(g.edges, z0, sigma0, amount)
+        Y = run_model(m, np.array([0.0, T]), y0=y0)
+        exact = gaussian_cells(g.edges, z0, np.sqrt(sigma0**2 + 2 * D * T), amount)
+        errs.append(np.abs(Y[-1, : g.n] - exact).max() / g.dz)  # concentration error
+    orders = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
+    assert np.all(orders > 1.85) and np.all(orders < 2.15), orders
+
+
+def test_self_convergence_on_real_anatomy():
+    """Default anatomy, lumbar bolus: cisternal exposure converges at second order in z."""
+    sc = {"simulation": {"duration": "3 h"},
+          "dose": [{"route": "intrathecal", "type": "bolus", "site": "L2", "amount": "0.5 mg",
+                    "volume": "2 mL"}]}
+    vals = []
+    L = Anatomy().length
+    for n in (30, 60, 120):
+        sc["simulation"]["resolution"] = f"{L / n + 1e-9} cm"
+        ds = csfmodel.simulate(sc, solver="reference", rtol=1e-11)
+        vals.append(float(ds.cisternal_csf_concentration.isel(time=-1)))
+    p = np.log2(abs(vals[0] - vals[1]) / abs(vals[1] - vals[2]))
+    assert 1.6 < p < 2.4, (vals, p)
+
+
+# ------------------------------------------------------------ steady infusion
+def test_steady_infusion_profile_is_exponential():
+    """Constant infusion, dispersion + uniform loss k: C ~ exp(-|z - z0| / sqrt(D/k))."""
+    D, P = 0.4, 0.03
+    a = uniform_anatomy(dispersion=D)
+    m = build_model(a, inert_drug(meningeal_permeability=P), 0.25)
+    g = m.grid
+    # loss rate per volume: P * perimeter(sac area) / CSF area
+    k = m.rates["meningeal_clearance"] / a.spinal_csf_volume
+    lam = np.sqrt(D / k)
+    from csfmodel.dosing import ITInfusion
+
+    z0 = 30.0 + 0.5 * g.dz - 30.0 % g.dz  # a cell centre
+    ev = expand([ITInfusion(site_z=z0, program=((0.0, 1.0),))], 12 * 60.0)
+    sched = build_schedule(m, ev, 12 * 60.0)
+    Y = solve(m.system, sched, np.array([12 * 60.0]), rtol=1e-10)[-1, : g.n]
+    c = Y / g.csf_volume
+    i0 = int(np.argmax(c))
+    dist = np.abs(g.centers - g.centers[i0])
+    sel = (dist > 0) & (dist < 3 * lam)
+    slope = np.polyfit(dist[sel], np.log(c[sel] / c[i0]), 1)[0]
+    assert -1 / slope == pytest.approx(lam, rel=0.01)
+
+
+# ------------------------------------------------------------- systemic closed forms
+def _conc(ds, name):
+    return ds[name].values
+
+
+def test_oral_bateman_curve():
+    """One-compartment oral: C = F D ka / (V (ka - k)) (exp(-k t) - exp(-ka t))."""
+    drug = inert_drug(q2=1e-12, q3=1e-12)
+    sc = csfmodel.parse_scenario({
+        "simulation": {"duration": "24 h", "output_interval": "15 min", "resolution": "2 cm"},
+        "dose": [{"route": "oral", "amount": "30 mg", "formulation": "immediate"}]})
+    from dataclasses import replace
+
+    sc = replace(sc, drug=drug)
+    ds = csfmodel.simulate(sc, solver="reference")
+    t = ds.time.values * 60
+    k, ka, F, V = drug.cl / drug.v1, drug.ka_ir, drug.f_oral, drug.v1
+    exact = F * 30e3 * ka / (V * (ka - k)) * (np.exp(-k * t) - np.exp(-ka * t)) * 1e3
+    c = _conc(ds, "plasma_concentration")
+    assert np.abs(c - exact).max() / exact.max() < 1e-6
+    # the first-pass fraction is eliminated at once with absorption
+    assert float(ds.amount_eliminated[-1]) >= (1 - F) * 30 * (1 - np.exp(-ka * t[-1])) - 1e-9
+
+
+def test_iv_three_compartment_closed_form():
+    """IV bolus: plasma follows the tri-exponential of the 3-compartment model."""
+    drug = inert_drug()
+    sc = csfmodel.parse_scenario({
+        "simulation": {"duration": "12 h", "output_interval": "10 min", "resolution": "2 cm"},
+        "dose": [{"route": "iv", "amount": "10 mg"}]})
+    from dataclasses import replace
+
+    ds = csfmodel.simulate(replace(sc, drug=drug), solver="reference")
+    # closed form: micro-constants -> eigenvalues of the 3x3 rate matrix -> sum of exponentials
+    k10, k12, k13 = drug.cl / drug.v1, drug.q2 / drug.v1, drug.q3 / drug.v1
+    k21, k31 = drug.q2 / drug.v2, drug.q3 / drug.v3
+    K = np.array([[-(k10 + k12 + k13), k21, k31], [k12, -k21, 0], [k13, 0, -k31]])
+    lam, vec = np.linalg.eig(K)
+    coef = np.linalg.solve(vec, np.array([10e3, 0, 0]))
+    t = ds.time.values * 60
+    exact = (vec[0] * coef * np.exp(np.outer(t, lam))).sum(axis=1).real / drug.v1 * 1e3
+    c = _conc(ds, "plasma_concentration")
+    assert np.abs(c - exact).max() / exact.max() < 1e-6
+    # terminal slope is the smallest eigenvalue
+    assert -np.log(c[-1] / c[-7]) / (t[-1] - t[-7]) == pytest.approx(-lam.real.max(), rel=2e-3)
+
+
+def test_exponential_absorption_from_gut():
+    """The gut depot empties as exp(-ka t), whatever else happens."""
+    ds = csfmodel.simulate({"simulation": {"duration": "2 h", "output_interval": "5 min",
+                                           "resolution": "2 cm"},
+                            "dose": [{"route": "oral", "amount": "10 mg",
+                                      "formulation": "controlled"}]}, solver="reference")
+    ka = get_drug("morphine").ka_cr
+    gut = ds.amount.sel(pool="gut").values
+    assert gut == pytest.approx(10 * np.exp(-ka * ds.time.values * 60), rel=1e-7)
+
+
+# ------------------------------------------------------------- conservation, linearity
+MIXED = {
+    "simulation": {"duration": "30 h", "output_interval": "20 min", "resolution": "1 cm"},
+    "dose": [
+        {"route": "intrathecal", "type": "infusion", "site": "T10",
+         "program": [{"at": "0 h", "rate": "0.5 mg/day"}, {"at": "8 h", "rate": "1 mg/day"}]},
+        {"route": "intrathecal", "type": "patient_bolus", "site": "T10", "amount": "0.05 mg",
+         "lockout": "3 h", "max_per_day": 4, "daily_requests": ["9 h", "10 h", "15 h"]},
+        {"route": "intrathecal", "type": "bolus", "site": "L3", "amount": "0.2 mg",
+         "time": "2 h", "volume": "2 mL"},
+        {"route": "oral", "amount": "20 mg", "interval": "12 h", "count": 3},
+        {"route": "iv", "type": "infusion", "rate": "10 mg/day", "start": "1 h",
+         "duration": "3 h"},
+    ],
+}
+
+
+def test_mass_balance_to_round_off():
+    ds = csfmodel.simulate(MIXED, solver="reference")
+    dosed = ds.amount_dosed.values
+    err = np.abs(dosed - ds.amount_present.values - ds.amount_eliminated.values)
+    assert err.max() <= 1e-9 * dosed.max()
+    # the amount dosed is known in closed form
+    infused = 0.5 / 24 * 8 + 1.0 / 24 * 16 + 0.5 / 24 * 6   # first 30 h of the program
+    # the 10 h request falls inside the 3 h lockout and is refused
+    expected = infused + 0.05 * 2 + 0.2 + 20 * 3 + 10 / 24 * 3
+    assert dosed[-1] == pytest.approx(expected, rel=1e-12)
+    # pools add up to what is present
+    assert ds.amount.sum("pool").values == pytest.approx(ds.amount_present.values, rel=1e-12)
+
+
+def test_columns_of_J_sum_to_zero():
+    m = build_model(Anatomy(), get_drug("morphine"), 0.5)
+    J = m.system.to_dense()
+    assert np.abs(J.sum(axis=0)).max() < 1e-14 * np.abs(J).max()
+    # and the dynamics are stable: no eigenvalue with positive real part
+    assert np.linalg.eigvals(J).real.max() < 1e-12
+
+
+def _scaled(scenario, factor):
+    import copy
+
+    sc = copy.deepcopy(scenario)
+    for d in sc["dose"]:
+        for key in ("amount", "rate"):
+            if key in d:
+                v, u = d[key].split(" ", 1)
+                d[key] = f"{float(v) * factor} {u}"
+        for st in d.get("program", []):
+            v, u = st["rate"].split(" ", 1)
+            st["rate"] = f"{float(v) * factor} {u}"
+    return sc
+
+
+VARS = ("csf_concentration", "cord_concentration", "brain_concentration",
+        "plasma_concentration", "cisternal_csf_concentration")
+
+
+def test_dose_linearity():
+    a = csfmodel.simulate(MIXED, solver="reference")
+    b = csfmodel.simulate(_scaled(MIXED, 3.0), solver="reference")
+    for v in VARS:
+        assert np.abs(b[v].values - 3 * a[v].values).max() <= 1e-7 * np.abs(b[v].values).max()
+
+
+def test_superposition():
+    whole = csfmodel.simulate(MIXED, solver="reference")
+    parts = [csfmodel.simulate({**MIXED, "dose": [d]}, solver="reference")
+             for d in MIXED["dose"]]
+    for v in VARS:
+        total = sum(p[v].values for p in parts)
+        assert np.abs(whole[v].values - total).max() <= 1e-7 * np.abs(total).max()
