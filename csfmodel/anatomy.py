@@ -243,9 +243,11 @@ class Anatomy:
             s = (conus - z_ct) / (d_conus - default.level_z("C7", 0.75))
             z_tl = z_ct + s * (default.level_z("T10", 0.5) - default.level_z("C7", 0.75))
             z_ls = z_ct + s * (default.level_z("T12", 0.5) - default.level_z("C7", 0.75))
-        if not 0 < z_ct < z_tl < z_ls < conus <= self.length:
-            raise ScenarioError("patient.conus_level", f"{self.conus_level}",
-                                "a conus below T12 and above the end of the dural sac")
+        if not (self.level_z("T11", 0.0) <= conus <= self.level_z("L3", 1.0)
+                and 0 < z_ct < z_tl < z_ls < conus):
+            # adult conus positions range T11-L3 (Saifuddin 1998 J Anat 193:137, n=504)
+            raise ScenarioError("patient.conus_level", self.conus_level,
+                                "a conus between T11 and L3 (adult range)")
         return np.concatenate([
             np.linspace(0.0, z_ct, 9)[:-1],
             np.linspace(z_ct, z_tl, 13)[:-1],
@@ -276,27 +278,33 @@ class Anatomy:
                 + self.ventricular_volume)
 
     # ------------------------------------------------------------ overrides
-    def with_overrides(self, overrides: dict, key: str = "patient") -> Anatomy:
-        """Return a copy with user overrides (already converted to internal units)."""
+    def with_overrides(self, overrides: dict, key: str = "patient",
+                       given: dict | None = None) -> Anatomy:
+        """Return a copy with user overrides (already converted to internal units).
+
+        ``given`` maps keys to the values as the user wrote them, for error messages.
+        """
         names = {f.name for f in fields(self)} - {"area_shape", "cord_area_profile"}
         for k in overrides:
             if k not in names:
                 raise ScenarioError(f"{key}.{k}", overrides[k],
                                     "one of: " + ", ".join(sorted(names)), detail="unknown key")
         new = replace(self, **overrides)
-        new.validate(key)
+        new.validate(key, given)
         return new
 
-    def validate(self, key: str = "patient") -> None:
+    def validate(self, key: str = "patient", given: dict | None = None) -> None:
         """Check every value is physically possible."""
+        given = given or {}
         for f in fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, float) and f.name not in ("spinal_bulk_flow",
+            v = given.get(f.name, getattr(self, f.name))
+            if isinstance(getattr(self, f.name), float) and f.name not in ("spinal_bulk_flow",
                                                       "dispersion_caudal_fraction") \
-                    and not v > 0:
+                    and not getattr(self, f.name) > 0:
                 raise ScenarioError(f"{key}.{f.name}", v, "a positive quantity")
         if self.spinal_bulk_flow < 0 or self.spinal_bulk_flow >= self.csf_production:
-            raise ScenarioError(f"{key}.spinal_bulk_flow", self.spinal_bulk_flow,
+            raise ScenarioError(f"{key}.spinal_bulk_flow",
+                                given.get("spinal_bulk_flow", self.spinal_bulk_flow),
                                 f"0 <= flow < csf_production ({self.csf_production} mL/min)")
         if not 0 <= self.dispersion_caudal_fraction <= 1:
             raise ScenarioError(f"{key}.dispersion_caudal_fraction",

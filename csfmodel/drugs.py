@@ -146,32 +146,39 @@ class Drug:
         c = CNS_CONSTANTS
         return c["brain_f_water"] + c["brain_f_lipid"] * self.octanol_buffer
 
-    def with_overrides(self, overrides: dict, key: str = "drug") -> Drug:
-        """Copy with overrides (values already in internal units)."""
+    def with_overrides(self, overrides: dict, key: str = "drug",
+                       given: dict | None = None) -> Drug:
+        """Copy with overrides (values already in internal units).
+
+        ``given`` maps keys to the values as the user wrote them, for error messages.
+        """
         names = {f.name for f in fields(self)} - {"name", "sources", "estimated"}
         for k in overrides:
             if k not in names:
                 raise ScenarioError(f"{key}.{k}", overrides[k], "one of: " + ", ".join(
                     sorted(names)), detail="unknown key")
         new = replace(self, **overrides)
-        new.validate(key)
+        new.validate(key, given)
         return new
 
-    def validate(self, key: str = "drug") -> None:
+    def validate(self, key: str = "drug", given: dict | None = None) -> None:
         """Check every property is in its allowed range."""
+        given = given or {}
         for f in fields(self):
             v = getattr(self, f.name)
+            shown = given.get(f.name, v)
             if f.name in ("name", "sources", "estimated"):
                 continue
             if f.name == "meningeal_permeability":
                 if v is not None and not v > 0:
-                    raise ScenarioError(f"{key}.{f.name}", v, "a positive permeability")
+                    raise ScenarioError(f"{key}.{f.name}", shown, "a positive permeability")
                 continue
             if not (v > 0):
-                raise ScenarioError(f"{key}.{f.name}", v, "a positive value")
+                raise ScenarioError(f"{key}.{f.name}", shown, "a positive value")
         for k in ("fu_plasma", "f_oral"):
             if not getattr(self, k) <= 1:
-                raise ScenarioError(f"{key}.{k}", getattr(self, k), "a fraction in (0, 1]")
+                raise ScenarioError(f"{key}.{k}", given.get(k, getattr(self, k)),
+                                    "a fraction in (0, 1]")
 
 
 #: Units users write overrides in (converted to internal units).

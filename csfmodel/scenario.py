@@ -355,15 +355,13 @@ def parse_scenario(data: dict) -> Scenario:
     pat = data.get("patient", {})
     if not isinstance(pat, dict):
         raise ScenarioError("patient", pat, "a table of anatomy overrides")
-    anatomy = Anatomy().with_overrides(_overrides(pat, PATIENT_UNITS, "patient"))
-    if anatomy.spinal_bulk_flow * 0 != 0:  # pragma: no cover - NaN guard
-        raise ScenarioError("patient.spinal_bulk_flow", pat, "a finite flow")
+    anatomy = Anatomy().with_overrides(_overrides(pat, PATIENT_UNITS, "patient"), "patient", pat)
 
     dr = data.get("drug", {"name": "morphine"})
     if not isinstance(dr, dict):
         raise ScenarioError("drug", dr, "a table with name = 'morphine' and overrides")
     drug = get_drug(dr.get("name", "morphine"))
-    drug = drug.with_overrides(_overrides(dr, DRUG_UNITS, "drug", skip=("name",)))
+    drug = drug.with_overrides(_overrides(dr, DRUG_UNITS, "drug", skip=("name",)), "drug", dr)
 
     doses = data.get("dose", [])
     if not isinstance(doses, list):
