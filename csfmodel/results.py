@@ -115,7 +115,8 @@ def to_dataset(model: Model, schedule: Schedule, t_out: np.ndarray, states: np.n
         attrs=dict(attrs or {}),
     )
     if len(requests):
-        ds = ds.assign_coords(request=("request", np.arange(len(requests))))
+        ds = ds.assign_coords(request=("request", np.arange(len(requests)),
+                                       _attrs("1", "patient bolus request number")))
         ds["request_time"] = ("request", np.array([r.time / 60 for r in requests]),
                               _attrs("h", "time of a patient bolus request"))
         ds["request_accepted"] = ("request", np.array([int(r.accepted) for r in requests],
