@@ -16,7 +16,20 @@ from csfmodel.model import Model, Schedule, build_model, build_schedule
 from csfmodel.results import to_dataset
 from csfmodel.scenario import Scenario, load_scenario, parse_scenario
 
-__all__ = ["simulate", "prepare"]
+__all__ = ["simulate", "prepare", "SimulationInterrupted"]
+
+
+class SimulationInterrupted(KeyboardInterrupt):
+    """A simulation stopped by Ctrl-C; ``partial`` holds the results computed so far.
+
+    ``partial`` is a complete Dataset over the output times reached before the
+    interrupt, with ``attrs["interrupted"]`` saying where it stopped. The CLI
+    saves it before exiting.
+    """
+
+    def __init__(self, partial: xr.Dataset):
+        super().__init__(partial.attrs.get("interrupted", "interrupted"))
+        self.partial = partial
 
 
 def _as_scenario(scenario: Scenario | dict | str | Path) -> Scenario:
@@ -79,13 +92,21 @@ def simulate(scenario: Scenario | dict | str | Path, *, solver: str | None = Non
     0.3
     """
     from csfmodel import __version__
-    from csfmodel.solvers import get_solver
+    from csfmodel.solvers import SolveInterrupted, get_solver
 
     sc, model, schedule, events, t_out = prepare(scenario)
     name = solver or sc.simulation.solver
     solve = get_solver(name)
     t0 = _time.perf_counter()
-    states = solve(model.system, schedule, t_out, **solver_options)
+    interrupted = None
+    try:
+        states = solve(model.system, schedule, t_out, **solver_options)
+    except SolveInterrupted as exc:
+        states = exc.states
+        last = t_out[len(states) - 1] / 60 if len(states) else 0.0
+        interrupted = (f"stopped by the user at t = {last:.4g} h of "
+                       f"{sc.simulation.duration / 60:.4g} h")
+        t_out = t_out[: len(states)]
     elapsed = _time.perf_counter() - t0
     if not np.all(np.isfinite(states)):  # pragma: no cover - a solver bug, never silent
         raise RuntimeError(f"solver {name!r} produced non-finite values")
@@ -100,4 +121,11 @@ def simulate(scenario: Scenario | dict | str | Path, *, solver: str | None = Non
         "scenario": json.dumps(sc.source, default=str),
         "Conventions": "CF-1.8",
     }
-    return to_dataset(model, schedule, t_out, states, events.requests, attrs)
+    if interrupted:
+        attrs["interrupted"] = interrupted
+    ds = to_dataset(model, schedule, t_out, states,
+                    [r for r in events.requests if r.time <= t_out[-1]] if len(t_out)
+                    else [], attrs)
+    if interrupted:
+        raise SimulationInterrupted(ds)
+    return ds

@@ -38,10 +38,19 @@ Worked examples: examples/scenarios/*.toml.
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from csfmodel.api import simulate
+    from csfmodel.api import SimulationInterrupted, simulate
     from csfmodel.results import save
 
-    ds = simulate(args.scenario, solver=args.solver)
+    try:
+        ds = simulate(args.scenario, solver=args.solver)
+    except SimulationInterrupted as exc:
+        if exc.partial.sizes["time"]:
+            out = save(exc.partial, args.output)
+            print(f"csfmodel: {exc.partial.attrs['interrupted']}; partial results saved "
+                  f"to {out}", file=sys.stderr)
+        else:
+            print("csfmodel: interrupted before the first output time", file=sys.stderr)
+        return 130
     out = save(ds, args.output)
     print(f"wrote {out}  ({ds.sizes['time']} times x {ds.sizes['z']} cells, "
           f"solver {ds.attrs['solver']}, {ds.attrs['solver_seconds']:.2f} s)")

@@ -16,7 +16,18 @@ from collections.abc import Callable
 
 from csfmodel.errors import ScenarioError
 
-__all__ = ["BACKENDS", "get_solver", "available_backends"]
+__all__ = ["BACKENDS", "get_solver", "available_backends", "SolveInterrupted"]
+
+
+class SolveInterrupted(Exception):
+    """Raised by a backend interrupted (Ctrl-C) part-way: carries what it computed.
+
+    ``states`` holds the rows of the output times completed before the interrupt.
+    """
+
+    def __init__(self, states):
+        super().__init__(f"interrupted after {len(states)} output times")
+        self.states = states
 
 #: name -> (module, function, one-line description)
 BACKENDS: dict[str, tuple[str, str, str]] = {

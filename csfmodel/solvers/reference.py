@@ -46,7 +46,20 @@ def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
         atol = 1e-13 * max(total, 1e-300)
     out = np.zeros((len(t_out), n))
     ends = np.append(schedule.times[1:], schedule.t_end)
+    reached = [0.0]  # start of the dose interval being integrated
+    try:
+        _integrate(J, schedule, t_out, y, out, ends, rtol, atol, method, reached)
+    except KeyboardInterrupt:
+        from csfmodel.solvers import SolveInterrupted
+
+        raise SolveInterrupted(out[: int(np.count_nonzero(t_out < reached[0]))]) from None
+    return out
+
+
+def _integrate(J, schedule, t_out, y, out, ends, rtol, atol, method, reached) -> None:
+    """Fill ``out`` interval by interval; ``reached[0]`` tracks the progress."""
     for k, (t0, t1) in enumerate(zip(schedule.times, ends)):
+        reached[0] = t0
         y = y + schedule.jumps[k]
         last = k == len(ends) - 1
         sel = (t_out >= t0) & ((t_out < t1) | (last & (t_out <= t1)))
@@ -68,4 +81,3 @@ def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
             raise RuntimeError(f"reference solver failed on [{t0}, {t1}] min: {sol.message}")
         out[sel] = sol.y[:, inverse[:-1]].T
         y = sol.y[:, -1]
-    return out
