@@ -1,0 +1,475 @@
+r"""Numba kernels of the fast backend: structured solves and adaptive TR-BDF2.
+
+The matrix of the model (:class:`csfmodel.model.LinearSystem`) has three parts:
+a tridiagonal spinal block ``T_s`` (``N`` cells), a diagonal cord block coupled
+cell by cell to the first ``M`` spinal cells, and a dense border of ``m``
+well-mixed compartments. Every implicit stage of TR-BDF2 solves
+
+.. math::  (I - c J)\,x = r, \qquad c = d\,h,\; d = 1 - 1/\sqrt{2},
+
+and this module does it in :math:`O(N + M)` work:
+
+1. each cord unknown is eliminated into its spinal cell's diagonal (the cord
+   block is diagonal), leaving a tridiagonal system solved by the Thomas
+   algorithm (``I - cJ`` is an M-matrix, so no pivoting is needed);
+2. the border is handled by a Schur complement: at factorization time
+   :math:`Z = T^{-1} B` is computed for the (few) border columns that are not
+   zero, and the ``m x m`` Schur complement :math:`S = K - R Z` is inverted;
+   a solve is then one tridiagonal substitution, a sparse product with the
+   border rows, an ``m x m`` product and an update with the active columns of
+   ``Z``.
+
+A factorization depends only on ``c``; a small cache keyed by the step size
+holds the factorizations of the step sizes in use (steps are ``gap / 2^k`` of
+the interval between two dose events, so only a handful of sizes occur).
+
+Time stepping is TR-BDF2 (Bank et al. 1985, IEEE Trans. Electron Devices 32:1992)
+in the form analysed by Hosea & Shampine (1996, Appl. Numer. Math. 20:21): an
+L-stable, stiffly accurate, second-order one-step method whose two implicit
+stages share the matrix ``I - dhJ``; its embedded third-order companion gives a
+local error estimate, filtered through ``(I - dhJ)^{-1}`` as in that paper. The
+step size is adapted to keep the estimate below ``rtol`` of the running peak of
+each output variable (spinal CSF concentration, cord concentration, each
+compartment), steps land exactly on dose events, and output times in between
+are filled by the method's cubic Hermite interpolant (it conserves mass
+exactly: the total of the interpolant is the exact integral of the inputs).
+
+Because every column of ``J`` sums to zero, ``1^T (I - cJ) = 1^T``: each solve
+preserves the total amount, so dosed = present + eliminated holds to round-off.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+# TR-BDF2 constants (gamma = 2 - sqrt 2)
+_D = 1.0 - 1.0 / math.sqrt(2.0)          # diagonal coefficient d = gamma / 2
+_W = math.sqrt(2.0) / 4.0                # weight of f_n and f_{n+gamma}
+_E1 = (4.0 * _W - 1.0) / 3.0             # b - b_hat (embedded 3rd-order weights)
+_E2 = -1.0 / 3.0
+_E3 = 2.0 * _D / 3.0
+
+#: number of cached factorizations (distinct step sizes) per scenario
+N_CACHE = 24
+
+# indices of the statistics vector returned by the kernels
+ST_STEPS, ST_REJECTED, ST_FACTORIZATIONS, ST_MAX_ERR, ST_MIN_H, ST_MAX_H = range(6)
+N_STATS = 6
+
+
+@njit(cache=True, error_model="numpy")
+def _factor(c, lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bcol, block,
+            act, r_ptr, r_idx, dinv, cp, ge, qe, einv, Z, Sinv, work_r, work_x, S):
+    """Factorize ``I - c J`` into the arrays of one cache slot."""
+    n = diag.shape[0]
+    m_c = cord_diag.shape[0]
+    m = block.shape[0]
+    # cord elimination and Thomas forward sweep
+    for j in range(m_c):
+        e = 1.0 - c * cord_diag[j]
+        einv[j] = 1.0 / e
+        ge[j] = c * csf_to_cord[j] / e
+        qe[j] = c * cord_to_csf[j] / e
+    prev_cp = 0.0
+    for i in range(n):
+        dd = 1.0 - c * diag[i]
+        if i < m_c:
+            dd -= c * cord_to_csf[i] * ge[i]
+        if i > 0:
+            dd -= (-c * lower[i - 1]) * prev_cp
+        dinv[i] = 1.0 / dd
+        if i < n - 1:
+            prev_cp = (-c * upper[i]) * dinv[i]
+            cp[i] = prev_cp
+    # Z = T^{-1} (-c B) for the active border columns
+    ns = n + m_c
+    for a in range(act.shape[0]):
+        k = act[a]
+        for i in range(ns):
+            work_r[i] = -c * bcol[i, k]
+        _tsolve(c, lower, dinv, cp, ge, qe, einv, work_r, work_x, n, m_c)
+        for i in range(ns):
+            Z[i, a] = work_x[i]
+    # Schur complement S = (I - c K) - (-c R) Z
+    for k in range(m):
+        for l2 in range(m):
+            S[k, l2] = -c * block[k, l2]
+        S[k, k] += 1.0
+    for k in range(m):
+        for p in range(r_ptr[k], r_ptr[k + 1]):
+            i = r_idx[p]
+            v = -c * brow[k, i]
+            for a in range(act.shape[0]):
+                S[k, act[a]] -= v * Z[i, a]
+    _invert(S, Sinv)
+
+
+@njit(cache=True, error_model="numpy")
+def _invert(A, out):
+    """Inverse of a small dense matrix, Gauss-Jordan with partial pivoting (A is destroyed)."""
+    m = A.shape[0]
+    for i in range(m):
+        for j in range(m):
+            out[i, j] = 1.0 if i == j else 0.0
+    for col in range(m):
+        piv = col
+        best = abs(A[col, col])
+        for r in range(col + 1, m):
+            if abs(A[r, col]) > best:
+                best = abs(A[r, col])
+                piv = r
+        if piv != col:
+            for j in range(m):
+                A[col, j], A[piv, j] = A[piv, j], A[col, j]
+                out[col, j], out[piv, j] = out[piv, j], out[col, j]
+        inv = 1.0 / A[col, col]
+        for j in range(m):
+            A[col, j] *= inv
+            out[col, j] *= inv
+        for r in range(m):
+            if r != col:
+                f = A[r, col]
+                if f != 0.0:
+                    for j in range(m):
+                        A[r, j] -= f * A[col, j]
+                        out[r, j] -= f * out[col, j]
+
+
+@njit(cache=True, error_model="numpy")
+def _tsolve(c, lower, dinv, cp, ge, qe, einv, r, x, n, m_c):
+    """Solve the spatial block (spinal tridiagonal + cord) ``T x = r``."""
+    # forward sweep on the spinal cells with the cord eliminated
+    prev = 0.0
+    for i in range(n):
+        ri = r[i]
+        if i < m_c:
+            ri += qe[i] * r[n + i]
+        if i > 0:
+            ri -= (-c * lower[i - 1]) * prev
+        prev = ri * dinv[i]
+        x[i] = prev
+    for i in range(n - 2, -1, -1):
+        x[i] -= cp[i] * x[i + 1]
+    for j in range(m_c):
+        x[n + j] = r[n + j] * einv[j] + ge[j] * x[j]
+
+
+@njit(cache=True, error_model="numpy")
+def _solve(c, lower, brow, act, r_ptr, r_idx, dinv, cp, ge, qe, einv, Z, Sinv, r, x, t, w):
+    """Solve ``(I - cJ) x = r`` with a cached factorization (O(N + M) work)."""
+    n = dinv.shape[0]
+    m_c = einv.shape[0]
+    ns = n + m_c
+    m = Sinv.shape[0]
+    _tsolve(c, lower, dinv, cp, ge, qe, einv, r, x, n, m_c)
+    for k in range(m):
+        acc = r[ns + k]
+        for p in range(r_ptr[k], r_ptr[k + 1]):
+            i = r_idx[p]
+            acc += c * brow[k, i] * x[i]
+        t[k] = acc
+    for k in range(m):
+        acc = 0.0
+        for l2 in range(m):
+            acc += Sinv[k, l2] * t[l2]
+        w[k] = acc
+        x[ns + k] = acc
+    for a in range(act.shape[0]):
+        wa = w[act[a]]
+        if wa != 0.0:
+            for i in range(ns):
+                x[i] -= Z[i, a] * wa
+
+
+@njit(cache=True, error_model="numpy")
+def _matvec(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bcol, block,
+            act, r_ptr, r_idx, y, u, out):
+    """``out = J y + u`` using the structure."""
+    n = diag.shape[0]
+    m_c = cord_diag.shape[0]
+    ns = n + m_c
+    m = block.shape[0]
+    for i in range(n):
+        v = diag[i] * y[i]
+        if i > 0:
+            v += lower[i - 1] * y[i - 1]
+        if i < n - 1:
+            v += upper[i] * y[i + 1]
+        if i < m_c:
+            v += cord_to_csf[i] * y[n + i]
+        out[i] = v
+    for j in range(m_c):
+        out[n + j] = cord_diag[j] * y[n + j] + csf_to_cord[j] * y[j]
+    for a in range(act.shape[0]):
+        k = act[a]
+        yk = y[ns + k]
+        if yk != 0.0:
+            for i in range(ns):
+                out[i] += bcol[i, k] * yk
+    for k in range(m):
+        v = 0.0
+        for p in range(r_ptr[k], r_ptr[k + 1]):
+            i = r_idx[p]
+            v += brow[k, i] * y[i]
+        for l2 in range(m):
+            v += block[k, l2] * y[ns + l2]
+        out[ns + k] = v
+    for i in range(out.shape[0]):
+        out[i] += u[i]
+
+
+@njit(cache=True, error_model="numpy")
+def _emit(y, out, row, o_ptr, o_idx, o_w):
+    """Write the state (or its projection onto the observables) into ``out[row]``."""
+    if o_ptr.shape[0] == 0:
+        for i in range(y.shape[0]):
+            out[row, i] = y[i]
+    else:
+        for q in range(o_ptr.shape[0] - 1):
+            acc = 0.0
+            for p in range(o_ptr[q], o_ptr[q + 1]):
+                acc += o_w[p] * y[o_idx[p]]
+            out[row, q] = acc
+
+
+@njit(cache=True, error_model="numpy")
+def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bcol, block,
+              volume, act, r_ptr, r_idx, times, jumps, rates, t_end, t_out, y0,
+              o_ptr, o_idx, o_w, rtol, atol_floor, max_step, first_step, adaptive, out,
+              stats):
+    """Integrate ``dy/dt = J y + u`` with jumps over ``[0, t_end]``.
+
+    Writes the state (or the observables ``o_*``, CSR rows over the state) at
+    ``t_out`` into ``out`` and the step statistics into ``stats``. With
+    ``adaptive`` false every step is ``min(max_step, gap)`` divided into equal
+    powers of two of the gap between dose events, with no error control (used
+    to measure the order of the method).
+    """
+    n = diag.shape[0]
+    m_c = cord_diag.shape[0]
+    ns = n + m_c
+    m = block.shape[0]
+    nst = ns + m
+    na = act.shape[0]
+    # factorization cache
+    keys = np.full(N_CACHE, -1.0)
+    c_dinv = np.empty((N_CACHE, n))
+    c_cp = np.empty((N_CACHE, max(n - 1, 1)))
+    c_ge = np.empty((N_CACHE, max(m_c, 1)))
+    c_qe = np.empty((N_CACHE, max(m_c, 1)))
+    c_einv = np.empty((N_CACHE, max(m_c, 1)))
+    c_Z = np.empty((N_CACHE, ns, max(na, 1)))
+    c_Sinv = np.empty((N_CACHE, m, m))
+    next_slot = 0
+    Swork = np.empty((m, m))
+    wr = np.empty(nst)
+    wx = np.empty(nst)
+    tv = np.empty(m)
+    wv = np.empty(m)
+    # state and stage vectors
+    y = y0.copy()
+    f = np.empty(nst)
+    f2 = np.empty(nst)
+    f3 = np.empty(nst)
+    z = np.empty(nst)
+    y1 = np.empty(nst)
+    est = np.empty(nst)
+    rhs = np.empty(nst)
+    u = np.zeros(nst)
+    # running peak of each output variable (concentration units): spinal, cord, compartments
+    peak = np.zeros(2 + m)
+    for s_ in range(N_STATS):
+        stats[s_] = 0.0
+    stats[ST_MIN_H] = np.inf
+    K = times.shape[0]
+    n_out = t_out.shape[0]
+    t = 0.0
+    ke = 0
+    io = 0
+    h_target = max_step
+    h_jump = first_step
+    first_after_jump = False
+    while True:
+        # dose events at time t (jumps, then the input in force from t on)
+        changed = False
+        while ke < K and times[ke] <= t:
+            for i in range(nst):
+                y[i] += jumps[ke, i]
+                u[i] = rates[ke, i]
+            for i in range(nst):
+                if jumps[ke, i] != 0.0:
+                    first_after_jump = True
+                    break
+            ke += 1
+            changed = True
+        while io < n_out and t_out[io] <= t:
+            _emit(y, out, io, o_ptr, o_idx, o_w)
+            io += 1
+        if t >= t_end or io >= n_out:
+            break
+        stop = t_end
+        if ke < K and times[ke] < stop:
+            stop = times[ke]
+        gap = stop - t
+        _matvec(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bcol, block,
+                act, r_ptr, r_idx, y, u, f)
+        if changed and first_after_jump and adaptive:
+            h_target = min(h_target, h_jump)
+        if not adaptive:
+            h_target = max_step
+        # sub-steps of gap / 2^k
+        k = 0
+        while gap / 2.0 ** k > h_target and k < 60:
+            k += 1
+        nsub = 2 ** k
+        j = 0
+        tn = t
+        while j < nsub:
+            h = gap / nsub
+            c = _D * h
+            # cached factorization of I - cJ
+            slot = -1
+            for s_ in range(N_CACHE):
+                if keys[s_] == h:
+                    slot = s_
+                    break
+            if slot < 0:
+                slot = next_slot
+                next_slot = (next_slot + 1) % N_CACHE
+                keys[slot] = h
+                _factor(c, lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow,
+                        bcol, block, act, r_ptr, r_idx, c_dinv[slot], c_cp[slot], c_ge[slot],
+                        c_qe[slot], c_einv[slot], c_Z[slot], c_Sinv[slot], wr, wx, Swork)
+                stats[ST_FACTORIZATIONS] += 1.0
+            dinv = c_dinv[slot]
+            cp = c_cp[slot]
+            ge = c_ge[slot]
+            qe = c_qe[slot]
+            einv = c_einv[slot]
+            Zs = c_Z[slot]
+            Si = c_Sinv[slot]
+            # stage 2: trapezoidal rule to t + gamma h
+            for i in range(nst):
+                rhs[i] = y[i] + c * f[i] + c * u[i]
+            _solve(c, lower, brow, act, r_ptr, r_idx, dinv, cp, ge, qe, einv, Zs, Si, rhs, z,
+                   tv, wv)
+            for i in range(nst):
+                f2[i] = (z[i] - y[i]) / c - f[i]
+            # stage 3: BDF2 to t + h
+            for i in range(nst):
+                rhs[i] = y[i] + _W * h * (f[i] + f2[i]) + c * u[i]
+            _solve(c, lower, brow, act, r_ptr, r_idx, dinv, cp, ge, qe, einv, Zs, Si, rhs, y1,
+                   tv, wv)
+            for i in range(nst):
+                f3[i] = (y1[i] - rhs[i] + c * u[i]) / c
+            err = 0.0
+            if adaptive:
+                for i in range(nst):
+                    rhs[i] = h * (_E1 * f[i] + _E2 * f2[i] + _E3 * f3[i])
+                _solve(c, lower, brow, act, r_ptr, r_idx, dinv, cp, ge, qe, einv, Zs, Si, rhs,
+                       est, tv, wv)
+                # weighted max norm against rtol x running peak of each variable
+                pk_s = peak[0]
+                pk_c = peak[1]
+                for i in range(n):
+                    ci = abs(y1[i]) / volume[i]
+                    if ci > pk_s:
+                        pk_s = ci
+                for i in range(n, ns):
+                    ci = abs(y1[i]) / volume[i]
+                    if ci > pk_c:
+                        pk_c = ci
+                for i in range(nst):
+                    if i < n:
+                        pk = pk_s
+                    elif i < ns:
+                        pk = pk_c
+                    else:
+                        pk = max(peak[2 + i - ns], abs(y1[i]) / volume[i])
+                    sc = rtol * pk * volume[i] + atol_floor
+                    e = abs(est[i]) / sc
+                    if e > err:
+                        err = e
+            if err <= 1.0:
+                # accept; dense output (cubic Hermite) for output times inside the step
+                t1 = stop if j + 1 == nsub else tn + h
+                while io < n_out and t_out[io] <= t1 and t_out[io] < stop:
+                    th = (t_out[io] - tn) / h
+                    for i in range(nst):
+                        d = y1[i] - y[i]
+                        wr[i] = y[i] + th * d + th * (th - 1.0) * (
+                            (1.0 - 2.0 * th) * d + (th - 1.0) * h * f[i] + th * h * f3[i])
+                    _emit(wr, out, io, o_ptr, o_idx, o_w)
+                    io += 1
+                for i in range(nst):
+                    y[i] = y1[i]
+                    f[i] = f3[i]
+                for i in range(n):
+                    ci = abs(y[i]) / volume[i]
+                    if ci > peak[0]:
+                        peak[0] = ci
+                for i in range(n, ns):
+                    ci = abs(y[i]) / volume[i]
+                    if ci > peak[1]:
+                        peak[1] = ci
+                for i in range(ns, nst):
+                    ci = abs(y[i]) / volume[i]
+                    if ci > peak[2 + i - ns]:
+                        peak[2 + i - ns] = ci
+                tn = t1
+                j += 1
+                stats[ST_STEPS] += 1.0
+                if err > stats[ST_MAX_ERR]:
+                    stats[ST_MAX_ERR] = err
+                if h < stats[ST_MIN_H]:
+                    stats[ST_MIN_H] = h
+                if h > stats[ST_MAX_H]:
+                    stats[ST_MAX_H] = h
+                if adaptive:
+                    fac = 4.0 if err < 1e-6 else min(4.0, 0.9 * err ** (-1.0 / 3.0))
+                    h_target = min(h * fac, max_step)
+                    if first_after_jump:
+                        h_jump = h
+                        first_after_jump = False
+                    # coarsen while aligned on the coarser ladder
+                    while k > 0 and j % 2 == 0 and h_target >= 2.0 * (gap / nsub):
+                        k -= 1
+                        nsub //= 2
+                        j //= 2
+            else:
+                stats[ST_REJECTED] += 1.0
+                fac = max(0.05, 0.9 * err ** (-1.0 / 3.0))
+                h_target = h * fac
+                while gap / nsub > h_target and k < 60:
+                    k += 1
+                    nsub *= 2
+                    j *= 2
+        t = stop
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def integrate_batch(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bcol,
+                    block, volume, act, r_ptr, r_idx, times, jumps, rates, s_ptr, s_of,
+                    t_end, t_out, o_ptr, o_idx, o_w, rtol, atol_floor, max_step, first_step,
+                    out, stats):
+    """:func:`integrate` for a batch of parameter sets, in parallel over the batch.
+
+    System arrays carry a leading batch axis ``B``. Schedules are concatenated:
+    schedule ``s`` is ``times[s_ptr[s]:s_ptr[s+1]]`` (and the same rows of
+    ``jumps``/``rates``); member ``b`` uses schedule ``s_of[b]``. ``out`` is
+    ``(B, len(t_out), n_obs)``.
+    """
+    B = diag.shape[0]
+    nst = volume.shape[1]
+    for b in prange(B):
+        s = s_of[b]
+        a0 = s_ptr[s]
+        a1 = s_ptr[s + 1]
+        y0 = np.zeros(nst)
+        integrate(lower[b], diag[b], upper[b], cord_diag[b], csf_to_cord[b], cord_to_csf[b],
+                  brow[b], bcol[b], block[b], volume[b], act, r_ptr, r_idx, times[a0:a1],
+                  jumps[a0:a1], rates[a0:a1], t_end[b], t_out, y0, o_ptr, o_idx, o_w,
+                  rtol[b], atol_floor[b], max_step, first_step, True, out[b], stats[b])
