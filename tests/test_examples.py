@@ -46,3 +46,17 @@ def test_backend_matches_reference_on_example(reference, backend):
     dosed = ds.amount_dosed.values
     err = np.abs(dosed - ds.amount_present.values - ds.amount_eliminated.values).max()
     assert err <= 1e-9 * dosed.max()
+
+
+def test_catheter_position_teaching_script(tmp_path):
+    """The teaching script runs and shows the rostral tip reaching more brain."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[1] / "examples" / "catheter_position.py"
+    out = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "c.png")],
+                         capture_output=True, text=True, check=True).stdout
+    brain = [float(line.split("brain at 24 h")[1].split()[0]) for line in out.splitlines()
+             if line.startswith("tip")]
+    assert len(brain) == 5 and brain == sorted(brain, reverse=True)   # T4 > ... > L2
+    assert (tmp_path / "c.png").stat().st_size > 20_000
