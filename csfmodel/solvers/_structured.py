@@ -62,7 +62,7 @@ N_STATS = 6
 
 @njit(cache=True, error_model="numpy")
 def _factor(c, lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bcol, block,
-            act, r_ptr, r_idx, dinv, cp, ge, qe, einv, Z, Sinv, work_r, work_x, S):
+            act, r_ptr, r_idx, dinv, lo, back, ge, qe, einv, Z, Sinv, work_r, work_x, S):
     """Factorize ``I - c J`` into the arrays of one cache slot."""
     n = diag.shape[0]
     m_c = cord_diag.shape[0]
@@ -73,24 +73,46 @@ def _factor(c, lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bc
         einv[j] = 1.0 / e
         ge[j] = c * csf_to_cord[j] / e
         qe[j] = c * cord_to_csf[j] / e
-    prev_cp = 0.0
+    # twisted factorization of the tridiagonal: rows 0..p-1 eliminated downwards,
+    # rows n-1..p+1 upwards, meeting at p (two independent recurrences per sweep)
     for i in range(n):
         dd = 1.0 - c * diag[i]
         if i < m_c:
             dd -= c * cord_to_csf[i] * ge[i]
-        if i > 0:
-            dd -= (-c * lower[i - 1]) * prev_cp
-        dinv[i] = 1.0 / dd
-        if i < n - 1:
-            prev_cp = (-c * upper[i]) * dinv[i]
-            cp[i] = prev_cp
+        dinv[i] = dd
+    p = n // 2
+    prev = 0.0
+    for i in range(p):
+        ai = -c * lower[i - 1] if i > 0 else 0.0
+        bi = -c * upper[i]
+        di = 1.0 / (dinv[i] - ai * prev)
+        dinv[i] = di
+        lo[i] = ai * di
+        back[i] = bi * di
+        prev = back[i]
+    cpf = prev
+    prev = 0.0
+    for i in range(n - 1, p, -1):
+        ai = -c * lower[i - 1]
+        bi = -c * upper[i] if i < n - 1 else 0.0
+        di = 1.0 / (dinv[i] - bi * prev)
+        dinv[i] = di
+        lo[i] = bi * di
+        back[i] = ai * di
+        prev = back[i]
+    ap = -c * lower[p - 1] if p > 0 else 0.0
+    bp = -c * upper[p] if p < n - 1 else 0.0
+    di = 1.0 / (dinv[p] - ap * cpf - bp * prev)
+    dinv[p] = di
+    lo[p] = ap * di
+    back[p] = bp * di
     # Z = T^{-1} (-c B) for the active border columns
     ns = n + m_c
     for a in range(act.shape[0]):
         k = act[a]
         for i in range(ns):
             work_r[i] = -c * bcol[i, k]
-        _tsolve(c, lower, dinv, cp, ge, qe, einv, work_r, work_x, n, m_c)
+        _tsolve(dinv, lo, back, ge, qe, einv, work_r, work_x, n, m_c)
         for i in range(ns):
             Z[i, a] = work_x[i]
     # Schur complement S = (I - c K) - (-c R) Z
@@ -139,49 +161,125 @@ def _invert(A, out):
 
 
 @njit(cache=True, error_model="numpy")
-def _tsolve(c, lower, dinv, cp, ge, qe, einv, r, x, n, m_c):
-    """Solve the spatial block (spinal tridiagonal + cord) ``T x = r``."""
-    # forward sweep on the spinal cells with the cord eliminated
-    prev = 0.0
-    for i in range(n):
-        ri = r[i]
-        if i < m_c:
-            ri += qe[i] * r[n + i]
-        if i > 0:
-            ri -= (-c * lower[i - 1]) * prev
-        prev = ri * dinv[i]
-        x[i] = prev
-    for i in range(n - 2, -1, -1):
-        x[i] -= cp[i] * x[i + 1]
+def _tsolve(dinv, lo, back, ge, qe, einv, r, x, n, m_c):
+    """Solve the spatial block (spinal tridiagonal + cord) ``T x = r``.
+
+    Twisted factorization: the sweeps run from both ends towards ``p = n // 2``
+    and back, so each loop carries two independent multiply-add recurrences
+    (half the latency of the Thomas algorithm).
+    """
+    for i in range(m_c):
+        x[i] = (r[i] + qe[i] * r[n + i]) * dinv[i]
+    for i in range(m_c, n):
+        x[i] = r[i] * dinv[i]
+    p = n // 2
+    nf = p            # rows 0..p-1
+    nb = n - 1 - p    # rows n-1..p+1
+    gf = 0.0
+    gb = 0.0
+    if nf > 0:
+        gf = x[0]
+    if nb > 0:
+        gb = x[n - 1]
+    common = min(nf, nb)
+    for s in range(1, common):
+        i = s
+        i2 = n - 1 - s
+        gf = x[i] - lo[i] * gf
+        x[i] = gf
+        gb = x[i2] - lo[i2] * gb
+        x[i2] = gb
+    for i in range(max(common, 1), nf):
+        gf = x[i] - lo[i] * gf
+        x[i] = gf
+    for s in range(max(common, 1), nb):
+        i2 = n - 1 - s
+        gb = x[i2] - lo[i2] * gb
+        x[i2] = gb
+    xp = x[p]
+    if p > 0:
+        xp -= lo[p] * x[p - 1]
+    if p < n - 1:
+        xp -= back[p] * x[p + 1]
+    x[p] = xp
+    up = xp
+    dn = xp
+    for s in range(1, common + 1):
+        i = p - s
+        i2 = p + s
+        up = x[i] - back[i] * up
+        x[i] = up
+        dn = x[i2] - back[i2] * dn
+        x[i2] = dn
+    for i in range(p - common - 1, -1, -1):
+        up = x[i] - back[i] * up
+        x[i] = up
+    for i2 in range(p + common + 1, n):
+        dn = x[i2] - back[i2] * dn
+        x[i2] = dn
     for j in range(m_c):
         x[n + j] = r[n + j] * einv[j] + ge[j] * x[j]
 
 
 @njit(cache=True, error_model="numpy")
-def _solve(c, lower, brow, act, r_ptr, r_idx, dinv, cp, ge, qe, einv, Z, Sinv, r, x, t, w):
+def _row_dot(brow, k, r_ptr, r_idx, x, ns):
+    """``brow[k] . x[:ns]`` over the row's nonzeros (contiguous, 4 accumulators, if dense)."""
+    p0 = r_ptr[k]
+    p1 = r_ptr[k + 1]
+    if p1 - p0 == ns:
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        i = 0
+        while i + 3 < ns:
+            a0 += brow[k, i] * x[i]
+            a1 += brow[k, i + 1] * x[i + 1]
+            a2 += brow[k, i + 2] * x[i + 2]
+            a3 += brow[k, i + 3] * x[i + 3]
+            i += 4
+        while i < ns:
+            a0 += brow[k, i] * x[i]
+            i += 1
+        return (a0 + a1) + (a2 + a3)
+    acc = 0.0
+    for p in range(p0, p1):
+        acc += brow[k, r_idx[p]] * x[r_idx[p]]
+    return acc
+
+
+@njit(cache=True, error_model="numpy")
+def _solve(c, brow, act, r_ptr, r_idx, dinv, lo, back, ge, qe, einv, Z, Sinv, r, x, t, w):
     """Solve ``(I - cJ) x = r`` with a cached factorization (O(N + M) work)."""
     n = dinv.shape[0]
     m_c = einv.shape[0]
     ns = n + m_c
     m = Sinv.shape[0]
-    _tsolve(c, lower, dinv, cp, ge, qe, einv, r, x, n, m_c)
+    na = act.shape[0]
+    _tsolve(dinv, lo, back, ge, qe, einv, r, x, n, m_c)
     for k in range(m):
-        acc = r[ns + k]
-        for p in range(r_ptr[k], r_ptr[k + 1]):
-            i = r_idx[p]
-            acc += c * brow[k, i] * x[i]
-        t[k] = acc
+        t[k] = r[ns + k] + c * _row_dot(brow, k, r_ptr, r_idx, x, ns)
     for k in range(m):
         acc = 0.0
         for l2 in range(m):
             acc += Sinv[k, l2] * t[l2]
         w[k] = acc
         x[ns + k] = acc
-    for a in range(act.shape[0]):
-        wa = w[act[a]]
-        if wa != 0.0:
-            for i in range(ns):
-                x[i] -= Z[i, a] * wa
+    if na == 1:
+        w0 = w[act[0]]
+        for i in range(ns):
+            x[i] -= Z[i, 0] * w0
+    elif na == 2:
+        w0 = w[act[0]]
+        w1 = w[act[1]]
+        for i in range(ns):
+            x[i] -= Z[i, 0] * w0 + Z[i, 1] * w1
+    else:
+        for i in range(ns):
+            acc = 0.0
+            for a in range(na):
+                acc += Z[i, a] * w[act[a]]
+            x[i] -= acc
 
 
 @njit(cache=True, error_model="numpy")
@@ -210,10 +308,7 @@ def _matvec(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bcol,
             for i in range(ns):
                 out[i] += bcol[i, k] * yk
     for k in range(m):
-        v = 0.0
-        for p in range(r_ptr[k], r_ptr[k + 1]):
-            i = r_idx[p]
-            v += brow[k, i] * y[i]
+        v = _row_dot(brow, k, r_ptr, r_idx, y, ns)
         for l2 in range(m):
             v += block[k, l2] * y[ns + l2]
         out[ns + k] = v
@@ -233,6 +328,26 @@ def _emit(y, out, row, o_ptr, o_idx, o_w):
             for p in range(o_ptr[q], o_ptr[q + 1]):
                 acc += o_w[p] * y[o_idx[p]]
             out[row, q] = acc
+
+
+@njit(cache=True, error_model="numpy")
+def _group_max(est, y, ivol, i0, i1):
+    """``max |est_i| / vol_i`` and ``max |y_i| / vol_i`` over ``i0 <= i < i1``."""
+    e0 = 0.0
+    e1 = 0.0
+    q0 = 0.0
+    q1 = 0.0
+    i = i0
+    while i + 1 < i1:
+        e0 = max(e0, abs(est[i]) * ivol[i])
+        e1 = max(e1, abs(est[i + 1]) * ivol[i + 1])
+        q0 = max(q0, abs(y[i]) * ivol[i])
+        q1 = max(q1, abs(y[i + 1]) * ivol[i + 1])
+        i += 2
+    if i < i1:
+        e0 = max(e0, abs(est[i]) * ivol[i])
+        q0 = max(q0, abs(y[i]) * ivol[i])
+    return max(e0, e1), max(q0, q1)
 
 
 @njit(cache=True, error_model="numpy")
@@ -257,11 +372,12 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
     # factorization cache
     keys = np.full(N_CACHE, -1.0)
     c_dinv = np.empty((N_CACHE, n))
-    c_cp = np.empty((N_CACHE, max(n - 1, 1)))
-    c_ge = np.empty((N_CACHE, max(m_c, 1)))
-    c_qe = np.empty((N_CACHE, max(m_c, 1)))
-    c_einv = np.empty((N_CACHE, max(m_c, 1)))
-    c_Z = np.empty((N_CACHE, ns, max(na, 1)))
+    c_lo = np.empty((N_CACHE, n))
+    c_back = np.empty((N_CACHE, n))
+    c_ge = np.empty((N_CACHE, m_c))
+    c_qe = np.empty((N_CACHE, m_c))
+    c_einv = np.empty((N_CACHE, m_c))
+    c_Z = np.empty((N_CACHE, ns, na))
     c_Sinv = np.empty((N_CACHE, m, m))
     next_slot = 0
     Swork = np.empty((m, m))
@@ -279,6 +395,10 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
     est = np.empty(nst)
     rhs = np.empty(nst)
     u = np.zeros(nst)
+    ivol = 1.0 / volume
+    # absolute floor of the error scale as a concentration (amount floor / largest cell)
+    fl_s = atol_floor / max(np.max(volume[:n]), 1e-300)
+    fl_c = atol_floor / max(np.max(volume[n:ns]), 1e-300) if m_c > 0 else 1.0
     # running peak of each output variable (concentration units): spinal, cord, compartments
     peak = np.zeros(2 + m)
     for s_ in range(N_STATS):
@@ -330,6 +450,8 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
         while j < nsub:
             h = gap / nsub
             c = _D * h
+            ic = 1.0 / c
+            wh = _W * h
             # cached factorization of I - cJ
             slot = -1
             for s_ in range(N_CACHE):
@@ -341,11 +463,13 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
                 next_slot = (next_slot + 1) % N_CACHE
                 keys[slot] = h
                 _factor(c, lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow,
-                        bcol, block, act, r_ptr, r_idx, c_dinv[slot], c_cp[slot], c_ge[slot],
-                        c_qe[slot], c_einv[slot], c_Z[slot], c_Sinv[slot], wr, wx, Swork)
+                        bcol, block, act, r_ptr, r_idx, c_dinv[slot], c_lo[slot], c_back[slot],
+                        c_ge[slot], c_qe[slot], c_einv[slot], c_Z[slot], c_Sinv[slot], wr, wx,
+                        Swork)
                 stats[ST_FACTORIZATIONS] += 1.0
             dinv = c_dinv[slot]
-            cp = c_cp[slot]
+            lo = c_lo[slot]
+            back = c_back[slot]
             ge = c_ge[slot]
             qe = c_qe[slot]
             einv = c_einv[slot]
@@ -353,46 +477,35 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
             Si = c_Sinv[slot]
             # stage 2: trapezoidal rule to t + gamma h
             for i in range(nst):
-                rhs[i] = y[i] + c * f[i] + c * u[i]
-            _solve(c, lower, brow, act, r_ptr, r_idx, dinv, cp, ge, qe, einv, Zs, Si, rhs, z,
+                rhs[i] = y[i] + c * (f[i] + u[i])
+            _solve(c, brow, act, r_ptr, r_idx, dinv, lo, back, ge, qe, einv, Zs, Si, rhs, z,
                    tv, wv)
+            # stage 3: BDF2 to t + h (f2 = J z + u from the stage equation)
             for i in range(nst):
-                f2[i] = (z[i] - y[i]) / c - f[i]
-            # stage 3: BDF2 to t + h
-            for i in range(nst):
-                rhs[i] = y[i] + _W * h * (f[i] + f2[i]) + c * u[i]
-            _solve(c, lower, brow, act, r_ptr, r_idx, dinv, cp, ge, qe, einv, Zs, Si, rhs, y1,
+                f2[i] = (z[i] - y[i]) * ic - f[i]
+                rhs[i] = y[i] + wh * (f[i] + f2[i]) + c * u[i]
+            _solve(c, brow, act, r_ptr, r_idx, dinv, lo, back, ge, qe, einv, Zs, Si, rhs, y1,
                    tv, wv)
-            for i in range(nst):
-                f3[i] = (y1[i] - rhs[i] + c * u[i]) / c
             err = 0.0
             if adaptive:
                 for i in range(nst):
+                    f3[i] = (y1[i] - rhs[i]) * ic + u[i]
                     rhs[i] = h * (_E1 * f[i] + _E2 * f2[i] + _E3 * f3[i])
-                _solve(c, lower, brow, act, r_ptr, r_idx, dinv, cp, ge, qe, einv, Zs, Si, rhs,
+                _solve(c, brow, act, r_ptr, r_idx, dinv, lo, back, ge, qe, einv, Zs, Si, rhs,
                        est, tv, wv)
-                # weighted max norm against rtol x running peak of each variable
-                pk_s = peak[0]
-                pk_c = peak[1]
-                for i in range(n):
-                    ci = abs(y1[i]) / volume[i]
-                    if ci > pk_s:
-                        pk_s = ci
-                for i in range(n, ns):
-                    ci = abs(y1[i]) / volume[i]
-                    if ci > pk_c:
-                        pk_c = ci
+                # max norm scaled by rtol x running peak of each variable (spinal CSF and
+                # cord concentrations share one scale each; compartments have their own)
+                e_s, p_s = _group_max(est, y1, ivol, 0, n)
+                e_c, p_c = _group_max(est, y1, ivol, n, ns)
+                pk_s = max(peak[0], p_s)
+                pk_c = max(peak[1], p_c)
+                err = max(e_s / (rtol * pk_s + fl_s), e_c / (rtol * pk_c + fl_c))
+                for i in range(ns, nst):
+                    pk = max(peak[2 + i - ns], abs(y1[i]) * ivol[i])
+                    err = max(err, abs(est[i]) * ivol[i] / (rtol * pk + atol_floor * ivol[i]))
+            else:
                 for i in range(nst):
-                    if i < n:
-                        pk = pk_s
-                    elif i < ns:
-                        pk = pk_c
-                    else:
-                        pk = max(peak[2 + i - ns], abs(y1[i]) / volume[i])
-                    sc = rtol * pk * volume[i] + atol_floor
-                    e = abs(est[i]) / sc
-                    if e > err:
-                        err = e
+                    f3[i] = (y1[i] - rhs[i]) * ic + u[i]
             if err <= 1.0:
                 # accept; dense output (cubic Hermite) for output times inside the step
                 t1 = stop if j + 1 == nsub else tn + h
@@ -407,27 +520,17 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
                 for i in range(nst):
                     y[i] = y1[i]
                     f[i] = f3[i]
-                for i in range(n):
-                    ci = abs(y[i]) / volume[i]
-                    if ci > peak[0]:
-                        peak[0] = ci
-                for i in range(n, ns):
-                    ci = abs(y[i]) / volume[i]
-                    if ci > peak[1]:
-                        peak[1] = ci
-                for i in range(ns, nst):
-                    ci = abs(y[i]) / volume[i]
-                    if ci > peak[2 + i - ns]:
-                        peak[2 + i - ns] = ci
+                if adaptive:
+                    peak[0] = pk_s
+                    peak[1] = pk_c
+                    for i in range(ns, nst):
+                        peak[2 + i - ns] = max(peak[2 + i - ns], abs(y[i]) * ivol[i])
                 tn = t1
                 j += 1
                 stats[ST_STEPS] += 1.0
-                if err > stats[ST_MAX_ERR]:
-                    stats[ST_MAX_ERR] = err
-                if h < stats[ST_MIN_H]:
-                    stats[ST_MIN_H] = h
-                if h > stats[ST_MAX_H]:
-                    stats[ST_MAX_H] = h
+                stats[ST_MAX_ERR] = max(stats[ST_MAX_ERR], err)
+                stats[ST_MIN_H] = min(stats[ST_MIN_H], h)
+                stats[ST_MAX_H] = max(stats[ST_MAX_H], h)
                 if adaptive:
                     fac = 4.0 if err < 1e-6 else min(4.0, 0.9 * err ** (-1.0 / 3.0))
                     h_target = min(h * fac, max_step)
