@@ -1,0 +1,537 @@
+r"""Route comparison: equianalgesic doses of intrathecal, IV and oral morphine.
+
+Given a reference regimen (by default controlled-release oral morphine 30 mg
+every 12 h) and a pain target (a cord segment or a range of them), this module
+finds, at steady state,
+
+* the **intrathecal infusion rate** at a given catheter tip, and
+* the **IV infusion rate**,
+
+that give the same analgesia as the reference, with analgesia from the
+spinal + supraspinal response surface of :mod:`csfmodel.effects`; and, beside
+them, the rates that give the same **dorsal-horn concentration** at the
+target. It reports the dose ratios oral : IV : IT, each route's supraspinal
+exposure and respiratory depression at those doses, the coverage along the
+spine, and the elasticities of the ratios with respect to the parameters that
+drive them.
+
+How it is computed
+------------------
+*Steady states directly* (:mod:`csfmodel.steady_state`): the reference's
+periodic steady state by one linear solve; each infusion's plateau by one
+sparse solve of :math:`J_c y = -u` for a unit rate.
+
+*Linearity*: concentrations scale with the rate, so the concentration-matching
+rate is one division. Analgesia is nonlinear (sigmoid), so the equianalgesic
+rate is the root of :math:`A(k\,c_{unit}) = A_{ref}` in :math:`k`, found with
+:func:`scipy.optimize.brentq` on :math:`\log k` (A rises monotonically with k).
+
+*Analgesia of a periodic reference*: the time average over the dosing
+interval of the analgesia at periodic steady state (effect sites at their own
+periodic steady state).
+
+The CLI ``csfmodel compare`` runs it with the defaults and no arguments,
+prints a table, writes a figure, and ``--json`` prints the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from csfmodel.effects import (
+    EffectParameters,
+    ResolvedEffects,
+    analgesia,
+    effect_site_periodic,
+    resolve,
+    respiratory_depression,
+    target_segments,
+)
+
+__all__ = ["compare_routes", "RouteComparison", "RouteResult", "register_cli",
+           "CLINICAL_RULE", "unit_plateaus", "reference_steady_state"]
+
+#: The clinics' rule of thumb (seeds: 1/300 of the oral dose, 1/100 of the IV dose).
+CLINICAL_RULE = {"oral": 300.0, "iv": 100.0, "intrathecal": 1.0}
+
+_NG = 1000.0        # ug/mL -> ng/mL
+_PER_DAY = 1.44     # ug/min -> mg/day
+
+
+@dataclass
+class RouteResult:
+    """One route at one dose (all rates in mg/day, concentrations in ng/mL)."""
+
+    route: str
+    basis: str                    # "reference", "equianalgesic" or "equal dorsal-horn"
+    daily_dose_mg: float
+    analgesia: float              # mean over the dosing interval at steady state
+    target_dorsal_horn: float     # worst-covered target segment, mean
+    target_dorsal_horn_mean: float  # average over the target segments
+    brain: float                  # brain ECF unbound, mean
+    brain_max: float
+    plasma: float                 # total, mean
+    lumbar_csf: float             # spinal CSF at L3, mean
+    respiratory_depression: float  # mean
+    respiratory_depression_max: float
+    selectivity: float            # target dorsal horn : brain ECF (unbound)
+    cord_profile: np.ndarray = field(repr=False)       # mean per cord segment
+    analgesia_profile: np.ndarray = field(repr=False)  # per cord segment
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: (v.tolist() if isinstance(v, np.ndarray) else v)
+             for k, v in self.__dict__.items()}
+        return d
+
+
+@dataclass
+class RouteComparison:
+    """The result of :func:`compare_routes`; ``table()``, ``to_dict()``, ``plot()``."""
+
+    settings: dict[str, Any]
+    pd: dict[str, float]
+    reference: RouteResult
+    routes: list[RouteResult]
+    ratios: dict[str, dict[str, float]]
+    segments: list[str]
+    target: list[str]
+    sensitivity: dict[str, dict[str, float]]
+    it_rate_by_site: dict[str, float]
+
+    def route(self, route: str, basis: str = "equianalgesic") -> RouteResult:
+        """The result for ``route`` ("oral", "iv", "intrathecal") on a ``basis``."""
+        for r in [self.reference, *self.routes]:
+            if r.route == route and (r.basis == basis or (route == self.reference.route
+                                                          and r.basis == "reference")):
+                return r
+        raise KeyError((route, basis))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as plain JSON-able types."""
+        return {
+            "settings": self.settings, "pd_parameters": self.pd,
+            "clinical_rule_oral_iv_it": CLINICAL_RULE,
+            "ratios": self.ratios,
+            "routes": [r.to_dict() for r in [self.reference, *self.routes]],
+            "segments": self.segments, "target_segments": self.target,
+            "sensitivity": self.sensitivity,
+            "it_rate_by_site_mg_per_day": self.it_rate_by_site,
+        }
+
+    def table(self) -> str:
+        """A readable text table."""
+        s = self.settings
+        lines = [
+            f"Route comparison at steady state: {s['drug']}, target {s['target']} "
+            f"(worst-covered segment), IT catheter tip {s['site']}",
+            f"reference: {s['reference']}",
+            "",
+            f"{'route':<12}{'basis':<19}{'mg/day':>10}{'analg.':>8}{'DH ng/mL':>10}"
+            f"{'brain':>9}{'plasma':>9}{'resp.dep':>9}{'DH:brain':>10}",
+        ]
+        for r in [self.reference, *self.routes]:
+            lines.append(
+                f"{r.route:<12}{r.basis:<19}{r.daily_dose_mg:>10.4g}{r.analgesia:>8.3f}"
+                f"{r.target_dorsal_horn:>10.4g}{r.brain:>9.3g}{r.plasma:>9.3g}"
+                f"{r.respiratory_depression:>9.3f}{r.selectivity:>10.4g}")
+        eq, cm = self.ratios["equianalgesic"], self.ratios["equal_dorsal_horn"]
+        lines += [
+            "",
+            "dose ratios oral : IV : IT (IT = 1)",
+            f"  equianalgesic (model)      {eq['oral']:>10.4g} : {eq['iv']:>8.4g} : 1",
+            f"  equal dorsal-horn conc.    {cm['oral']:>10.4g} : {cm['iv']:>8.4g} : 1",
+            f"  clinical rule of thumb     {CLINICAL_RULE['oral']:>10.4g} : "
+            f"{CLINICAL_RULE['iv']:>8.4g} : 1",
+            "",
+            "concentrations: DH = unbound dorsal horn at the worst-covered target segment, "
+            "brain = unbound brain ECF, plasma = total; period means; resp.dep = fractional "
+            "depression of ventilation",
+            f"PD: EC50 dorsal horn {self.pd['ec50_spinal']:.4g} ng/mL, EC50 brain "
+            f"{self.pd['ec50_brain']:.4g} ng/mL, gamma {self.pd['gamma']:.3g}, brain "
+            f"effect-site delay {self.pd['t_half_brain_model']:.2f} h (BBB, in the PK model) "
+            f"+ {self.pd['t_half_brain']:.2f} h",
+        ]
+        if self.it_rate_by_site:
+            lines.append("equianalgesic IT rate by catheter tip (mg/day): " + ", ".join(
+                f"{k} {v:.3g}" for k, v in self.it_rate_by_site.items()))
+        if self.sensitivity:
+            lines += ["", "what drives the ratios: elasticity d ln(ratio) / d ln(parameter)",
+                      f"  {'parameter':<34}{'oral:IT':>9}{'IV:IT':>9}{'oral:IV':>9}"]
+            for k, v in self.sensitivity.items():
+                lines.append(f"  {k:<34}{v['oral:IT']:>9.3f}{v['iv:IT']:>9.3f}"
+                             f"{v['oral:IV']:>9.3f}")
+        return "\n".join(lines)
+
+    def plot(self, path: str | None = None):
+        """Figure: target vs brain exposure per route; coverage along the spine."""
+        import matplotlib
+
+        if path is not None:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        colors = {"oral": "tab:orange", "iv": "tab:red", "intrathecal": "tab:blue"}
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
+        ax = axes[0]
+        for r in [self.reference, *self.routes]:
+            eq = r.basis != "equal dorsal-horn"
+            ax.scatter(r.brain, r.target_dorsal_horn, s=70, color=colors[r.route],
+                       marker="o" if eq else "s", facecolors=colors[r.route] if eq else "none",
+                       label=f"{r.route} {r.daily_dose_mg:.3g} mg/day ({r.basis})")
+        ax.axhline(self.pd["ec50_spinal"], color="0.5", ls=":", lw=1)
+        ax.axvline(self.pd["ec50_brain"], color="0.5", ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("brain ECF, unbound (ng/mL)")
+        ax.set_ylabel("target dorsal horn, unbound (ng/mL)")
+        ax.set_title("target vs brain exposure (dotted: EC50s)")
+        ax.legend(fontsize=7, loc="best")
+        x = np.arange(len(self.segments))
+        tgt = [self.segments.index(t) for t in self.target]
+        for ax in axes[1:]:
+            ax.axvspan(min(tgt) - 0.5, max(tgt) + 0.5, color="0.9")
+        for r in [self.reference, *self.routes]:
+            if r.basis == "equal dorsal-horn":
+                continue
+            ls = "--" if r.route == "iv" else "-"
+            axes[1].semilogy(x, np.maximum(r.cord_profile, 1e-6), color=colors[r.route], ls=ls,
+                             label=f"{r.route} {r.daily_dose_mg:.3g} mg/day")
+            axes[2].plot(x, r.analgesia_profile, color=colors[r.route], ls=ls, label=r.route)
+        axes[1].axhline(self.pd["ec50_spinal"], color="0.5", ls=":", lw=1,
+                        label="spinal EC50")
+        axes[1].set_ylabel("dorsal horn, unbound (ng/mL)")
+        axes[1].set_title("coverage along the spine (equianalgesic doses)")
+        axes[2].set_ylabel("analgesia (fraction of max)")
+        axes[2].set_ylim(0, 1)
+        axes[2].set_title("analgesia per segment (shaded: target)")
+        for ax in axes[1:]:
+            ax.set_xticks(x[::2])
+            ax.set_xticklabels(self.segments[::2], rotation=90, fontsize=7)
+            ax.set_xlabel("cord segment")
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=120)
+        return fig
+
+
+# ---------------------------------------------------------------- machinery
+def _segment_matrix(model) -> np.ndarray:
+    w = model.grid.segment_weights
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def _concentrations(model, states: np.ndarray) -> dict[str, np.ndarray]:
+    """Reported concentrations (ng/mL) from amounts; works on (n_state,) or (k, n_state)."""
+    s = model.system
+    conc = np.asarray(states) / s.volume * _NG
+    n, sp = s.n_spinal, s.n_spatial
+    cord = conc[..., n:sp] @ _segment_matrix(model).T
+    z_l3 = model.anatomy.level_z("L3")
+    i_l3 = int(np.clip(np.searchsorted(model.grid.edges, z_l3) - 1, 0, n - 1))
+    return {"cord": cord, "brain": conc[..., s.index("brain")],
+            "plasma": conc[..., s.index("plasma")], "lumbar_csf": conc[..., i_l3]}
+
+
+def unit_plateaus(model, site_z: float) -> dict[str, dict[str, np.ndarray]]:
+    """Plateau concentrations per 1 ug/min of IT infusion at ``site_z`` and of IV infusion."""
+    from csfmodel.steady_state import input_vector, plateau
+
+    u = np.stack([input_vector(model, "intrathecal", 1.0, site_z),
+                  input_vector(model, "iv", 1.0)], axis=1)
+    y = plateau(model, u)
+    return {"intrathecal": _concentrations(model, y[:, 0]),
+            "iv": _concentrations(model, y[:, 1])}
+
+
+def reference_steady_state(model, regimen, period: float, step: float = 5.0):
+    """Periodic steady state of a reference regimen: (t in h, concentrations)."""
+    from csfmodel.dosing import expand
+    from csfmodel.model import build_schedule
+    from csfmodel.steady_state import periodic_steady_state
+
+    sched = build_schedule(model, expand([regimen], period), period)
+    pss = periodic_steady_state(model, sched, n_out=int(np.ceil(period / step)) + 1)
+    return pss.times / 60.0, _concentrations(model, pss.states), pss
+
+
+def _mean(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.trapezoid(y, t, axis=0) / (t[-1] - t[0])
+
+
+def _route_result(route, basis, daily, t, conc, r: ResolvedEffects, tgt_idx, periodic):
+    """Summaries of one route from concentrations over time (or a plateau: t=None)."""
+    if t is None:
+        cord, brain = conc["cord"], conc["brain"]
+        a_seg = analgesia(cord, brain, r)
+        rd = float(respiratory_depression(brain, r))
+        prof = cord
+        out = dict(analgesia=float(a_seg[tgt_idx].min()), brain=float(brain),
+                   brain_max=float(brain), plasma=float(conc["plasma"]),
+                   lumbar_csf=float(conc["lumbar_csf"]), respiratory_depression=rd,
+                   respiratory_depression_max=rd, cord_profile=np.asarray(prof),
+                   analgesia_profile=np.asarray(a_seg))
+    else:
+        ce_s = effect_site_periodic(conc["cord"], t, r.t_half_spinal)
+        ce_b = effect_site_periodic(conc["brain"], t, r.t_half_brain)
+        a_seg_t = analgesia(ce_s, ce_b[:, None], r)
+        a_t = a_seg_t[:, tgt_idx].min(axis=1)
+        rd_t = respiratory_depression(ce_b, r)
+        prof = _mean(t, conc["cord"])
+        out = dict(analgesia=float(_mean(t, a_t)), brain=float(_mean(t, conc["brain"])),
+                   brain_max=float(conc["brain"].max()), plasma=float(_mean(t, conc["plasma"])),
+                   lumbar_csf=float(_mean(t, conc["lumbar_csf"])),
+                   respiratory_depression=float(_mean(t, rd_t)),
+                   respiratory_depression_max=float(rd_t.max()), cord_profile=prof,
+                   analgesia_profile=_mean(t, a_seg_t))
+    dh = out["cord_profile"][tgt_idx]
+    return RouteResult(route=route, basis=basis, daily_dose_mg=float(daily),
+                       target_dorsal_horn=float(dh.min()),
+                       target_dorsal_horn_mean=float(dh.mean()),
+                       selectivity=float(dh.min() / out["brain"]) if out["brain"] > 0
+                       else float("inf"), **out)
+
+
+def _equianalgesic_rate(unit: dict[str, np.ndarray], a_ref: float, r: ResolvedEffects,
+                        tgt_idx: np.ndarray) -> float:
+    """Rate (ug/min) whose plateau gives analgesia ``a_ref`` at the worst target segment."""
+    from scipy.optimize import brentq
+
+    cord, brain = unit["cord"][tgt_idx], float(unit["brain"])
+
+    def f(logk: float) -> float:
+        k = np.exp(logk)
+        return float(analgesia(k * cord, k * brain, r).min()) - a_ref
+
+    lo, hi = np.log(1e-9), np.log(1e9)
+    if not f(lo) < 0 < f(hi):
+        raise ValueError(f"analgesia {a_ref:.3g} not reachable by this route")
+    return float(np.exp(brentq(f, lo, hi, xtol=1e-12, rtol=1e-12)))
+
+
+# ---------------------------------------------------------------- main entry
+def _setup(drug: str, patient: dict | None, resolution: str, site: str):
+    from csfmodel.model import build_model
+    from csfmodel.scenario import parse_scenario, parse_site
+
+    sc = parse_scenario({"simulation": {"resolution": resolution},
+                         "patient": dict(patient or {}), "drug": {"name": drug}})
+    model = build_model(sc.anatomy, sc.drug, sc.simulation.resolution)
+    return sc, model, parse_site(site, sc.anatomy, "site")
+
+
+def _core(model, site_z: float, regimen, period: float, r: ResolvedEffects,
+          tgt_idx: np.ndarray, ref_daily: float, extra: bool = True):
+    """Reference, equianalgesic and concentration-matched routes for one model."""
+    t, conc, _ = reference_steady_state(model, regimen, period)
+    ref = _route_result("oral", "reference", ref_daily, t, conc, r, tgt_idx, True)
+    unit = unit_plateaus(model, site_z)
+    rates = {rt: _equianalgesic_rate(unit[rt], ref.analgesia, r, tgt_idx)
+             for rt in ("iv", "intrathecal")}
+    if not extra:
+        return ref, rates, None
+    routes = []
+    for rt in ("iv", "intrathecal"):
+        k = rates[rt]
+        routes.append(_route_result(rt, "equianalgesic", k * _PER_DAY,
+                                    None, {n: k * v for n, v in unit[rt].items()},
+                                    r, tgt_idx, False))
+    # equal dorsal-horn concentration at the worst target segment (linear: one division)
+    match = {}
+    for rt in ("iv", "intrathecal"):
+        k = ref.target_dorsal_horn / float(unit[rt]["cord"][tgt_idx].min())
+        match[rt] = k
+        routes.append(_route_result(rt, "equal dorsal-horn", k * _PER_DAY, None,
+                                    {n: k * v for n, v in unit[rt].items()}, r, tgt_idx,
+                                    False))
+    return ref, rates, (routes, match)
+
+
+def _ratios(ref_daily: float, rates: dict[str, float]) -> dict[str, float]:
+    it = rates["intrathecal"] * _PER_DAY
+    return {"oral": ref_daily / it, "iv": rates["iv"] * _PER_DAY / it, "intrathecal": 1.0}
+
+
+def compare_routes(*, oral_dose: str = "30 mg", interval: str = "12 h",
+                   formulation: str = "controlled", site: str = "T10",
+                   target: str | list[str] = "L1-L5", drug: str = "morphine",
+                   patient: dict | None = None, resolution: str = "5 mm",
+                   params: EffectParameters | None = None, sensitivity: bool = True,
+                   sites: tuple[str, ...] = ("T6", "T8", "T10", "T12", "L2", "L4")
+                   ) -> RouteComparison:
+    """Equianalgesic IT and IV infusion rates for an oral reference regimen.
+
+    Parameters
+    ----------
+    oral_dose, interval, formulation
+        The reference: oral ``oral_dose`` every ``interval``, ``"controlled"``
+        or ``"immediate"`` release.
+    site
+        IT catheter tip: vertebral level, interspace or "45 cm".
+    target
+        Pain target: a cord segment ("T10"), a range ("L1-L5") or a list.
+    drug, patient, resolution
+        Drug preset, ``[patient]`` overrides (with units) and grid resolution,
+        as in a scenario.
+    params
+        Effect-model parameters (:class:`~csfmodel.effects.EffectParameters`).
+    sensitivity
+        Also compute the elasticities of the ratios (about 20 more steady-state
+        solves).
+    sites
+        Catheter tips at which to report the equianalgesic IT rate as well.
+
+    Returns
+    -------
+    RouteComparison
+    """
+    from csfmodel.anatomy import CORD_SEGMENTS
+    from csfmodel.dosing import OralDose
+    from csfmodel.errors import ScenarioError
+    from csfmodel.units import convert
+
+    sc, model, site_z = _setup(drug, patient, resolution, site)
+    amount = convert(oral_dose, "ug", "oral_dose")
+    period = convert(interval, "min", "interval")
+    if not amount > 0:
+        raise ScenarioError("oral_dose", oral_dose, "a positive amount such as '30 mg'")
+    if not 60.0 <= period <= 2880.0:
+        raise ScenarioError("interval", interval, "a dosing interval between 1 h and 48 h")
+    form = {"controlled": "controlled", "cr": "controlled", "immediate": "immediate",
+            "ir": "immediate"}.get(str(formulation).lower())
+    if form is None:
+        raise ScenarioError("formulation", formulation, "'controlled' (CR) or 'immediate' (IR)")
+    segs = target_segments(target)
+    tgt_idx = np.array([CORD_SEGMENTS.index(s) for s in segs])
+    regimen = OralDose(amount=amount, time=0.0, formulation=form)
+    ref_daily = amount * 1440.0 / period / 1000.0
+    p = params or EffectParameters()
+    r = resolve(p, model)
+    ref, rates, (routes, match) = _core(model, site_z, regimen, period, r, tgt_idx, ref_daily)
+    ratios = {"equianalgesic": _ratios(ref_daily, rates),
+              "equal_dorsal_horn": _ratios(ref_daily, match)}
+    by_site = {}
+    for s in sites:
+        z = _setup(drug, patient, resolution, s)[2]
+        unit = unit_plateaus(model, z)
+        by_site[s] = _equianalgesic_rate(unit["intrathecal"], ref.analgesia, r, tgt_idx) \
+            * _PER_DAY
+    sens = _sensitivity(sc, model, site_z, regimen, period, p, tgt_idx, ref_daily,
+                        ratios["equianalgesic"]) if sensitivity else {}
+    settings = {"drug": sc.drug.name, "site": site, "site_z_cm": site_z,
+                "target": target if isinstance(target, str) else ",".join(segs),
+                "reference": f"oral {form}-release {oral_dose} every {interval} "
+                             f"({ref_daily:.4g} mg/day)",
+                "resolution_cm": model.grid.dz, "patient": dict(patient or {}),
+                "steady_state": "periodic (reference) and plateau (infusions), solved "
+                                "directly"}
+    return RouteComparison(settings=settings, pd=r.as_dict(), reference=ref, routes=routes,
+                           ratios=ratios, segments=list(CORD_SEGMENTS), target=segs,
+                           sensitivity=sens, it_rate_by_site=by_site)
+
+
+def _sensitivity(sc, model, site_z, regimen, period, p: EffectParameters, tgt_idx,
+                 ref_daily, base: dict[str, float], h: float = 0.1) -> dict:
+    """Elasticities d ln(ratio)/d ln(parameter) by central differences (+-10 %)."""
+    from csfmodel.model import build_model
+
+    def ratios_for(model_, p_) -> dict[str, float]:
+        r_ = resolve(p_, model_)
+        _, rates, _ = _core(model_, site_z, regimen, period, r_, tgt_idx, ref_daily,
+                            extra=False)
+        rr = _ratios(ref_daily, rates)
+        return {"oral:IT": rr["oral"], "iv:IT": rr["iv"], "oral:IV": rr["oral"] / rr["iv"]}
+
+    res = sc.simulation.resolution
+    drug, an = sc.drug, sc.anatomy
+    cases: dict[str, Any] = {
+        "spinal EC50 (PD)": lambda f: (model, p.with_(
+            spinal_threshold_pmol_per_mg=p.spinal_threshold_pmol_per_mg * f)),
+        "supraspinal EC50 (PD)": lambda f: (model, p.with_(c50_brain_nM=p.c50_brain_nM * f)),
+        "gamma (PD)": lambda f: (model, p.with_(gamma=p.gamma * f)),
+        "oral bioavailability F": lambda f: (build_model(
+            an, replace(drug, f_oral=min(drug.f_oral * f, 1.0)), res), p),
+        "brain Kp,uu": lambda f: (build_model(
+            an, replace(drug, kpuu_brain=drug.kpuu_brain * f), res), p),
+        "systemic clearance": lambda f: (build_model(an, replace(drug, cl=drug.cl * f), res),
+                                         p),
+        "meningeal permeability": lambda f: (build_model(an, replace(
+            drug, meningeal_permeability=drug.meningeal_p() * f), res), p),
+        "CSF dispersion": lambda f: (build_model(replace(an, dispersion=an.dispersion * f),
+                                                 drug, res), p),
+        "cord blood (BSCB/BBB) efflux": lambda f: (build_model(
+            an, replace(drug, bbb_efflux=drug.bbb_efflux * f), res), p),
+    }
+    out = {}
+    for name, make in cases.items():
+        hi = ratios_for(*make(1.0 + h))
+        lo = ratios_for(*make(1.0 - h))
+        out[name] = {k: float((np.log(hi[k]) - np.log(lo[k]))
+                              / (np.log(1.0 + h) - np.log(1.0 - h))) for k in hi}
+    return out
+
+
+# ---------------------------------------------------------------- CLI
+def register_cli(subparsers) -> None:
+    """Add ``csfmodel compare``."""
+    import argparse
+
+    c = subparsers.add_parser(
+        "compare", help="equianalgesic IT / IV / oral doses, supraspinal exposure, coverage",
+        description="Find the intrathecal and IV infusion rates that give the same "
+                    "steady-state analgesia as an oral reference regimen (spinal + "
+                    "supraspinal effect model), beside the rates giving the same dorsal-horn "
+                    "concentration; print the table, the dose ratios next to the clinical "
+                    "rule of thumb (IT : IV : oral ~ 1 : 100 : 300) and what drives them, "
+                    "and draw a figure. Runs on defaults with no arguments.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("--oral-dose", default="30 mg", help="reference oral dose")
+    c.add_argument("--interval", default="12 h", help="reference dosing interval")
+    c.add_argument("--formulation", default="controlled", help="controlled or immediate")
+    c.add_argument("--site", default="T10", help="IT catheter tip (level or '45 cm')")
+    c.add_argument("--target", default="L1-L5", help="target cord segment(s), e.g. T10 or "
+                                                     "T8-L1")
+    c.add_argument("--drug", default="morphine", help="drug preset")
+    c.add_argument("--resolution", default="5 mm", help="grid resolution")
+    c.add_argument("--spinal-ec50", default=None,
+                   help="override the spinal EC50 (unbound dorsal horn), e.g. '500 ng/mL'")
+    c.add_argument("--interaction", type=float, default=0.0,
+                   help="spinal-supraspinal interaction beta (0 = additive)")
+    c.add_argument("--no-sensitivity", action="store_true", help="skip the elasticities")
+    c.add_argument("--plot", default="route_comparison.png",
+                   help="figure file to write ('' for none)")
+    c.add_argument("--json", action="store_true", help="print the numbers as JSON only")
+    c.set_defaults(func=_cmd_compare)
+
+
+def _cmd_compare(args) -> int:
+    from csfmodel.units import convert
+
+    p = EffectParameters(interaction=args.interaction)
+    if args.spinal_ec50:
+        p = p.with_(ec50_spinal=convert(args.spinal_ec50, "ug/mL", "--spinal-ec50") * _NG)
+    res = compare_routes(oral_dose=args.oral_dose, interval=args.interval,
+                         formulation=args.formulation, site=args.site, target=args.target,
+                         drug=args.drug, resolution=args.resolution, params=p,
+                         sensitivity=not args.no_sensitivity)
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        res.plot(args.plot)
+    if args.json:
+        d = res.to_dict()
+        if args.plot:
+            d["figure"] = args.plot
+        json.dump(d, sys.stdout, indent=1)
+        print()
+    else:
+        print(res.table())
+        if args.plot:
+            print(f"\nwrote {args.plot}")
+    return 0
