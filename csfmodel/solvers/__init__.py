@@ -35,8 +35,8 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
                   "scipy Radau on the sparse matrix, restarted at every dose event "
                   "(tight tolerances; the yardstick for the other backends)"),
     "numba": ("csfmodel.solvers.numba_backend", "solve",
-              "adaptive L-stable TR-BDF2 compiled with numba, O(N) structured solves, "
-              "factorization reused per step size (fast; option rtol)"),
+              "adaptive L-stable ESDIRK (3rd order) compiled with numba, O(N) structured "
+              "solves, factorization reused per step size (fast; option rtol)"),
 }
 
 

@@ -1,13 +1,13 @@
-r"""Numba kernels of the fast backend: structured solves and adaptive TR-BDF2.
+r"""Numba kernels of the fast backend: structured solves and adaptive ESDIRK stepping.
 
 The matrix of the model (:class:`csfmodel.model.LinearSystem`) has three parts:
 a tridiagonal spinal block ``T_s`` (``N`` cells), a diagonal cord block coupled
 cell by cell to the first ``M`` spinal cells, and a dense border of ``m``
-well-mixed compartments. Every implicit stage of TR-BDF2 solves
+well-mixed compartments. Every implicit stage of the time stepper solves
 
-.. math::  (I - c J)\,x = r, \qquad c = d\,h,\; d = 1 - 1/\sqrt{2},
+.. math::  (I - c J)\,x = r
 
-and this module does it in :math:`O(N + M)` work:
+(``c = gamma h``) and this module does it in :math:`O(N + M)` work:
 
 1. each cord unknown is eliminated into its spinal cell's diagonal (the cord
    block is diagonal), leaving a tridiagonal system solved by the Thomas
@@ -15,7 +15,8 @@ and this module does it in :math:`O(N + M)` work:
 2. the border is handled by a Schur complement: at factorization time
    :math:`Z = T^{-1} B` is computed for the (few) border columns that are not
    zero, and the ``m x m`` Schur complement :math:`S = K - R Z` is inverted;
-   a solve is then one tridiagonal substitution, a sparse product with the
+   a solve is then one tridiagonal substitution (twisted: two recurrences from
+   both ends, half the latency of Thomas' algorithm), a sparse product with the
    border rows, an ``m x m`` product and an update with the active columns of
    ``Z``.
 
@@ -23,16 +24,26 @@ A factorization depends only on ``c``; a small cache keyed by the step size
 holds the factorizations of the step sizes in use (steps are ``gap / 2^k`` of
 the interval between two dose events, so only a handful of sizes occur).
 
-Time stepping is TR-BDF2 (Bank et al. 1985, IEEE Trans. Electron Devices 32:1992)
-in the form analysed by Hosea & Shampine (1996, Appl. Numer. Math. 20:21): an
-L-stable, stiffly accurate, second-order one-step method whose two implicit
-stages share the matrix ``I - dhJ``; its embedded third-order companion gives a
-local error estimate, filtered through ``(I - dhJ)^{-1}`` as in that paper. The
-step size is adapted to keep the estimate below ``rtol`` of the running peak of
-each output variable (spinal CSF concentration, cord concentration, each
-compartment), steps land exactly on dose events, and output times in between
-are filled by the method's cubic Hermite interpolant (it conserves mass
-exactly: the total of the interpolant is the exact integral of the inputs).
+Time stepping is a stiffly accurate, L-stable ESDIRK method (explicit first
+stage, every implicit stage with the same matrix ``I - gamma h J``), either
+
+* ``esdirk3`` (default): ESDIRK3(2)4L[2]SA of Kennedy & Carpenter (2003, Appl.
+  Numer. Math. 44:139), third order, three implicit stages, embedded second-order
+  weights; or
+* ``trbdf2``: TR-BDF2 (Bank et al. 1985, IEEE Trans. Electron Devices 32:1992) in
+  the form analysed by Hosea & Shampine (1996, Appl. Numer. Math. 20:21), second
+  order, two implicit stages, embedded third-order weights.
+
+The stage derivatives ``F_i = J Y_i + u`` are recovered from the stage equations
+(no matrix products inside a step); the local error estimate
+``h sum (b_i - b_hat_i) F_i`` is filtered through ``(I - gamma h J)^{-1}`` as
+Hosea & Shampine do, so stiff components are not over-estimated. The step size
+is adapted to keep the estimate below ``rtol`` of the running peak of each
+output variable (spinal CSF concentration, cord concentration, each
+compartment); steps are ``gap / 2^k`` of the interval between dose events, so
+they land exactly on every event, and output times in between are filled by
+cubic Hermite interpolation (third order; it conserves mass exactly: the total
+of the interpolant is the exact integral of the inputs).
 
 Because every column of ``J`` sums to zero, ``1^T (I - cJ) = 1^T``: each solve
 preserves the total amount, so dosed = present + eliminated holds to round-off.
@@ -45,12 +56,38 @@ import math
 import numpy as np
 from numba import njit, prange
 
-# TR-BDF2 constants (gamma = 2 - sqrt 2)
-_D = 1.0 - 1.0 / math.sqrt(2.0)          # diagonal coefficient d = gamma / 2
-_W = math.sqrt(2.0) / 4.0                # weight of f_n and f_{n+gamma}
-_E1 = (4.0 * _W - 1.0) / 3.0             # b - b_hat (embedded 3rd-order weights)
-_E2 = -1.0 / 3.0
-_E3 = 2.0 * _D / 3.0
+
+def _tableau(name: str) -> tuple[float, np.ndarray, np.ndarray, int]:
+    """``(gamma, A, b - b_hat, order)`` of a stiffly accurate ESDIRK method.
+
+    ``A`` is the Butcher matrix (explicit first stage, diagonal ``gamma``); the
+    last row is the method's weights ``b``; ``b_hat`` are the embedded weights.
+    """
+    if name == "trbdf2":
+        # TR-BDF2, gamma = 2 - sqrt 2 (Hosea & Shampine 1996, Appl. Numer. Math. 20:21)
+        d = 1.0 - 1.0 / math.sqrt(2.0)
+        w = math.sqrt(2.0) / 4.0
+        A = np.array([[0.0, 0.0, 0.0], [d, d, 0.0], [w, w, d]])
+        b_hat = np.array([(1.0 - w) / 3.0, (3.0 * w + 1.0) / 3.0, d / 3.0])
+        return d, A, A[-1] - b_hat, 2
+    if name == "esdirk3":
+        # ESDIRK3(2)4L[2]SA (Kennedy & Carpenter 2003, Appl. Numer. Math. 44:139, the
+        # implicit part of ARK3(2)4L[2]SA): order 3, L-stable, stiffly accurate
+        g = 1767732205903.0 / 4055673282236.0
+        A = np.zeros((4, 4))
+        A[1, :2] = [g, g]
+        A[2, :3] = [2746238789719.0 / 10658868560708.0, -640167445237.0 / 6845629431997.0, g]
+        A[3, :4] = [1471266399579.0 / 7840856788654.0, -4482444167858.0 / 7529755066697.0,
+                    11266239266428.0 / 11593286722821.0, g]
+        b_hat = np.array([2756255671327.0 / 12835298489170.0,
+                          -10771552573575.0 / 22201958757719.0,
+                          9247589265047.0 / 10645013368117.0,
+                          2193209047091.0 / 5459859503100.0])
+        return g, A, A[-1] - b_hat, 3
+    raise ValueError(f"unknown method {name!r}")
+
+
+METHODS = ("esdirk3", "trbdf2")
 
 #: number of cached factorizations (distinct step sizes) per scenario
 N_CACHE = 24
@@ -353,8 +390,8 @@ def _group_max(est, y, ivol, i0, i1):
 @njit(cache=True, error_model="numpy")
 def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bcol, block,
               volume, act, r_ptr, r_idx, times, jumps, rates, t_end, t_out, y0,
-              o_ptr, o_idx, o_w, rtol, atol_floor, max_step, first_step, adaptive, out,
-              stats):
+              o_ptr, o_idx, o_w, gamma, tab_a, tab_e, rtol, atol_floor, max_step, first_step,
+              adaptive, out, stats):
     """Integrate ``dy/dt = J y + u`` with jumps over ``[0, t_end]``.
 
     Writes the state (or the observables ``o_*``, CSR rows over the state) at
@@ -387,10 +424,8 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
     wv = np.empty(m)
     # state and stage vectors
     y = y0.copy()
-    f = np.empty(nst)
-    f2 = np.empty(nst)
-    f3 = np.empty(nst)
-    z = np.empty(nst)
+    ns_st = tab_a.shape[0]
+    F = np.empty((ns_st, nst))
     y1 = np.empty(nst)
     est = np.empty(nst)
     rhs = np.empty(nst)
@@ -435,7 +470,7 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
             stop = times[ke]
         gap = stop - t
         _matvec(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bcol, block,
-                act, r_ptr, r_idx, y, u, f)
+                act, r_ptr, r_idx, y, u, F[0])
         if changed and first_after_jump and adaptive:
             h_target = min(h_target, h_jump)
         if not adaptive:
@@ -449,9 +484,8 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
         tn = t
         while j < nsub:
             h = gap / nsub
-            c = _D * h
+            c = gamma * h
             ic = 1.0 / c
-            wh = _W * h
             # cached factorization of I - cJ
             slot = -1
             for s_ in range(N_CACHE):
@@ -475,22 +509,29 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
             einv = c_einv[slot]
             Zs = c_Z[slot]
             Si = c_Sinv[slot]
-            # stage 2: trapezoidal rule to t + gamma h
-            for i in range(nst):
-                rhs[i] = y[i] + c * (f[i] + u[i])
-            _solve(c, brow, act, r_ptr, r_idx, dinv, lo, back, ge, qe, einv, Zs, Si, rhs, z,
-                   tv, wv)
-            # stage 3: BDF2 to t + h (f2 = J z + u from the stage equation)
-            for i in range(nst):
-                f2[i] = (z[i] - y[i]) * ic - f[i]
-                rhs[i] = y[i] + wh * (f[i] + f2[i]) + c * u[i]
-            _solve(c, brow, act, r_ptr, r_idx, dinv, lo, back, ge, qe, einv, Zs, Si, rhs, y1,
-                   tv, wv)
+            # implicit stages: (I - gamma h J) Y_i = y + h sum_j a_ij F_j + gamma h u,
+            # F_i = J Y_i + u recovered from the stage equation (no matrix product)
+            for st in range(1, ns_st):
+                for i in range(nst):
+                    rhs[i] = y[i] + c * u[i]
+                for jj in range(st):
+                    a_h = tab_a[st, jj] * h
+                    if a_h != 0.0:
+                        for i in range(nst):
+                            rhs[i] += a_h * F[jj, i]
+                _solve(c, brow, act, r_ptr, r_idx, dinv, lo, back, ge, qe, einv, Zs, Si, rhs,
+                       y1, tv, wv)
+                for i in range(nst):
+                    F[st, i] = (y1[i] - rhs[i]) * ic + u[i]
+            # stiffly accurate: the last stage is the new state, F[-1] = f(y1)
             err = 0.0
             if adaptive:
                 for i in range(nst):
-                    f3[i] = (y1[i] - rhs[i]) * ic + u[i]
-                    rhs[i] = h * (_E1 * f[i] + _E2 * f2[i] + _E3 * f3[i])
+                    rhs[i] = 0.0
+                for jj in range(ns_st):
+                    e_h = tab_e[jj] * h
+                    for i in range(nst):
+                        rhs[i] += e_h * F[jj, i]
                 _solve(c, brow, act, r_ptr, r_idx, dinv, lo, back, ge, qe, einv, Zs, Si, rhs,
                        est, tv, wv)
                 # max norm scaled by rtol x running peak of each variable (spinal CSF and
@@ -503,9 +544,6 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
                 for i in range(ns, nst):
                     pk = max(peak[2 + i - ns], abs(y1[i]) * ivol[i])
                     err = max(err, abs(est[i]) * ivol[i] / (rtol * pk + atol_floor * ivol[i]))
-            else:
-                for i in range(nst):
-                    f3[i] = (y1[i] - rhs[i]) * ic + u[i]
             if err <= 1.0:
                 # accept; dense output (cubic Hermite) for output times inside the step
                 t1 = stop if j + 1 == nsub else tn + h
@@ -514,12 +552,13 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
                     for i in range(nst):
                         d = y1[i] - y[i]
                         wr[i] = y[i] + th * d + th * (th - 1.0) * (
-                            (1.0 - 2.0 * th) * d + (th - 1.0) * h * f[i] + th * h * f3[i])
+                            (1.0 - 2.0 * th) * d + (th - 1.0) * h * F[0, i]
+                            + th * h * F[ns_st - 1, i])
                     _emit(wr, out, io, o_ptr, o_idx, o_w)
                     io += 1
                 for i in range(nst):
                     y[i] = y1[i]
-                    f[i] = f3[i]
+                    F[0, i] = F[ns_st - 1, i]
                 if adaptive:
                     peak[0] = pk_s
                     peak[1] = pk_c
@@ -556,8 +595,8 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
 @njit(cache=True, parallel=True, error_model="numpy")
 def integrate_batch(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bcol,
                     block, volume, act, r_ptr, r_idx, times, jumps, rates, s_ptr, s_of,
-                    t_end, t_out, o_ptr, o_idx, o_w, rtol, atol_floor, max_step, first_step,
-                    out, stats):
+                    t_end, t_out, o_ptr, o_idx, o_w, gamma, tab_a, tab_e, rtol, atol_floor,
+                    max_step, first_step, out, stats):
     """:func:`integrate` for a batch of parameter sets, in parallel over the batch.
 
     System arrays carry a leading batch axis ``B``. Schedules are concatenated:
@@ -575,4 +614,5 @@ def integrate_batch(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, bro
         integrate(lower[b], diag[b], upper[b], cord_diag[b], csf_to_cord[b], cord_to_csf[b],
                   brow[b], bcol[b], block[b], volume[b], act, r_ptr, r_idx, times[a0:a1],
                   jumps[a0:a1], rates[a0:a1], t_end[b], t_out, y0, o_ptr, o_idx, o_w,
-                  rtol[b], atol_floor[b], max_step, first_step, True, out[b], stats[b])
+                  gamma, tab_a, tab_e, rtol[b], atol_floor[b], max_step, first_step, True,
+                  out[b], stats[b])

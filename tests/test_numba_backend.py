@@ -1,0 +1,203 @@
+"""The numba backend against the scipy reference, mass balance, order of accuracy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from csfmodel.api import prepare, simulate
+from csfmodel.errors import ScenarioError
+from csfmodel.solvers import get_solver
+from csfmodel.solvers.reference import solve as reference_solve
+
+pytest.importorskip("numba")
+
+from csfmodel.solvers import _structured as kernels  # noqa: E402
+from csfmodel.solvers import numba_backend  # noqa: E402
+
+SIM = {"duration": "18 h", "output_interval": "10 min", "resolution": "1 cm"}
+
+SCENARIOS = {
+    "it_bolus": [{"route": "intrathecal", "type": "bolus", "site": "L3", "amount": "0.3 mg",
+                  "volume": "2 mL", "time": "30 min"}],
+    "it_program": [{"route": "intrathecal", "type": "infusion", "site": "T10",
+                    "program": [{"at": "0 h", "rate": "0.4 mg/day"},
+                                {"at": "7 h", "rate": "1.2 mg/day"},
+                                {"at": "13 h", "rate": "0.6 mg/day"}]}],
+    "patient_bolus": [
+        {"route": "intrathecal", "type": "infusion", "site": "T10", "rate": "1 mg/day"},
+        {"route": "intrathecal", "type": "patient_bolus", "site": "T10", "amount": "0.05 mg",
+         "lockout": "3 h", "max_per_day": 4,
+         "requests": ["2 h", "3 h", "6 h", "9.5 h", "14 h"]}],
+    "oral": [{"route": "oral", "type": "bolus", "amount": "30 mg", "formulation": "immediate",
+              "interval": "6 h", "count": 3},
+             {"route": "oral", "type": "bolus", "amount": "30 mg", "formulation": "controlled",
+              "time": "1 h"}],
+    "iv": [{"route": "iv", "type": "bolus", "amount": "5 mg", "time": "15 min"},
+           {"route": "iv", "type": "infusion", "rate": "24 mg/day", "start": "4 h",
+            "duration": "8 h"}],
+}
+
+
+def _scenario(name: str, sim: dict | None = None) -> dict:
+    return {"simulation": dict(SIM, **(sim or {})), "dose": SCENARIOS[name]}
+
+
+def _relative_errors(a, b) -> dict[str, float]:
+    """max |a - b| / max |b| for every float variable of two result Datasets."""
+    out = {}
+    for v in b.data_vars:
+        if b[v].dtype.kind != "f":
+            continue
+        peak = float(np.abs(b[v]).max())
+        if peak > 0.0:
+            out[v] = float(np.abs(a[v] - b[v]).max()) / peak
+        else:
+            out[v] = float(np.abs(a[v]).max())
+    return out
+
+
+@pytest.fixture(scope="module")
+def references():
+    """Reference results (scipy Radau, rtol 1e-10) of every test scenario."""
+    return {name: simulate(_scenario(name), solver="reference") for name in SCENARIOS}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_agrees_with_reference(name, references):
+    ds = simulate(_scenario(name), solver="numba")
+    errors = _relative_errors(ds, references[name])
+    assert max(errors.values()) < 1e-3, errors
+    # the tolerance is met with a margin, not by luck
+    assert max(errors.values()) < 5e-4, errors
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_mass_balance(name):
+    sc, model, schedule, events, t_out = prepare(_scenario(name))
+    states = numba_backend.solve(model.system, schedule, t_out)
+    dosed = schedule.dosed(t_out)
+    assert dosed[-1] > 0
+    assert np.max(np.abs(states.sum(axis=1) - dosed)) <= 1e-9 * dosed.max()
+    assert np.all(states[:, -1] >= -1e-12 * dosed.max())  # eliminated never decreases below 0
+    assert np.all(np.diff(states[:, -1]) >= -1e-9 * dosed.max())
+
+
+def test_output_at_event_is_after_the_jump():
+    sc, model, schedule, events, t_out = prepare(_scenario("iv", {"output_interval": "5 min"}))
+    states = numba_backend.solve(model.system, schedule, t_out)
+    k = int(np.flatnonzero(np.isclose(t_out, 15.0))[0])
+    assert states[k].sum() == pytest.approx(5000.0, rel=1e-12)   # 5 mg bolus at 15 min
+    assert states[k - 1].sum() == 0.0
+
+
+def test_structured_solve_matches_dense():
+    sc, model, schedule, events, t_out = prepare(_scenario("it_bolus", {"resolution": "2 cm"}))
+    s = model.system
+    act, ptr, idx = numba_backend.border_pattern(s.border_rows, s.border_cols)
+    n, mc, m = s.n_spinal, s.n_cord, s.block.shape[0]
+    ns, nst = n + mc, s.n_state
+    rng = np.random.default_rng(1)
+    J = s.to_dense()
+    for c in (1e-3, 0.3, 40.0):
+        arrs = [np.empty(n), np.empty(n), np.empty(n), np.empty(mc), np.empty(mc), np.empty(mc),
+                np.empty((ns, len(act))), np.empty((m, m))]
+        kernels._factor(c, s.lower, s.diag, s.upper, s.cord_diag, s.csf_to_cord, s.cord_to_csf,
+                        s.border_rows, s.border_cols, s.block, act, ptr, idx, *arrs,
+                        np.empty(nst), np.empty(nst), np.empty((m, m)))
+        r = rng.standard_normal(nst)
+        x = np.empty(nst)
+        kernels._solve(c, s.border_rows, act, ptr, idx, *arrs, r, x, np.empty(m), np.empty(m))
+        expected = np.linalg.solve(np.eye(nst) - c * J, r)
+        assert np.allclose(x, expected, rtol=1e-11, atol=1e-11 * np.abs(expected).max())
+        # 1^T (I - cJ) = 1^T: the solve conserves the total exactly (to round-off)
+        assert x.sum() == pytest.approx(r.sum(), rel=1e-12, abs=1e-12 * np.abs(r).sum())
+    y = rng.standard_normal(nst)
+    u = rng.standard_normal(nst)
+    out = np.empty(nst)
+    kernels._matvec(s.lower, s.diag, s.upper, s.cord_diag, s.csf_to_cord, s.cord_to_csf,
+                    s.border_rows, s.border_cols, s.block, act, ptr, idx, y, u, out)
+    assert np.allclose(out, J @ y + u, rtol=1e-12, atol=1e-12 * np.abs(J @ y).max())
+
+
+def _fixed_step_error(model, schedule, t_out, ref, h, method):
+    y = numba_backend.solve(model.system, schedule, t_out, adaptive=False, max_step=h,
+                            method=method)
+    return np.max(np.abs(y - ref)) / np.max(np.abs(ref))
+
+
+@pytest.mark.parametrize("method,order", [("trbdf2", 2), ("esdirk3", 3)])
+@pytest.mark.parametrize("name", ["it_program", "iv"])
+def test_order_in_dt(name, method, order):
+    """Fixed steps h, h/2, h/4, h/8: the error against the reference falls as h^order."""
+    sc, model, schedule, events, t_out = prepare(
+        _scenario(name, {"duration": "12 h", "output_interval": "1 h", "resolution": "2 cm"}))
+    ref = reference_solve(model.system, schedule, t_out, rtol=1e-13)
+    errs = [_fixed_step_error(model, schedule, t_out, ref, h, method)
+            for h in (8.0, 4.0, 2.0, 1.0)]
+    orders = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
+    assert np.all(np.abs(orders - order) < 0.2), (errs, orders)
+
+
+def test_tolerance_controls_the_error(references):
+    """A tighter rtol gives a smaller error, and the reported estimate stays <= 1."""
+    sc, model, schedule, events, t_out = prepare(_scenario("it_bolus"))
+    ref = reference_solve(model.system, schedule, t_out)
+    errs = []
+    for rtol in (1e-3, 1e-4, 1e-5, 1e-6):
+        stats: dict = {}
+        y = numba_backend.solve(model.system, schedule, t_out, rtol=rtol, stats=stats)
+        errs.append(np.max(np.abs(y - ref)) / np.max(np.abs(ref)))
+        assert stats["max_error_estimate"] <= 1.0
+        assert stats["steps"] > 0 and stats["factorizations"] <= stats["steps"]
+    assert all(a > b for a, b in zip(errs, errs[1:])), errs
+    assert errs[-1] < 1e-5
+
+
+def test_stiff_bolus_has_no_ringing():
+    """L-stability: one 60-min step after a point bolus leaves no oscillation.
+
+    The stiffest modes have h*lambda ~ -400 here; a method that is only A-stable
+    (trapezoidal rule, R(-inf) = -1) would carry the spike on with alternating
+    sign, of the order of the peak. Both methods damp it (R(-inf) = 0); ESDIRK3's
+    R(z) is slightly negative for large |z|, hence the small tolerance.
+    """
+    sc, model, schedule, events, t_out = prepare(
+        {"simulation": {"duration": "2 h", "output_interval": "1 h", "resolution": "5 mm"},
+         "dose": [{"route": "intrathecal", "type": "patient_bolus", "site": "T10",
+                   "amount": "0.1 mg", "lockout": "1 h", "max_per_day": 4,
+                   "requests": ["0 h"]}]})
+    for method in ("trbdf2", "esdirk3"):
+        y = numba_backend.solve(model.system, schedule, t_out, adaptive=False, max_step=60.0,
+                                method=method)
+        csf = y[1:, :model.system.n_spinal]
+        assert np.all(csf >= -1e-3 * csf.max())
+
+
+def test_batch_equals_single_runs():
+    sc, model, schedule, events, t_out = prepare(_scenario("patient_bolus"))
+    from dataclasses import replace
+
+    from csfmodel.model import build_model
+
+    systems = [build_model(replace(sc.anatomy, dispersion=sc.anatomy.dispersion * f),
+                           sc.drug, sc.simulation.resolution).system for f in (0.5, 1.0, 2.0)]
+    batch = numba_backend.solve_batch(systems, [schedule], t_out)
+    for b, s in enumerate(systems):
+        single = numba_backend.solve(s, schedule, t_out)
+        assert np.allclose(batch[b], single, rtol=0, atol=1e-12 * np.abs(single).max())
+    assert not np.allclose(batch[0], batch[2])
+
+
+def test_bad_options():
+    sc, model, schedule, events, t_out = prepare(_scenario("iv"))
+    with pytest.raises(ScenarioError, match="rtol"):
+        numba_backend.solve(model.system, schedule, t_out, rtol=0.5)
+    with pytest.raises(ScenarioError, match="max_step"):
+        numba_backend.solve(model.system, schedule, t_out, max_step=-1.0)
+    with pytest.raises(ScenarioError, match="method"):
+        numba_backend.solve(model.system, schedule, t_out, method="euler")
+
+
+def test_registered():
+    assert get_solver("numba") is numba_backend.solve
