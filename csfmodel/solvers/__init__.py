@@ -37,6 +37,9 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
     "numba": ("csfmodel.solvers.numba_backend", "solve",
               "adaptive L-stable ESDIRK (3rd order) compiled with numba, O(N) structured "
               "solves, factorization reused per step size (fast; option rtol)"),
+    "jax": ("csfmodel.solvers.jax_backend", "solve",
+            "JAX (float64): adaptive TR-BDF2 on the structured matrix, jitted; "
+            "solve_batch vmaps over parameter sets (CPU or GPU; option rtol)"),
 }
 
 
