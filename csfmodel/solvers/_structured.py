@@ -197,7 +197,7 @@ def _invert(A, out):
                         out[r, j] -= f * out[col, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _tsolve(dinv, lo, back, ge, qe, einv, r, x, n, m_c):
     """Solve the spatial block (spinal tridiagonal + cord) ``T x = r``.
 
@@ -258,12 +258,13 @@ def _tsolve(dinv, lo, back, ge, qe, einv, r, x, n, m_c):
         x[n + j] = r[n + j] * einv[j] + ge[j] * x[j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always", fastmath={"reassoc", "contract"})
 def _row_dot(brow, k, r_ptr, r_idx, x, ns):
-    """``brow[k] . x[:ns]`` over the row's nonzeros (contiguous, 4 accumulators, if dense)."""
+    """``brow[k] . x[:ns]``: over the row's nonzeros, or (if at least half of the row is
+    nonzero) over the whole row, contiguously with 4 accumulators."""
     p0 = r_ptr[k]
     p1 = r_ptr[k + 1]
-    if p1 - p0 == ns:
+    if 2 * (p1 - p0) >= ns:
         a0 = 0.0
         a1 = 0.0
         a2 = 0.0
@@ -285,7 +286,7 @@ def _row_dot(brow, k, r_ptr, r_idx, x, ns):
     return acc
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _solve(c, brow, act, r_ptr, r_idx, dinv, lo, back, ge, qe, einv, Z, Sinv, r, x, t, w):
     """Solve ``(I - cJ) x = r`` with a cached factorization (O(N + M) work)."""
     n = dinv.shape[0]
@@ -295,7 +296,9 @@ def _solve(c, brow, act, r_ptr, r_idx, dinv, lo, back, ge, qe, einv, Z, Sinv, r,
     na = act.shape[0]
     _tsolve(dinv, lo, back, ge, qe, einv, r, x, n, m_c)
     for k in range(m):
-        t[k] = r[ns + k] + c * _row_dot(brow, k, r_ptr, r_idx, x, ns)
+        t[k] = r[ns + k]
+        if r_ptr[k + 1] > r_ptr[k]:
+            t[k] += c * _row_dot(brow, k, r_ptr, r_idx, x, ns)
     for k in range(m):
         acc = 0.0
         for l2 in range(m):
@@ -367,7 +370,7 @@ def _emit(y, out, row, o_ptr, o_idx, o_w):
             out[row, q] = acc
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _group_max(est, y, ivol, i0, i1):
     """``max |est_i| / vol_i`` and ``max |y_i| / vol_i`` over ``i0 <= i < i1``."""
     e0 = 0.0
