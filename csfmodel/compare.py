@@ -102,6 +102,8 @@ class RouteComparison:
     target: list[str]
     sensitivity: dict[str, dict[str, float]]
     it_rate_by_site: dict[str, float]
+    #: spinal EC50 (ng/mL) at which the model's ratio equals the clinical rule
+    implied_spinal_ec50: dict[str, float | None] = field(default_factory=dict)
 
     def route(self, route: str, basis: str = "equianalgesic") -> RouteResult:
         """The result for ``route`` ("oral", "iv", "intrathecal") on a ``basis``."""
@@ -121,6 +123,7 @@ class RouteComparison:
             "segments": self.segments, "target_segments": self.target,
             "sensitivity": self.sensitivity,
             "it_rate_by_site_mg_per_day": self.it_rate_by_site,
+            "spinal_ec50_implied_by_clinical_rule_ng_per_ml": self.implied_spinal_ec50,
         }
 
     def table(self) -> str:
@@ -159,6 +162,12 @@ class RouteComparison:
         if self.it_rate_by_site:
             lines.append("equianalgesic IT rate by catheter tip (mg/day): " + ", ".join(
                 f"{k} {v:.3g}" for k, v in self.it_rate_by_site.items()))
+        if self.implied_spinal_ec50:
+            imp = self.implied_spinal_ec50
+            lines.append("spinal EC50 at which the model would give the rule of thumb: "
+                         + ", ".join(f"{k} {v:.4g} ng/mL" if v else f"{k} none"
+                                     for k, v in imp.items())
+                         + f" (model: {self.pd['ec50_spinal']:.4g})")
         if self.sensitivity:
             lines += ["", "what drives the ratios: elasticity d ln(ratio) / d ln(parameter)",
                       f"  {'parameter':<34}{'oral:IT':>9}{'IV:IT':>9}{'oral:IV':>9}"]
@@ -352,6 +361,39 @@ def _core(model, site_z: float, regimen, period: float, r: ResolvedEffects,
     return ref, rates, (routes, match)
 
 
+def _implied_spinal_ec50(model, site_z, regimen, period, r: ResolvedEffects, tgt_idx,
+                         ref_daily) -> dict[str, float | None]:
+    """Spinal EC50 (unbound dorsal horn, ng/mL) at which the model meets the clinical rule.
+
+    The PK is linear and independent of the effect model, so the reference's
+    steady state and the unit plateaus are computed once; only the analgesia
+    is re-evaluated for each trial EC50 (brentq on its logarithm).
+    """
+    from scipy.optimize import brentq
+
+    t, conc, _ = reference_steady_state(model, regimen, period)
+    unit = unit_plateaus(model, site_z)
+
+    def ratios(log_ec50: float) -> dict[str, float]:
+        r_ = replace(r, ec50_spinal=float(np.exp(log_ec50)))
+        ref = _route_result("oral", "reference", ref_daily, t, conc, r_, tgt_idx, True)
+        rates = {rt: _equianalgesic_rate(unit[rt], ref.analgesia, r_, tgt_idx)
+                 for rt in ("iv", "intrathecal")}
+        return _ratios(ref_daily, rates)
+
+    out: dict[str, float | None] = {}
+    lo, hi = np.log(r.ec50_spinal) - 12.0, np.log(r.ec50_spinal) + 12.0
+    for route, key in (("oral", "oral:IT"), ("iv", "IV:IT")):
+        def f(x: float, route=route) -> float:
+            return np.log(ratios(x)[route]) - np.log(CLINICAL_RULE[route])
+
+        try:
+            out[key] = float(np.exp(brentq(f, lo, hi, xtol=1e-6)))
+        except ValueError:
+            out[key] = None
+    return out
+
+
 def _ratios(ref_daily: float, rates: dict[str, float]) -> dict[str, float]:
     it = rates["intrathecal"] * _PER_DAY
     return {"oral": ref_daily / it, "iv": rates["iv"] * _PER_DAY / it, "intrathecal": 1.0}
@@ -423,6 +465,8 @@ def compare_routes(*, oral_dose: str = "30 mg", interval: str = "12 h",
             * _PER_DAY
     sens = _sensitivity(sc, model, site_z, regimen, period, p, tgt_idx, ref_daily,
                         ratios["equianalgesic"]) if sensitivity else {}
+    implied = _implied_spinal_ec50(model, site_z, regimen, period, r, tgt_idx, ref_daily) \
+        if sensitivity else {}
     settings = {"drug": sc.drug.name, "site": site, "site_z_cm": site_z,
                 "target": target if isinstance(target, str) else ",".join(segs),
                 "reference": f"oral {form}-release {oral_dose} every {interval} "
@@ -432,7 +476,8 @@ def compare_routes(*, oral_dose: str = "30 mg", interval: str = "12 h",
                                 "directly"}
     return RouteComparison(settings=settings, pd=r.as_dict(), reference=ref, routes=routes,
                            ratios=ratios, segments=list(CORD_SEGMENTS), target=segs,
-                           sensitivity=sens, it_rate_by_site=by_site)
+                           sensitivity=sens, it_rate_by_site=by_site,
+                           implied_spinal_ec50=implied)
 
 
 def _sensitivity(sc, model, site_z, regimen, period, p: EffectParameters, tgt_idx,
