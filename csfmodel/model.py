@@ -339,9 +339,14 @@ def _perimeter(area: np.ndarray) -> np.ndarray:
     return _ELLIPTIC * 2.0 * np.sqrt(np.pi * np.maximum(area, 0.0))
 
 
-def build_model(anatomy: Anatomy, drug: Drug, resolution: float = 0.5) -> Model:
-    """Assemble the linear system for one patient and drug at a grid resolution (cm)."""
-    g = make_grid(anatomy, resolution)
+def build_model(anatomy: Anatomy, drug: Drug, resolution: float = 0.5,
+                grid: Grid | None = None) -> Model:
+    """Assemble the linear system for one patient and drug at a grid resolution (cm).
+
+    ``grid`` may pass a grid already made by :func:`make_grid` for the same
+    geometry (sweeps reuse it); by default it is built here.
+    """
+    g = make_grid(anatomy, resolution) if grid is None else grid
     n, m = g.n, g.n_cord
     s = n + m
     asm = _Assembler(n, m)
