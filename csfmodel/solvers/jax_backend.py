@@ -83,7 +83,7 @@ __all__ = ["solve", "solve_batch", "stack_systems", "DEFAULT_RTOL", "STRUCTURE_F
 #: default relative tolerance of the local error per step (of each output
 #: variable's running peak); outputs then agree with the reference solver to
 #: well within 1e-3 of their peak
-DEFAULT_RTOL = 1e-5
+DEFAULT_RTOL = 1e-6
 
 #: names of the arrays of :class:`~csfmodel.model.LinearSystem` the backend uses
 STRUCTURE_FIELDS = ("lower", "diag", "upper", "cord_diag", "csf_to_cord", "cord_to_csf",
@@ -187,18 +187,19 @@ def _tr_bdf2(p: dict, f: dict, y: jax.Array, u: jax.Array, h: jax.Array,
     return y1, est
 
 
-def _group_peaks(y: jax.Array, vinv: jax.Array, n: int, M: int) -> jax.Array:
-    """Peak of each output variable in ``y``: spinal conc., cord conc., compartments."""
-    s = n + M
-    cs = jnp.max(jnp.abs(y[:n]) * vinv[:n], keepdims=True)
-    cc = jnp.max(jnp.abs(y[n:s]) * vinv[n:s], keepdims=True) if M else jnp.zeros(1, y.dtype)
-    return jnp.concatenate([cs, cc, jnp.abs(y[s:])])
+def _error_scale(peaks: jax.Array, vol: jax.Array, vinv: jax.Array, n: int, M: int
+                 ) -> jax.Array:
+    """Error scale per state (ug) from the running peak amount of every state.
 
-
-def _amount_scale(peaks: jax.Array, vol: jax.Array, n: int, M: int) -> jax.Array:
-    """Peaks of the output variables as an amount per state."""
+    A spinal cell's scale is the peak spinal CSF concentration (over z and time)
+    times its volume; the same for cord cells; each compartment is scaled by its
+    own peak.
+    """
     s = n + M
-    return jnp.concatenate([peaks[0] * vol[:n], peaks[1] * vol[n:s], peaks[2:]])
+    cs = jnp.max(peaks[:n] * vinv[:n])
+    cc = jnp.max(peaks[n:s] * vinv[n:s]) if M else jnp.zeros((), peaks.dtype)
+    group = jnp.concatenate([cs * vol[:n], cc * vol[n:s], jnp.zeros_like(peaks[s:])])
+    return jnp.maximum(group, peaks)
 
 
 def _member_block(p, sidx, rtol, atol, max_step, carry, jumps, rates, xs, obs, *,
@@ -215,11 +216,11 @@ def _member_block(p, sidx, rtol, atol, max_step, carry, jumps, rates, xs, obs, *
         t0, t1, jrow, rrow, restart, nsub = x
         y = y + jumps[sidx, jrow[sidx]]
         u = rates[sidx, rrow[sidx]]
-        peaks = jnp.maximum(peaks, _group_peaks(y, vinv, n, M))
+        peaks = jnp.maximum(peaks, jnp.abs(y))
         rec = y if obs is None else obs @ y
         if adaptive:
             # restart the step after a bolus (and at t = 0) from the fastest relative rate
-            ref = _amount_scale(peaks, vol, n, M) + atol / rtol
+            ref = _error_scale(peaks, vol, vinv, n, M) + atol / rtol
             rate = jnp.max(jnp.abs(_matvec(p, y) + u) / ref)
             h0 = jnp.where(rate > 0, cube / jnp.where(rate > 0, rate, 1.0), jnp.inf)
             h = jnp.where(restart[sidx], jnp.minimum(h, h0), h)
@@ -229,7 +230,7 @@ def _member_block(p, sidx, rtol, atol, max_step, carry, jumps, rates, xs, obs, *
         else:
             y = _fixed(p, y, u, t0, t1, nsub, sizes, act)
             st = st.at[0].add(jnp.where(t1 > t0, nsub, 0))
-            peaks = jnp.maximum(peaks, _group_peaks(y, vinv, n, M))
+            peaks = jnp.maximum(peaks, jnp.abs(y))
         return (y, h, peaks, st), rec
 
     carry, recs = lax.scan(interval, carry, xs)
@@ -263,7 +264,7 @@ def _adaptive(p, y, u, t0, t1, h, peaks, st, rtol, atol, max_step, vol, vinv, si
         hs = jnp.where(last, rem, h)
         f = _factor(p, _D * hs, act)
         y1, est = _tr_bdf2(p, f, y, u, hs, sizes, act, True)
-        scale = rtol * _amount_scale(peaks, vol, n, M) + atol
+        scale = rtol * _error_scale(peaks, vol, vinv, n, M) + atol
         err = jnp.max(jnp.abs(est) / scale)
         err = jnp.where(jnp.isfinite(err), err, jnp.inf)
         ok = err <= 1.0
@@ -274,7 +275,7 @@ def _adaptive(p, y, u, t0, t1, h, peaks, st, rtol, atol, max_step, vol, vinv, si
         h_new = jnp.minimum(h_new, max_step)
         t_new = jnp.where(ok, jnp.where(last, t1, t + hs), t)
         y_new = jnp.where(ok, y1, y)
-        peaks_new = jnp.where(ok, jnp.maximum(peaks, _group_peaks(y1, vinv, n, M)), peaks)
+        peaks_new = jnp.where(ok, jnp.maximum(peaks, jnp.abs(y1)), peaks)
         st_new = jnp.stack([
             st[0] + ok, st[1] + (~ok),
             jnp.where(ok, jnp.maximum(st[2], err), st[2]),
@@ -544,7 +545,7 @@ def solve_batch(systems: Sequence[LinearSystem] | LinearSystem | Mapping[str, An
         par = {k: jnp.asarray(v[sel]) for k, v in stack.items()}
         carry = (jnp.asarray(y_init[sel]),
                  jnp.full(size, np.inf if first_step is None else float(first_step)),
-                 jnp.zeros((size, 2 + m)),
+                 jnp.zeros((size, n_state)),
                  jnp.tile(jnp.asarray([0.0, 0.0, 0.0, np.inf, 0.0, 0.0]), (size, 1)))
         recs = []
         try:
