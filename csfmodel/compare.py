@@ -82,6 +82,7 @@ class RouteResult:
     selectivity: float            # target dorsal horn : brain ECF (unbound)
     cord_profile: np.ndarray = field(repr=False)       # mean per cord segment
     analgesia_profile: np.ndarray = field(repr=False)  # per cord segment
+    regimen: str = ""             # the dose as a prescription, e.g. "30 mg every 12 h"
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: (v.tolist() if isinstance(v, np.ndarray) else v)
@@ -106,10 +107,14 @@ class RouteComparison:
     implied_spinal_ec50: dict[str, float | None] = field(default_factory=dict)
 
     def route(self, route: str, basis: str = "equianalgesic") -> RouteResult:
-        """The result for ``route`` ("oral", "iv", "intrathecal") on a ``basis``."""
-        for r in [self.reference, *self.routes]:
-            if r.route == route and (r.basis == basis or (route == self.reference.route
-                                                          and r.basis == "reference")):
+        """The result for ``route`` ("oral", "iv", "intrathecal") on a ``basis``.
+
+        The reference route returns the reference whatever the basis.
+        """
+        if route == self.reference.route:
+            return self.reference
+        for r in self.routes:
+            if r.route == route and r.basis == basis:
                 return r
         raise KeyError((route, basis))
 
@@ -143,6 +148,8 @@ class RouteComparison:
                 f"{r.target_dorsal_horn:>10.4g}{r.brain:>9.3g}{r.plasma:>9.3g}"
                 f"{r.respiratory_depression:>9.3f}{r.selectivity:>10.4g}")
         eq, cm = self.ratios["equianalgesic"], self.ratios["equal_dorsal_horn"]
+        lines += ["", "as prescriptions:"]
+        lines += [f"  {r.basis:<19}{r.regimen}" for r in [self.reference, *self.routes]]
         lines += [
             "",
             "dose ratios oral : IV : IT (IT = 1)",
@@ -259,7 +266,7 @@ def unit_plateaus(model, site_z: float) -> dict[str, dict[str, np.ndarray]]:
 
 
 def reference_steady_state(model, regimen, period: float, step: float = 5.0):
-    """Periodic steady state of a reference regimen: (t in h, concentrations)."""
+    """Periodic steady state of a periodic regimen: (t in h, concentrations, raw result)."""
     from csfmodel.dosing import expand
     from csfmodel.model import build_schedule
     from csfmodel.steady_state import periodic_steady_state
@@ -273,54 +280,128 @@ def _mean(t: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.trapezoid(y, t, axis=0) / (t[-1] - t[0])
 
 
-def _route_result(route, basis, daily, t, conc, r: ResolvedEffects, tgt_idx, periodic):
-    """Summaries of one route from concentrations over time (or a plateau: t=None)."""
-    if t is None:
+@dataclass
+class _Units:
+    """Steady-state responses per unit dose of each route (PK only, linear in the dose).
+
+    ``oral``: periodic steady state per 1 ug every ``period`` min (time course over
+    one period, ``t`` in h); ``iv``/``intrathecal``: plateau per 1 ug/min.
+    """
+
+    t: np.ndarray
+    period: float
+    oral: dict[str, np.ndarray]
+    plateau: dict[str, dict[str, np.ndarray]]
+
+    def per_day(self, route: str) -> float:
+        """mg/day per unit dose of ``route``."""
+        return 1.44 / self.period if route == "oral" else _PER_DAY
+
+    def conc(self, route: str, k: float) -> dict[str, np.ndarray]:
+        src = self.oral if route == "oral" else self.plateau[route]
+        return {n: k * v for n, v in src.items()}
+
+    def mean_cord(self, route: str) -> np.ndarray:
+        if route == "oral":
+            return _mean(self.t, self.oral["cord"])
+        return self.plateau[route]["cord"]
+
+
+def _units(model, site_z: float, formulation: str, period: float) -> _Units:
+    from csfmodel.dosing import OralDose
+
+    t, conc, _ = reference_steady_state(model, OralDose(1.0, formulation=formulation), period)
+    return _Units(t=t, period=period, oral=conc, plateau=unit_plateaus(model, site_z))
+
+
+class _Analgesia:
+    """Mean steady-state analgesia of a route as a function of its dose ``k``.
+
+    The effect sites are linear filters, so their periodic steady state per unit
+    dose is computed once; each evaluation only applies the (nonlinear) response
+    surface.
+    """
+
+    def __init__(self, units: _Units, route: str, r: ResolvedEffects, tgt_idx: np.ndarray):
+        self.r, self.tgt, self.route = r, tgt_idx, route
+        if route == "oral":
+            t = units.t
+            self.t = t
+            self.ce_s = effect_site_periodic(units.oral["cord"][:, tgt_idx], t,
+                                             r.t_half_spinal)
+            self.ce_b = effect_site_periodic(units.oral["brain"], t, r.t_half_brain)[:, None]
+        else:
+            self.t = None
+            self.ce_s = units.plateau[route]["cord"][tgt_idx]
+            self.ce_b = units.plateau[route]["brain"]
+
+    def __call__(self, k: float) -> float:
+        a = analgesia(k * self.ce_s, k * self.ce_b, self.r)
+        if self.t is None:
+            return float(a.min())
+        return float(_mean(self.t, a.min(axis=1)))
+
+
+def _route_result(route, basis, k, units: _Units, r: ResolvedEffects, tgt_idx) -> RouteResult:
+    """Summaries of one route at dose ``k`` (ug per dose for oral, ug/min otherwise)."""
+    conc = units.conc(route, k)
+    if route != "oral":
         cord, brain = conc["cord"], conc["brain"]
         a_seg = analgesia(cord, brain, r)
         rd = float(respiratory_depression(brain, r))
-        prof = cord
         out = dict(analgesia=float(a_seg[tgt_idx].min()), brain=float(brain),
                    brain_max=float(brain), plasma=float(conc["plasma"]),
                    lumbar_csf=float(conc["lumbar_csf"]), respiratory_depression=rd,
-                   respiratory_depression_max=rd, cord_profile=np.asarray(prof),
+                   respiratory_depression_max=rd, cord_profile=np.asarray(cord),
                    analgesia_profile=np.asarray(a_seg))
     else:
+        t = units.t
         ce_s = effect_site_periodic(conc["cord"], t, r.t_half_spinal)
         ce_b = effect_site_periodic(conc["brain"], t, r.t_half_brain)
         a_seg_t = analgesia(ce_s, ce_b[:, None], r)
         a_t = a_seg_t[:, tgt_idx].min(axis=1)
         rd_t = respiratory_depression(ce_b, r)
-        prof = _mean(t, conc["cord"])
         out = dict(analgesia=float(_mean(t, a_t)), brain=float(_mean(t, conc["brain"])),
                    brain_max=float(conc["brain"].max()), plasma=float(_mean(t, conc["plasma"])),
                    lumbar_csf=float(_mean(t, conc["lumbar_csf"])),
                    respiratory_depression=float(_mean(t, rd_t)),
-                   respiratory_depression_max=float(rd_t.max()), cord_profile=prof,
-                   analgesia_profile=_mean(t, a_seg_t))
+                   respiratory_depression_max=float(rd_t.max()),
+                   cord_profile=_mean(t, conc["cord"]), analgesia_profile=_mean(t, a_seg_t))
     dh = out["cord_profile"][tgt_idx]
-    return RouteResult(route=route, basis=basis, daily_dose_mg=float(daily),
+    return RouteResult(route=route, basis=basis, daily_dose_mg=float(k * units.per_day(route)),
                        target_dorsal_horn=float(dh.min()),
                        target_dorsal_horn_mean=float(dh.mean()),
                        selectivity=float(dh.min() / out["brain"]) if out["brain"] > 0
                        else float("inf"), **out)
 
 
-def _equianalgesic_rate(unit: dict[str, np.ndarray], a_ref: float, r: ResolvedEffects,
-                        tgt_idx: np.ndarray) -> float:
-    """Rate (ug/min) whose plateau gives analgesia ``a_ref`` at the worst target segment."""
+def _solve_dose(f: _Analgesia, a_ref: float) -> float:
+    """Dose ``k`` with ``f(k) = a_ref`` (brentq on log k; f rises monotonically)."""
     from scipy.optimize import brentq
 
-    cord, brain = unit["cord"][tgt_idx], float(unit["brain"])
+    lo, hi = np.log(1e-9), np.log(1e12)
+    g = lambda x: f(float(np.exp(x))) - a_ref  # noqa: E731
+    if not g(lo) < 0 < g(hi):
+        raise ValueError(f"analgesia {a_ref:.3g} not reachable by the {f.route} route")
+    return float(np.exp(brentq(g, lo, hi, xtol=1e-12, rtol=1e-12)))
 
-    def f(logk: float) -> float:
-        k = np.exp(logk)
-        return float(analgesia(k * cord, k * brain, r).min()) - a_ref
 
-    lo, hi = np.log(1e-9), np.log(1e9)
-    if not f(lo) < 0 < f(hi):
-        raise ValueError(f"analgesia {a_ref:.3g} not reachable by this route")
-    return float(np.exp(brentq(f, lo, hi, xtol=1e-12, rtol=1e-12)))
+ROUTES = ("oral", "iv", "intrathecal")
+
+
+def _equianalgesic(units: _Units, r: ResolvedEffects, tgt_idx, ref_route: str, ref_k: float
+                   ) -> tuple[float, dict[str, float]]:
+    """Reference analgesia and the equianalgesic dose of every route (unit doses)."""
+    a_ref = _Analgesia(units, ref_route, r, tgt_idx)(ref_k)
+    ks = {rt: (ref_k if rt == ref_route else _solve_dose(_Analgesia(units, rt, r, tgt_idx),
+                                                           a_ref)) for rt in ROUTES}
+    return a_ref, ks
+
+
+def _ratios(units: _Units, ks: dict[str, float]) -> dict[str, float]:
+    """Daily-dose ratios with IT = 1."""
+    daily = {rt: ks[rt] * units.per_day(rt) for rt in ROUTES}
+    return {rt: daily[rt] / daily["intrathecal"] for rt in ROUTES}
 
 
 # ---------------------------------------------------------------- main entry
@@ -334,52 +415,19 @@ def _setup(drug: str, patient: dict | None, resolution: str, site: str):
     return sc, model, parse_site(site, sc.anatomy, "site")
 
 
-def _core(model, site_z: float, regimen, period: float, r: ResolvedEffects,
-          tgt_idx: np.ndarray, ref_daily: float, extra: bool = True):
-    """Reference, equianalgesic and concentration-matched routes for one model."""
-    t, conc, _ = reference_steady_state(model, regimen, period)
-    ref = _route_result("oral", "reference", ref_daily, t, conc, r, tgt_idx, True)
-    unit = unit_plateaus(model, site_z)
-    rates = {rt: _equianalgesic_rate(unit[rt], ref.analgesia, r, tgt_idx)
-             for rt in ("iv", "intrathecal")}
-    if not extra:
-        return ref, rates, None
-    routes = []
-    for rt in ("iv", "intrathecal"):
-        k = rates[rt]
-        routes.append(_route_result(rt, "equianalgesic", k * _PER_DAY,
-                                    None, {n: k * v for n, v in unit[rt].items()},
-                                    r, tgt_idx, False))
-    # equal dorsal-horn concentration at the worst target segment (linear: one division)
-    match = {}
-    for rt in ("iv", "intrathecal"):
-        k = ref.target_dorsal_horn / float(unit[rt]["cord"][tgt_idx].min())
-        match[rt] = k
-        routes.append(_route_result(rt, "equal dorsal-horn", k * _PER_DAY, None,
-                                    {n: k * v for n, v in unit[rt].items()}, r, tgt_idx,
-                                    False))
-    return ref, rates, (routes, match)
-
-
-def _implied_spinal_ec50(model, site_z, regimen, period, r: ResolvedEffects, tgt_idx,
-                         ref_daily) -> dict[str, float | None]:
+def _implied_spinal_ec50(units: _Units, r: ResolvedEffects, tgt_idx, ref_route, ref_k
+                         ) -> dict[str, float | None]:
     """Spinal EC50 (unbound dorsal horn, ng/mL) at which the model meets the clinical rule.
 
-    The PK is linear and independent of the effect model, so the reference's
-    steady state and the unit plateaus are computed once; only the analgesia
-    is re-evaluated for each trial EC50 (brentq on its logarithm).
+    The PK is linear and independent of the effect model, so the unit responses
+    are reused; only the analgesia is re-evaluated for each trial EC50 (brentq
+    on its logarithm).
     """
     from scipy.optimize import brentq
 
-    t, conc, _ = reference_steady_state(model, regimen, period)
-    unit = unit_plateaus(model, site_z)
-
     def ratios(log_ec50: float) -> dict[str, float]:
         r_ = replace(r, ec50_spinal=float(np.exp(log_ec50)))
-        ref = _route_result("oral", "reference", ref_daily, t, conc, r_, tgt_idx, True)
-        rates = {rt: _equianalgesic_rate(unit[rt], ref.analgesia, r_, tgt_idx)
-                 for rt in ("iv", "intrathecal")}
-        return _ratios(ref_daily, rates)
+        return _ratios(units, _equianalgesic(units, r_, tgt_idx, ref_route, ref_k)[1])
 
     out: dict[str, float | None] = {}
     lo, hi = np.log(r.ec50_spinal) - 12.0, np.log(r.ec50_spinal) + 12.0
@@ -394,25 +442,62 @@ def _implied_spinal_ec50(model, site_z, regimen, period, r: ResolvedEffects, tgt
     return out
 
 
-def _ratios(ref_daily: float, rates: dict[str, float]) -> dict[str, float]:
-    it = rates["intrathecal"] * _PER_DAY
-    return {"oral": ref_daily / it, "iv": rates["iv"] * _PER_DAY / it, "intrathecal": 1.0}
+def _reference_dose(reference: str, oral_dose, iv_rate, it_rate, period) -> tuple[str, float]:
+    """(route, unit dose) of the reference: ug per oral dose, or ug/min."""
+    from csfmodel.errors import ScenarioError
+    from csfmodel.units import convert
+
+    ref = str(reference).lower()
+    ref = {"it": "intrathecal", "intravenous": "iv"}.get(ref, ref)
+    if ref not in ROUTES:
+        raise ScenarioError("reference", reference, "one of: oral, iv, intrathecal")
+    if ref == "oral":
+        k = convert(oral_dose, "ug", "oral_dose")
+        if not k > 0:
+            raise ScenarioError("oral_dose", oral_dose, "a positive amount such as '30 mg'")
+        return ref, k
+    key, value = ("iv_rate", iv_rate) if ref == "iv" else ("it_rate", it_rate)
+    if value is None:
+        raise ScenarioError(key, None, f"a rate such as '1 mg/day' for the {ref} reference",
+                            detail="missing")
+    k = convert(value, "ug/min", key)
+    if not k > 0:
+        raise ScenarioError(key, value, "a positive rate such as '1 mg/day'")
+    return ref, k
 
 
-def compare_routes(*, oral_dose: str = "30 mg", interval: str = "12 h",
-                   formulation: str = "controlled", site: str = "T10",
-                   target: str | list[str] = "L1-L5", drug: str = "morphine",
-                   patient: dict | None = None, resolution: str = "5 mm",
-                   params: EffectParameters | None = None, sensitivity: bool = True,
+def _describe(ref_route, ref_k, units, form, oral_dose, interval, iv_rate, it_rate, site):
+    daily = ref_k * units.per_day(ref_route)
+    if ref_route == "oral":
+        return f"oral {form}-release {oral_dose} every {interval} ({daily:.4g} mg/day)"
+    if ref_route == "iv":
+        return f"IV infusion {iv_rate} ({daily:.4g} mg/day)"
+    return f"intrathecal infusion {it_rate} at {site} ({daily:.4g} mg/day)"
+
+
+def compare_routes(*, reference: str = "oral", oral_dose: str = "30 mg",
+                   interval: str = "12 h", formulation: str = "controlled",
+                   iv_rate: str | None = None, it_rate: str | None = None,
+                   site: str = "T10", target: str | list[str] = "L1-L5",
+                   drug: str = "morphine", patient: dict | None = None,
+                   resolution: str = "5 mm", params: EffectParameters | None = None,
+                   sensitivity: bool = True,
                    sites: tuple[str, ...] = ("T6", "T8", "T10", "T12", "L2", "L4")
                    ) -> RouteComparison:
-    """Equianalgesic IT and IV infusion rates for an oral reference regimen.
+    """Equianalgesic oral, IV and IT doses at steady state for a reference regimen.
 
     Parameters
     ----------
+    reference
+        Route of the reference regimen: ``"oral"`` (``oral_dose`` every
+        ``interval``), ``"iv"`` (infusion ``iv_rate``) or ``"intrathecal"``
+        (infusion ``it_rate`` at ``site``).
     oral_dose, interval, formulation
-        The reference: oral ``oral_dose`` every ``interval``, ``"controlled"``
-        or ``"immediate"`` release.
+        The oral regimen: dose, dosing interval, ``"controlled"`` or
+        ``"immediate"`` release. For a non-oral reference, the equianalgesic
+        oral dose is found for this interval and formulation.
+    iv_rate, it_rate
+        Reference infusion rates with units ("15 mg/day").
     site
         IT catheter tip: vertebral level, interspace or "45 cm".
     target
@@ -424,7 +509,7 @@ def compare_routes(*, oral_dose: str = "30 mg", interval: str = "12 h",
         Effect-model parameters (:class:`~csfmodel.effects.EffectParameters`).
     sensitivity
         Also compute the elasticities of the ratios (about 20 more steady-state
-        solves).
+        solves) and the spinal EC50 implied by the clinical rule.
     sites
         Catheter tips at which to report the equianalgesic IT rate as well.
 
@@ -433,72 +518,89 @@ def compare_routes(*, oral_dose: str = "30 mg", interval: str = "12 h",
     RouteComparison
     """
     from csfmodel.anatomy import CORD_SEGMENTS
-    from csfmodel.dosing import OralDose
     from csfmodel.errors import ScenarioError
     from csfmodel.units import convert
 
     sc, model, site_z = _setup(drug, patient, resolution, site)
-    amount = convert(oral_dose, "ug", "oral_dose")
     period = convert(interval, "min", "interval")
-    if not amount > 0:
-        raise ScenarioError("oral_dose", oral_dose, "a positive amount such as '30 mg'")
     if not 60.0 <= period <= 2880.0:
         raise ScenarioError("interval", interval, "a dosing interval between 1 h and 48 h")
     form = {"controlled": "controlled", "cr": "controlled", "immediate": "immediate",
             "ir": "immediate"}.get(str(formulation).lower())
     if form is None:
         raise ScenarioError("formulation", formulation, "'controlled' (CR) or 'immediate' (IR)")
+    ref_route, ref_k = _reference_dose(reference, oral_dose, iv_rate, it_rate, period)
     segs = target_segments(target)
     tgt_idx = np.array([CORD_SEGMENTS.index(s) for s in segs])
-    regimen = OralDose(amount=amount, time=0.0, formulation=form)
-    ref_daily = amount * 1440.0 / period / 1000.0
     p = params or EffectParameters()
     r = resolve(p, model)
-    ref, rates, (routes, match) = _core(model, site_z, regimen, period, r, tgt_idx, ref_daily)
-    ratios = {"equianalgesic": _ratios(ref_daily, rates),
-              "equal_dorsal_horn": _ratios(ref_daily, match)}
+    units = _units(model, site_z, form, period)
+    a_ref, ks = _equianalgesic(units, r, tgt_idx, ref_route, ref_k)
+    ref = _route_result(ref_route, "reference", ref_k, units, r, tgt_idx)
+    routes = [_route_result(rt, "equianalgesic", ks[rt], units, r, tgt_idx)
+              for rt in ROUTES if rt != ref_route]
+    # equal dorsal-horn concentration at the worst target segment (linear: one division)
+    match = {}
+    for rt in ROUTES:
+        match[rt] = ref_k if rt == ref_route else \
+            ref.target_dorsal_horn / float(units.mean_cord(rt)[tgt_idx].min())
+        if rt != ref_route:
+            routes.append(_route_result(rt, "equal dorsal-horn", match[rt], units, r, tgt_idx))
+    ratios = {"equianalgesic": _ratios(units, ks), "equal_dorsal_horn": _ratios(units, match)}
+    for res_ in [ref, *routes]:
+        if res_.route == "oral":
+            mg = res_.daily_dose_mg * period / 1440.0
+            res_.regimen = f"oral {form} release {mg:.4g} mg every {interval}"
+        elif res_.route == "iv":
+            res_.regimen = f"IV infusion {res_.daily_dose_mg:.4g} mg/day"
+        else:
+            res_.regimen = f"IT infusion {res_.daily_dose_mg:.4g} mg/day at {site}"
     by_site = {}
     for s in sites:
         z = _setup(drug, patient, resolution, s)[2]
-        unit = unit_plateaus(model, z)
-        by_site[s] = _equianalgesic_rate(unit["intrathecal"], ref.analgesia, r, tgt_idx) \
-            * _PER_DAY
-    sens = _sensitivity(sc, model, site_z, regimen, period, p, tgt_idx, ref_daily,
-                        ratios["equianalgesic"]) if sensitivity else {}
-    implied = _implied_spinal_ec50(model, site_z, regimen, period, r, tgt_idx, ref_daily) \
+        u_s = replace(units, plateau=unit_plateaus(model, z))  # a_ref stays the reference's
+        by_site[s] = _solve_dose(_Analgesia(u_s, "intrathecal", r, tgt_idx), a_ref) * _PER_DAY
+    sens = _sensitivity(sc, site_z, form, period, p, tgt_idx, ref_route, ref_k) \
         if sensitivity else {}
+    implied = _implied_spinal_ec50(units, r, tgt_idx, ref_route, ref_k) if sensitivity else {}
     settings = {"drug": sc.drug.name, "site": site, "site_z_cm": site_z,
                 "target": target if isinstance(target, str) else ",".join(segs),
-                "reference": f"oral {form}-release {oral_dose} every {interval} "
-                             f"({ref_daily:.4g} mg/day)",
+                "reference": _describe(ref_route, ref_k, units, form, oral_dose, interval,
+                                       iv_rate, it_rate, site),
+                "reference_route": ref_route,
+                "oral_regimen": f"{form} release every {interval}",
                 "resolution_cm": model.grid.dz, "patient": dict(patient or {}),
-                "steady_state": "periodic (reference) and plateau (infusions), solved "
-                                "directly"}
+                "steady_state": "periodic (oral) and plateau (infusions), solved directly"}
     return RouteComparison(settings=settings, pd=r.as_dict(), reference=ref, routes=routes,
                            ratios=ratios, segments=list(CORD_SEGMENTS), target=segs,
                            sensitivity=sens, it_rate_by_site=by_site,
                            implied_spinal_ec50=implied)
 
 
-def _sensitivity(sc, model, site_z, regimen, period, p: EffectParameters, tgt_idx,
-                 ref_daily, base: dict[str, float], h: float = 0.1) -> dict:
+def _sensitivity(sc, site_z, form, period, p: EffectParameters, tgt_idx, ref_route, ref_k,
+                 h: float = 0.1) -> dict:
     """Elasticities d ln(ratio)/d ln(parameter) by central differences (+-10 %)."""
     from csfmodel.model import build_model
 
-    def ratios_for(model_, p_) -> dict[str, float]:
-        r_ = resolve(p_, model_)
-        _, rates, _ = _core(model_, site_z, regimen, period, r_, tgt_idx, ref_daily,
-                            extra=False)
-        rr = _ratios(ref_daily, rates)
-        return {"oral:IT": rr["oral"], "iv:IT": rr["iv"], "oral:IV": rr["oral"] / rr["iv"]}
-
     res = sc.simulation.resolution
     drug, an = sc.drug, sc.anatomy
+    base_model = build_model(an, drug, res)
+    base_units = _units(base_model, site_z, form, period)
+
+    def ratios_for(model_, p_) -> dict[str, float]:
+        units = base_units if model_ is base_model else _units(model_, site_z, form, period)
+        _, ks = _equianalgesic(units, resolve(p_, model_), tgt_idx, ref_route, ref_k)
+        rr = _ratios(units, ks)
+        return {"oral:IT": rr["oral"], "iv:IT": rr["iv"], "oral:IV": rr["oral"] / rr["iv"]}
+
     cases: dict[str, Any] = {
-        "spinal EC50 (PD)": lambda f: (model, p.with_(
-            spinal_threshold_pmol_per_mg=p.spinal_threshold_pmol_per_mg * f)),
-        "supraspinal EC50 (PD)": lambda f: (model, p.with_(c50_brain_nM=p.c50_brain_nM * f)),
-        "gamma (PD)": lambda f: (model, p.with_(gamma=p.gamma * f)),
+        "spinal EC50 (PD)": lambda f: (base_model, p.with_(
+            spinal_threshold_pmol_per_mg=p.spinal_threshold_pmol_per_mg * f,
+            ec50_spinal=None if p.ec50_spinal is None else p.ec50_spinal * f)),
+        "supraspinal EC50 (PD)": lambda f: (base_model, p.with_(
+            c50_brain_nM=p.c50_brain_nM * f,
+            ec50_brain=None if p.ec50_brain is None else p.ec50_brain * f)),
+        "gamma (PD)": lambda f: (base_model, p.with_(gamma=p.gamma * f)),
         "oral bioavailability F": lambda f: (build_model(
             an, replace(drug, f_oral=min(drug.f_oral * f, 1.0)), res), p),
         "brain Kp,uu": lambda f: (build_model(
@@ -509,7 +611,7 @@ def _sensitivity(sc, model, site_z, regimen, period, p: EffectParameters, tgt_id
             drug, meningeal_permeability=drug.meningeal_p() * f), res), p),
         "CSF dispersion": lambda f: (build_model(replace(an, dispersion=an.dispersion * f),
                                                  drug, res), p),
-        "cord blood (BSCB/BBB) efflux": lambda f: (build_model(
+        "cord and brain efflux (BSCB/BBB)": lambda f: (build_model(
             an, replace(drug, bbb_efflux=drug.bbb_efflux * f), res), p),
     }
     out = {}
@@ -528,15 +630,19 @@ def register_cli(subparsers) -> None:
 
     c = subparsers.add_parser(
         "compare", help="equianalgesic IT / IV / oral doses, supraspinal exposure, coverage",
-        description="Find the intrathecal and IV infusion rates that give the same "
-                    "steady-state analgesia as an oral reference regimen (spinal + "
+        description="Find the intrathecal and IV infusion rates (and the oral dose) that "
+                    "give the same steady-state analgesia as a reference regimen (spinal + "
                     "supraspinal effect model), beside the rates giving the same dorsal-horn "
                     "concentration; print the table, the dose ratios next to the clinical "
                     "rule of thumb (IT : IV : oral ~ 1 : 100 : 300) and what drives them, "
                     "and draw a figure. Runs on defaults with no arguments.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("--reference", default="oral", choices=ROUTES,
+                   help="route of the reference regimen")
     c.add_argument("--oral-dose", default="30 mg", help="reference oral dose")
-    c.add_argument("--interval", default="12 h", help="reference dosing interval")
+    c.add_argument("--interval", default="12 h", help="oral dosing interval")
+    c.add_argument("--iv-rate", help="reference IV infusion rate, e.g. '15 mg/day'")
+    c.add_argument("--it-rate", help="reference IT infusion rate at --site, e.g. '0.5 mg/day'")
     c.add_argument("--formulation", default="controlled", help="controlled or immediate")
     c.add_argument("--site", default="T10", help="IT catheter tip (level or '45 cm')")
     c.add_argument("--target", default="L1-L5", help="target cord segment(s), e.g. T10 or "
@@ -560,7 +666,8 @@ def _cmd_compare(args) -> int:
     p = EffectParameters(interaction=args.interaction)
     if args.spinal_ec50:
         p = p.with_(ec50_spinal=convert(args.spinal_ec50, "ug/mL", "--spinal-ec50") * _NG)
-    res = compare_routes(oral_dose=args.oral_dose, interval=args.interval,
+    res = compare_routes(reference=args.reference, iv_rate=args.iv_rate,
+                         it_rate=args.it_rate, oral_dose=args.oral_dose, interval=args.interval,
                          formulation=args.formulation, site=args.site, target=args.target,
                          drug=args.drug, resolution=args.resolution, params=p,
                          sensitivity=not args.no_sensitivity)

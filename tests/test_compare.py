@@ -183,3 +183,27 @@ def test_cli_json_and_figure(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "clinical rule of thumb" in text and "equianalgesic" in text
     assert main(["compare", "--target", "X9", "--plot", ""]) == 2
+
+
+@pytest.mark.parametrize("reference", ["intrathecal", "iv"])
+def test_finder_is_symmetric_in_the_reference(cmp, reference):
+    """Take a found rate as the reference: the oral dose found back is the original 30 mg."""
+    found = cmp.route(reference)
+    kw = {"it_rate" if reference == "intrathecal" else "iv_rate":
+          f"{found.daily_dose_mg!r} mg/day"}
+    back = compare_routes(reference=reference, resolution=RES, target=TARGET,
+                          sensitivity=False, sites=(), **kw)
+    oral = back.route("oral")
+    assert oral.daily_dose_mg == pytest.approx(60.0, rel=0.01)
+    assert oral.regimen.startswith("oral controlled release 30")
+    assert back.reference.analgesia == pytest.approx(cmp.reference.analgesia, rel=1e-6)
+    for rt in ("oral", "iv"):
+        assert back.ratios["equianalgesic"][rt] == pytest.approx(
+            cmp.ratios["equianalgesic"][rt], rel=0.01)
+
+
+def test_reference_needs_its_rate():
+    with pytest.raises(ScenarioError, match="iv_rate"):
+        compare_routes(reference="iv", resolution=RES, sensitivity=False, sites=())
+    with pytest.raises(ScenarioError, match="reference"):
+        compare_routes(reference="rectal", resolution=RES, sensitivity=False, sites=())
