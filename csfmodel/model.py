@@ -264,36 +264,71 @@ class _Assembler:
         self.block = np.zeros((nc, nc))
 
     def _add(self, r: np.ndarray, c: np.ndarray, v: np.ndarray) -> None:
+        """Add ``J[r, c] += v`` elementwise into the structured arrays (vectorized;
+        ``np.add.at`` accumulates repeated entries in order, as a loop would)."""
         r, c, v = np.broadcast_arrays(np.asarray(r), np.asarray(c), np.asarray(v, float))
-        r, c, v = r.ravel(), c.ravel(), v.ravel()
+        if r.size <= 8:   # a few entries: plain loop, cheaper than array bookkeeping
+            for rr, cc, vv in zip(r.ravel().tolist(), c.ravel().tolist(), v.ravel().tolist()):
+                if vv != 0.0:
+                    self._add_one(rr, cc, vv)
+            return
+        keep = v.ravel() != 0.0
+        r, c, v = r.ravel()[keep].astype(np.int64), c.ravel()[keep].astype(np.int64), \
+            v.ravel()[keep]
         n, s = self.n, self.s
-        for rr, cc, vv in zip(r.tolist(), c.tolist(), v.tolist()):
-            if vv == 0.0:
-                continue
-            if rr < n and cc < n:
-                if rr == cc:
-                    self.diag[rr] += vv
-                elif rr == cc + 1:
-                    self.lower[cc] += vv
-                elif cc == rr + 1:
-                    self.upper[rr] += vv
-                else:
-                    raise AssertionError("transfer outside the tridiagonal spinal block")
-            elif rr < s and cc < s:
-                if rr >= n and cc >= n and rr == cc:
-                    self.cord_diag[rr - n] += vv
-                elif rr >= n and cc == rr - n:
-                    self.csf_to_cord[cc] += vv
-                elif cc >= n and rr == cc - n:
-                    self.cord_to_csf[rr] += vv
-                else:
-                    raise AssertionError("cord coupled to a cell other than its own")
-            elif rr >= s and cc < s:
-                self.rows[rr - s, cc] += vv
-            elif rr < s:
-                self.cols[rr, cc - s] += vv
+        spinal = (r < n) & (c < n)
+        if spinal.any():
+            rs, cs, vs = r[spinal], c[spinal], v[spinal]
+            d, lo, up = rs == cs, rs == cs + 1, cs == rs + 1
+            if not np.all(d | lo | up):
+                raise AssertionError("transfer outside the tridiagonal spinal block")
+            np.add.at(self.diag, rs[d], vs[d])
+            np.add.at(self.lower, cs[lo], vs[lo])
+            np.add.at(self.upper, rs[up], vs[up])
+        cord = (r < s) & (c < s) & ~spinal
+        if cord.any():
+            rs, cs, vs = r[cord], c[cord], v[cord]
+            d = (rs >= n) & (cs >= n) & (rs == cs)
+            to_cord = (rs >= n) & (cs == rs - n)
+            to_csf = (cs >= n) & (rs == cs - n)
+            if not np.all(d | to_cord | to_csf):
+                raise AssertionError("cord coupled to a cell other than its own")
+            np.add.at(self.cord_diag, rs[d] - n, vs[d])
+            np.add.at(self.csf_to_cord, cs[to_cord], vs[to_cord])
+            np.add.at(self.cord_to_csf, rs[to_csf], vs[to_csf])
+        m = (r >= s) & (c < s)
+        np.add.at(self.rows, (r[m] - s, c[m]), v[m])
+        m = (r < s) & (c >= s)
+        np.add.at(self.cols, (r[m], c[m] - s), v[m])
+        m = (r >= s) & (c >= s)
+        np.add.at(self.block, (r[m] - s, c[m] - s), v[m])
+
+    def _add_one(self, rr: int, cc: int, vv: float) -> None:
+        n, s = self.n, self.s
+        if rr < n and cc < n:
+            if rr == cc:
+                self.diag[rr] += vv
+            elif rr == cc + 1:
+                self.lower[cc] += vv
+            elif cc == rr + 1:
+                self.upper[rr] += vv
             else:
-                self.block[rr - s, cc - s] += vv
+                raise AssertionError("transfer outside the tridiagonal spinal block")
+        elif rr < s and cc < s:
+            if rr >= n and cc >= n and rr == cc:
+                self.cord_diag[rr - n] += vv
+            elif rr >= n and cc == rr - n:
+                self.csf_to_cord[cc] += vv
+            elif cc >= n and rr == cc - n:
+                self.cord_to_csf[rr] += vv
+            else:
+                raise AssertionError("cord coupled to a cell other than its own")
+        elif rr >= s and cc < s:
+            self.rows[rr - s, cc] += vv
+        elif rr < s:
+            self.cols[rr, cc - s] += vv
+        else:
+            self.block[rr - s, cc - s] += vv
 
     def flux(self, src, dst, k, coef) -> None:
         """Add ``flux(src -> dst) = coef * y[k]`` (conservative by construction)."""
