@@ -110,3 +110,21 @@ def test_input_vector_rejects_unknown_route(it_long):
         input_vector(model, "rectal", 1.0)
     with pytest.raises(ValueError):
         input_vector(model, "intrathecal", 1.0)
+
+
+def test_periodic_steady_state_of_a_daily_pump_program():
+    """Piecewise-constant inputs (a day/night IT program) against an 8-day integration."""
+    prog = {"route": "intrathecal", "type": "infusion", "site": "T10",
+            "program": [{"at": "0 h", "rate": "0.4 mg/day"}, {"at": "7.5 h", "rate": "0.8 mg/day"},
+                        {"at": "21 h", "rate": "0.4 mg/day"}]}
+    sc, model, sched, _, t_out = prepare(_scenario([prog]))
+    one = build_schedule(model, expand(sc.doses, 1440.0), 1440.0)
+    pss = periodic_steady_state(model, one, n_out=25)
+    last = solve(model.system, sched, t_out[-25:], rtol=1e-10)
+    keep = np.arange(model.system.n_state) != model.system.index("eliminated")
+    scale = np.abs(last[:, keep]).max(axis=0) + 1e-6 * np.abs(last).max()
+    assert np.max(np.abs(pss.states[:, keep] - last[:, keep]) / scale) < 1e-6
+    # mean input 0.4 + 0.4 * 13.5/24 mg/day
+    rate = (0.4 + 0.4 * 13.5 / 24) * 1000 / 1440
+    ref = plateau(model, input_vector(model, "intrathecal", rate, sc.doses[0].site_z))
+    assert np.allclose(pss.mean, ref, rtol=1e-9, atol=1e-12 * np.abs(ref).max())
