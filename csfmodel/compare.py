@@ -651,6 +651,10 @@ def register_cli(subparsers) -> None:
     c.add_argument("--resolution", default="5 mm", help="grid resolution")
     c.add_argument("--spinal-ec50", default=None,
                    help="override the spinal EC50 (unbound dorsal horn), e.g. '500 ng/mL'")
+    c.add_argument("--brain-ec50", default=None,
+                   help="override the supraspinal analgesic EC50 (unbound brain ECF)")
+    c.add_argument("--resp-ec50", default=None,
+                   help="override the respiratory-depression EC50 (unbound brain ECF)")
     c.add_argument("--interaction", type=float, default=0.0,
                    help="spinal-supraspinal interaction beta (0 = additive)")
     c.add_argument("--no-sensitivity", action="store_true", help="skip the elasticities")
@@ -664,8 +668,17 @@ def _cmd_compare(args) -> int:
     from csfmodel.units import convert
 
     p = EffectParameters(interaction=args.interaction)
-    if args.spinal_ec50:
-        p = p.with_(ec50_spinal=convert(args.spinal_ec50, "ug/mL", "--spinal-ec50") * _NG)
+    for opt, field_ in (("spinal_ec50", "ec50_spinal"), ("brain_ec50", "ec50_brain"),
+                        ("resp_ec50", "ec50_resp")):
+        value = getattr(args, opt)
+        if value:
+            flag = "--" + opt.replace("_", "-")
+            c = convert(value, "ug/mL", flag) * _NG
+            if not c > 0:
+                from csfmodel.errors import ScenarioError
+
+                raise ScenarioError(flag, value, "a positive concentration such as '500 ng/mL'")
+            p = p.with_(**{field_: c})
     res = compare_routes(reference=args.reference, iv_rate=args.iv_rate,
                          it_rate=args.it_rate, oral_dose=args.oral_dose, interval=args.interval,
                          formulation=args.formulation, site=args.site, target=args.target,

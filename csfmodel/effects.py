@@ -194,6 +194,13 @@ def resolve(params: EffectParameters | None, model) -> ResolvedEffects:
     """
     p = params or EffectParameters()
     drug = model.drug
+    if drug.name != "morphine" and None in (p.ec50_spinal, p.ec50_brain, p.ec50_resp):
+        from csfmodel.errors import ScenarioError
+
+        raise ScenarioError(
+            "drug.name", drug.name, "morphine, or explicit potencies for this drug: "
+            "EffectParameters(ec50_spinal=..., ec50_brain=..., ec50_resp=...) in unbound ng/mL",
+            detail="the published potencies of the effect model are morphine's")
     to_brain_u = drug.kpuu_brain * drug.fu_plasma  # brain ECF unbound : total plasma
     ng = drug.mw / 1000.0  # nM -> ng/mL
     ec50_b = p.ec50_brain if p.ec50_brain is not None else p.c50_brain_nM * ng * to_brain_u

@@ -146,3 +146,11 @@ def test_effects_limit_without_spinal_potency(it_bolus, model):
     ce = ef.brain_effect_site_concentration.values
     expect = ce ** r0.gamma / (r0.ec50_brain ** r0.gamma + ce ** r0.gamma)
     assert np.allclose(ef.analgesia.values, expect, rtol=1e-10, atol=1e-15)
+
+
+def test_other_drugs_need_their_own_potencies():
+    fent = _setup("fentanyl", None, "2 cm", "T10")[1]
+    with pytest.raises(ScenarioError, match="morphine"):
+        resolve(None, fent)
+    r = resolve(EffectParameters(ec50_spinal=1.0, ec50_brain=0.5, ec50_resp=0.6), fent)
+    assert (r.ec50_spinal, r.ec50_brain, r.ec50_resp) == (1.0, 0.5, 0.6)
