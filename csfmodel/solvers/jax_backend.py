@@ -109,8 +109,8 @@ def _sizes(p: dict) -> tuple[int, int, int]:
     return n, M, m
 
 
-def _matvec(p: dict, y: jax.Array) -> jax.Array:
-    """``J @ y`` in O(N + M + m (N + M))."""
+def _matvec(p: dict, y: jax.Array, rows: tuple[int, ...]) -> jax.Array:
+    """``J @ y`` in O(N + M + r (N + M)) for ``r`` non-zero border rows."""
     n, M, m = _sizes(p)
     s = n + M
     ys, yc, yk = y[:n], y[n:s], y[s:]
@@ -120,7 +120,7 @@ def _matvec(p: dict, y: jax.Array) -> jax.Array:
     out_s = out_s.at[:M].add(p["cord_to_csf"] * yc)
     out_c = p["cord_diag"] * yc + p["csf_to_cord"] * ys[:M]
     spatial = jnp.concatenate([out_s, out_c]) + p["border_cols"] @ yk
-    comp = p["border_rows"] @ y[:s] + p["block"] @ yk
+    comp = (p["block"] @ yk).at[np.asarray(rows, dtype=np.int64)].add(p["border_rows"] @ y[:s])
     return jnp.concatenate([spatial, comp])
 
 
@@ -129,9 +129,15 @@ def _tsolve(f: dict, rhs: jax.Array) -> jax.Array:
     return lax.linalg.tridiagonal_solve(f["dl"], f["dd"], f["du"], rhs)
 
 
-def _factor(p: dict, c: jax.Array, act: tuple[int, ...]) -> dict:
-    """Everything a solve with ``I - c J`` needs (O(N + M) work)."""
+def _factor(p: dict, c: jax.Array, pat: tuple[tuple[int, ...], tuple[int, ...]]) -> dict:
+    """Everything a solve with ``I - c J`` needs (O(N + M) work).
+
+    ``pat`` holds the non-zero border columns and rows; ``p["border_rows"]``
+    holds the non-zero rows only.
+    """
     n, M, m = _sizes(p)
+    act, rows = pat
+    ridx = np.asarray(rows, dtype=np.int64)
     br, bc = p["border_rows"], p["border_cols"]
     e = 1.0 - c * p["cord_diag"]
     ce = c / e
@@ -142,48 +148,50 @@ def _factor(p: dict, c: jax.Array, act: tuple[int, ...]) -> dict:
     dl = jnp.concatenate([zero, -c * p["lower"]])
     du = jnp.concatenate([-c * p["upper"], zero])
     bcc = ce[:, None] * bc[n:]                   # (M, m): cord row of the border / e
-    brc = c * br[:, n:]                          # (m, M)
+    brc = c * br[:, n:]                          # (r, M)
     # compartment rows after eliminating the cord: R' x_s + K' x_c = r_c + brc q
     rp = (-c * br[:, :n]).at[:, :M].add(-brc * ge[None, :])
-    kp = jnp.eye(m, dtype=dd.dtype) - c * p["block"] - brc @ bcc
+    kp = (jnp.eye(m, dtype=dd.dtype) - c * p["block"]).at[ridx].add(-brc @ bcc)
     f = {"c": c, "e": e, "ge": ge, "cout": cout, "dl": dl, "dd": dd, "du": du,
          "bcc": bcc, "brc": brc, "rp": rp}
     if act:
-        idx = np.asarray(act)
+        idx = np.asarray(act, dtype=np.int64)
         ceff = (c * bc[:n, idx]).at[:M].add(cout[:, None] * bcc[:, idx])
         z = _tsolve(f, ceff)                     # x_s = T^{-1} r_eff + Z x_c[act]
-        kp = kp.at[:, idx].add(rp @ z)
+        kp = kp.at[ridx[:, None], idx[None, :]].add(rp @ z)
         f["z"] = z
     f["lu"] = lu_factor(kp)
     return f
 
 
 def _solve(f: dict, r: jax.Array, sizes: tuple[int, int, int],
-           act: tuple[int, ...]) -> jax.Array:
+           pat: tuple[tuple[int, ...], tuple[int, ...]]) -> jax.Array:
     """Solve ``(I - c J) x = r`` with a factorization from :func:`_factor`."""
     n, M, m = sizes
+    act, rows = pat
     s = n + M
     q = r[n:s] / f["e"]
     reff = r[:n].at[:M].add(f["cout"] * q)
     a = _tsolve(f, reff[:, None])[:, 0]
-    xc = lu_solve(f["lu"], r[s:] + f["brc"] @ q - f["rp"] @ a)
-    xs = a + f["z"] @ xc[np.asarray(act)] if act else a
+    ridx = np.asarray(rows, dtype=np.int64)
+    xc = lu_solve(f["lu"], r[s:].at[ridx].add(f["brc"] @ q - f["rp"] @ a))
+    xs = a + f["z"] @ xc[np.asarray(act, dtype=np.int64)] if act else a
     xcord = q + f["ge"] * xs[:M] + f["bcc"] @ xc
     return jnp.concatenate([xs, xcord, xc])
 
 
 def _tr_bdf2(p: dict, f: dict, y: jax.Array, u: jax.Array, h: jax.Array,
-             sizes: tuple[int, int, int], act: tuple[int, ...], estimate: bool):
+             sizes: tuple[int, int, int], pat: tuple, estimate: bool):
     """One TR-BDF2 step of size ``h`` (``f`` factorizes ``I - d h J``)."""
-    f0 = _matvec(p, y) + u
+    f0 = _matvec(p, y, pat[1]) + u
     dhu = _D * h * u
-    z = _solve(f, y + _D * h * f0 + dhu, sizes, act)
-    fz = _matvec(p, z) + u
-    y1 = _solve(f, y + _W * h * (f0 + fz) + dhu, sizes, act)
+    z = _solve(f, y + _D * h * f0 + dhu, sizes, pat)
+    fz = _matvec(p, z, pat[1]) + u
+    y1 = _solve(f, y + _W * h * (f0 + fz) + dhu, sizes, pat)
     if not estimate:
         return y1, None
-    f1 = _matvec(p, y1) + u
-    est = _solve(f, h * (_E1 * f0 + _E2 * fz + _E3 * f1), sizes, act)
+    f1 = _matvec(p, y1, pat[1]) + u
+    est = _solve(f, h * (_E1 * f0 + _E2 * fz + _E3 * f1), sizes, pat)
     return y1, est
 
 
@@ -203,7 +211,7 @@ def _error_scale(peaks: jax.Array, vol: jax.Array, vinv: jax.Array, n: int, M: i
 
 
 def _member_block(p, sidx, rtol, atol, max_step, carry, jumps, rates, xs, obs, *,
-                  act, adaptive, max_iter):
+                  pat, adaptive, max_iter):
     """Integrate one member over a block of intervals; record the state at each start."""
     sizes = _sizes(p)
     n, M, _ = sizes
@@ -221,14 +229,14 @@ def _member_block(p, sidx, rtol, atol, max_step, carry, jumps, rates, xs, obs, *
         if adaptive:
             # restart the step after a bolus (and at t = 0) from the fastest relative rate
             ref = _error_scale(peaks, vol, vinv, n, M) + atol / rtol
-            rate = jnp.max(jnp.abs(_matvec(p, y) + u) / ref)
+            rate = jnp.max(jnp.abs(_matvec(p, y, pat[1]) + u) / ref)
             h0 = jnp.where(rate > 0, cube / jnp.where(rate > 0, rate, 1.0), jnp.inf)
             h = jnp.where(restart[sidx], jnp.minimum(h, h0), h)
             h = jnp.minimum(h, max_step)
             y, h, peaks, st = _adaptive(p, y, u, t0, t1, h, peaks, st, rtol, atol, max_step,
-                                        vol, vinv, sizes, act, max_iter)
+                                        vol, vinv, sizes, pat, max_iter)
         else:
-            y = _fixed(p, y, u, t0, t1, nsub, sizes, act)
+            y = _fixed(p, y, u, t0, t1, nsub, sizes, pat)
             st = st.at[0].add(jnp.where(t1 > t0, nsub, 0))
             peaks = jnp.maximum(peaks, jnp.abs(y))
         return (y, h, peaks, st), rec
@@ -237,18 +245,18 @@ def _member_block(p, sidx, rtol, atol, max_step, carry, jumps, rates, xs, obs, *
     return carry, recs
 
 
-def _fixed(p, y, u, t0, t1, nsub, sizes, act):
+def _fixed(p, y, u, t0, t1, nsub, sizes, pat):
     """``nsub`` equal steps over ``[t0, t1]`` (one factorization)."""
     h = (t1 - t0) / jnp.maximum(nsub, 1)
-    f = _factor(p, _D * h, act)
+    f = _factor(p, _D * h, pat)
 
     def body(_, y):
-        return _tr_bdf2(p, f, y, u, h, sizes, act, False)[0]
+        return _tr_bdf2(p, f, y, u, h, sizes, pat, False)[0]
 
     return lax.fori_loop(0, jnp.where(t1 > t0, nsub, 0), body, y)
 
 
-def _adaptive(p, y, u, t0, t1, h, peaks, st, rtol, atol, max_step, vol, vinv, sizes, act,
+def _adaptive(p, y, u, t0, t1, h, peaks, st, rtol, atol, max_step, vol, vinv, sizes, pat,
               max_iter):
     """Adaptive steps from ``t0`` to exactly ``t1``."""
     n, M, _ = sizes
@@ -262,8 +270,8 @@ def _adaptive(p, y, u, t0, t1, h, peaks, st, rtol, atol, max_step, vol, vinv, si
         rem = t1 - t
         last = h * 1.05 >= rem                    # stretch the step onto t1
         hs = jnp.where(last, rem, h)
-        f = _factor(p, _D * hs, act)
-        y1, est = _tr_bdf2(p, f, y, u, hs, sizes, act, True)
+        f = _factor(p, _D * hs, pat)
+        y1, est = _tr_bdf2(p, f, y, u, hs, sizes, pat, True)
         scale = rtol * _error_scale(peaks, vol, vinv, n, M) + atol
         err = jnp.max(jnp.abs(est) / scale)
         err = jnp.where(jnp.isfinite(err), err, jnp.inf)
@@ -293,11 +301,12 @@ def _adaptive(p, y, u, t0, t1, h, peaks, st, rtol, atol, max_step, vol, vinv, si
 _COMPILED: dict[tuple, Any] = {}
 
 
-def _block_function(act: tuple[int, ...], adaptive: bool, max_iter: int, has_obs: bool):
+def _block_function(pat: tuple[tuple[int, ...], tuple[int, ...]], adaptive: bool,
+                    max_iter: int, has_obs: bool):
     """The jitted, vmapped block integrator for one static configuration."""
-    key = (act, adaptive, max_iter, has_obs)
+    key = (pat, adaptive, max_iter, has_obs)
     if key not in _COMPILED:
-        fn = partial(_member_block, act=act, adaptive=adaptive, max_iter=max_iter)
+        fn = partial(_member_block, pat=pat, adaptive=adaptive, max_iter=max_iter)
         vm = jax.vmap(fn, in_axes=(0, 0, 0, 0, None, 0, None, None, None, None))
         _COMPILED[key] = jax.jit(vm)
     return _COMPILED[key]
@@ -528,8 +537,12 @@ def solve_batch(systems: Sequence[LinearSystem] | LinearSystem | Mapping[str, An
     else:
         at = np.broadcast_to(np.asarray(atol, float), (B,)).copy()
     obs = _as_observables(observables, n_state)
-    act = tuple(int(k) for k in np.flatnonzero(np.any(stack["border_cols"] != 0.0, axis=(0, 1))))
-    fn = _block_function(act, bool(adaptive), int(max_steps_per_interval), obs is not None)
+    # static sparsity of the border (union over the batch): non-zero columns and rows
+    cols = tuple(int(k) for k in np.flatnonzero(np.any(stack["border_cols"] != 0, axis=(0, 1))))
+    rows = tuple(int(k) for k in np.flatnonzero(np.any(stack["border_rows"] != 0, axis=(0, 2))))
+    stack = dict(stack, border_rows=stack["border_rows"][:, list(rows)])
+    fn = _block_function((cols, rows), bool(adaptive), int(max_steps_per_interval),
+                         obs is not None)
     ms = float(np.inf if max_step is None else max_step)
 
     out_rows = np.searchsorted(bp, t_out)
