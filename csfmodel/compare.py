@@ -196,8 +196,10 @@ class RouteComparison:
         ax = axes[0]
         for r in [self.reference, *self.routes]:
             eq = r.basis != "equal dorsal-horn"
-            ax.scatter(r.brain, r.target_dorsal_horn, s=70, color=colors[r.route],
-                       marker="o" if eq else "s", facecolors=colors[r.route] if eq else "none",
+            big = r.basis == "reference"
+            ax.scatter(r.brain, r.target_dorsal_horn, s=140 if big else 60,
+                       color=colors[r.route], marker="D" if big else ("o" if eq else "s"),
+                       facecolors="none" if (big or not eq) else colors[r.route], zorder=3,
                        label=f"{r.route} {r.daily_dose_mg:.3g} mg/day ({r.basis})")
         ax.axhline(self.pd["ec50_spinal"], color="0.5", ls=":", lw=1)
         ax.axvline(self.pd["ec50_brain"], color="0.5", ls=":", lw=1)
