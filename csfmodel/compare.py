@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,6 +52,10 @@ from csfmodel.effects import (
     respiratory_depression,
     target_segments,
 )
+
+if TYPE_CHECKING:
+    from csfmodel.dosing import OralDose
+    from csfmodel.model import Model
 
 __all__ = ["compare_routes", "RouteComparison", "RouteResult", "register_cli",
            "CLINICAL_RULE", "unit_plateaus", "reference_steady_state"]
@@ -256,7 +260,7 @@ def _concentrations(model, states: np.ndarray) -> dict[str, np.ndarray]:
             "plasma": conc[..., s.index("plasma")], "lumbar_csf": conc[..., i_l3]}
 
 
-def unit_plateaus(model, site_z: float) -> dict[str, dict[str, np.ndarray]]:
+def unit_plateaus(model: Model, site_z: float) -> dict[str, dict[str, np.ndarray]]:
     """Plateau concentrations per 1 ug/min of IT infusion at ``site_z`` and of IV infusion."""
     from csfmodel.steady_state import input_vector, plateau
 
@@ -267,7 +271,8 @@ def unit_plateaus(model, site_z: float) -> dict[str, dict[str, np.ndarray]]:
             "iv": _concentrations(model, y[:, 1])}
 
 
-def reference_steady_state(model, regimen, period: float, step: float = 5.0):
+def reference_steady_state(model: Model, regimen: OralDose, period: float, step: float = 5.0
+                           ) -> tuple[np.ndarray, dict[str, np.ndarray], Any]:
     """Periodic steady state of a periodic regimen: (t in h, concentrations, raw result)."""
     from csfmodel.dosing import expand
     from csfmodel.model import build_schedule
@@ -626,7 +631,7 @@ def _sensitivity(sc, site_z, form, period, p: EffectParameters, tgt_idx, ref_rou
 
 
 # ---------------------------------------------------------------- CLI
-def register_cli(subparsers) -> None:
+def register_cli(subparsers: Any) -> None:
     """Add ``csfmodel compare``."""
     import argparse
 

@@ -89,9 +89,14 @@ Units: concentrations in ng/mL, times in h (the results' units).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from csfmodel.model import Model
 
 __all__ = [
     "EffectParameters",
@@ -174,7 +179,7 @@ class ResolvedEffects:
         return {k: float(getattr(self, k)) for k in self.__dataclass_fields__}
 
 
-def brain_equilibration_half_life(model) -> float:
+def brain_equilibration_half_life(model: Model) -> float:
     """Half-life (h) of drug leaving brain ECF in the PK model: ``ln2 / -J[b, b]``."""
     s = model.system
     b = s.index("brain") - s.n_spatial
@@ -182,7 +187,7 @@ def brain_equilibration_half_life(model) -> float:
     return float(np.log(2.0) / k_out / 60.0)
 
 
-def resolve(params: EffectParameters | None, model) -> ResolvedEffects:
+def resolve(params: EffectParameters | None, model: Model) -> ResolvedEffects:
     """Turn published parameters into unbound concentrations and residual delays.
 
     Parameters
@@ -218,7 +223,7 @@ def resolve(params: EffectParameters | None, model) -> ResolvedEffects:
         t_half_brain_model=t_b)
 
 
-def analgesia(c_spinal, c_brain, r: ResolvedEffects):
+def analgesia(c_spinal: ArrayLike, c_brain: ArrayLike, r: ResolvedEffects) -> np.ndarray:
     """Analgesia (0-1) from effect-site concentrations (unbound ng/mL).
 
     ``A = U^g / (1 + U^g)`` with ``U = Us + Ub + beta Us Ub``; broadcasts.
@@ -230,7 +235,7 @@ def analgesia(c_spinal, c_brain, r: ResolvedEffects):
     return ug / (1.0 + ug)
 
 
-def respiratory_depression(c_brain, r: ResolvedEffects):
+def respiratory_depression(c_brain: ArrayLike, r: ResolvedEffects) -> np.ndarray:
     """Fractional depression of ventilation (0-1) from the brain effect-site concentration."""
     x = (np.maximum(np.asarray(c_brain, float), 0.0) / r.ec50_resp) ** r.gamma_resp
     return x / (1.0 + x)
@@ -324,7 +329,8 @@ def target_segments(target: str | list[str] | tuple[str, ...] | None,
     return out
 
 
-def effects(ds: xr.Dataset, model=None, params: EffectParameters | ResolvedEffects | None = None,
+def effects(ds: xr.Dataset, model: Model | None = None,
+            params: EffectParameters | ResolvedEffects | None = None,
             target: str | list[str] | None = None) -> xr.Dataset:
     """Analgesia and respiratory depression over time for a results Dataset.
 

@@ -309,7 +309,7 @@ def summary(ds: xr.Dataset, threshold: Any = None, target: Any = None, start: An
 
 
 # ---------------------------------------------------------------- CLI
-def register_cli(subparsers) -> None:
+def register_cli(subparsers: Any) -> None:
     """Add ``csfmodel metrics RESULTS.nc``."""
     m = subparsers.add_parser(
         "metrics", help="exposure metrics of saved results (AUC, Cmax, Tmax, coverage, "
