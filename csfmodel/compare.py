@@ -135,6 +135,44 @@ class RouteComparison:
             "spinal_ec50_implied_by_clinical_rule_ng_per_ml": self.implied_spinal_ec50,
         }
 
+    def to_dataset(self):
+        """The per-route numbers as an :class:`xarray.Dataset` over ``case`` and ``segment``."""
+        import xarray as xr
+
+        rows = [self.reference, *self.routes]
+
+        def var(name: str, units: str, long_name: str):
+            return ("case", np.array([getattr(r, name) for r in rows], float),
+                    {"units": units, "long_name": long_name})
+
+        ds = xr.Dataset(
+            {"daily_dose": var("daily_dose_mg", "mg/day", "daily dose"),
+             "analgesia": var("analgesia", "1", "mean analgesia, worst-covered target "
+                              "segment"),
+             "target_dorsal_horn": var("target_dorsal_horn", "ng/mL",
+                                       "unbound dorsal horn, worst-covered target segment"),
+             "brain": var("brain", "ng/mL", "unbound brain ECF, mean"),
+             "plasma": var("plasma", "ng/mL", "total plasma, mean"),
+             "respiratory_depression": var("respiratory_depression", "1",
+                                           "fractional depression of ventilation, mean"),
+             "selectivity": var("selectivity", "1", "target dorsal horn : brain ECF"),
+             "cord_concentration": (("case", "segment"),
+                                    np.stack([r.cord_profile for r in rows]),
+                                    {"units": "ng/mL", "long_name": "unbound dorsal horn "
+                                     "per cord segment, mean"}),
+             "analgesia_segment": (("case", "segment"),
+                                   np.stack([r.analgesia_profile for r in rows]),
+                                   {"units": "1", "long_name": "mean analgesia per segment"})},
+            coords={"case": [f"{r.route}/{r.basis}" for r in rows],
+                    "route": ("case", [r.route for r in rows]),
+                    "basis": ("case", [r.basis for r in rows]),
+                    "segment": self.segments},
+            attrs={"title": "csfmodel route comparison",
+                   **{f"ratio_{b}_{rt}": v for b, d in self.ratios.items()
+                      for rt, v in d.items()},
+                   "settings": json.dumps(self.settings, default=str)})
+        return ds
+
     def table(self) -> str:
         """A readable text table."""
         s = self.settings

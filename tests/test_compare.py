@@ -207,3 +207,13 @@ def test_reference_needs_its_rate():
         compare_routes(reference="iv", resolution=RES, sensitivity=False, sites=())
     with pytest.raises(ScenarioError, match="reference"):
         compare_routes(reference="rectal", resolution=RES, sensitivity=False, sites=())
+
+
+def test_to_dataset_carries_the_same_numbers(cmp):
+    ds = cmp.to_dataset()
+    it = cmp.route("intrathecal")
+    row = ds.sel(case="intrathecal/equianalgesic")
+    assert float(row.daily_dose) == it.daily_dose_mg
+    assert np.array_equal(row.cord_concentration.values, it.cord_profile)
+    assert ds.attrs["ratio_equianalgesic_oral"] == cmp.ratios["equianalgesic"]["oral"]
+    assert ds.daily_dose.attrs["units"] == "mg/day"
