@@ -371,6 +371,46 @@ def _emit(y, out, row, o_ptr, o_idx, o_w):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _project(y, ob, o_ptr, o_idx, o_w):
+    """``ob = O y`` for the CSR observables."""
+    for q in range(o_ptr.shape[0] - 1):
+        acc = 0.0
+        for p in range(o_ptr[q], o_ptr[q + 1]):
+            acc += o_w[p] * y[o_idx[p]]
+        ob[q] = acc
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _record(io, t_out, vals, summ, prev):
+    """Update max / time of max / trapezoidal integral / final value with output ``io``."""
+    n_obs = vals.shape[0]
+    if io == 0:
+        for q in range(n_obs):
+            summ[0, q] = vals[q]
+            summ[1, q] = t_out[0]
+            summ[2, q] = 0.0
+    else:
+        dt = 0.5 * (t_out[io] - t_out[io - 1])
+        for q in range(n_obs):
+            v = vals[q]
+            if v > summ[0, q]:
+                summ[0, q] = v
+                summ[1, q] = t_out[io]
+            summ[2, q] += dt * (v + prev[q])
+    for q in range(n_obs):
+        summ[3, q] = vals[q]
+        prev[q] = vals[q]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _hermite(th, h, y0, y1, f0, f1):
+    """Cubic Hermite interpolant at ``t0 + th h`` from values and slopes at both ends."""
+    d = y1 - y0
+    return y0 + th * d + th * (th - 1.0) * ((1.0 - 2.0 * th) * d + (th - 1.0) * h * f0
+                                           + th * h * f1)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _group_max(est, y, ivol, i0, i1):
     """``max |est_i| / vol_i`` and ``max |y_i| / vol_i`` over ``i0 <= i < i1``."""
     e0 = 0.0
@@ -394,11 +434,14 @@ def _group_max(est, y, ivol, i0, i1):
 def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bcol, block,
               volume, act, r_ptr, r_idx, times, jumps, rates, t_end, t_out, y0,
               o_ptr, o_idx, o_w, gamma, tab_a, tab_e, rtol, atol_floor, max_step, first_step,
-              adaptive, out, stats):
+              adaptive, out, stats, summ):
     """Integrate ``dy/dt = J y + u`` with jumps over ``[0, t_end]``.
 
     Writes the state (or the observables ``o_*``, CSR rows over the state) at
-    ``t_out`` into ``out`` and the step statistics into ``stats``. With
+    ``t_out`` into ``out`` and the step statistics into ``stats``. If ``summ``
+    has columns (one per observable), ``out`` is left alone and ``summ`` gets
+    each observable's maximum, time of maximum, trapezoidal integral over
+    ``t_out`` and final value (rows 0-3). With
     ``adaptive`` false every step is ``min(max_step, gap)`` divided into equal
     powers of two of the gap between dose events, with no error control (used
     to measure the order of the method).
@@ -429,6 +472,14 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
     y = y0.copy()
     ns_st = tab_a.shape[0]
     F = np.empty((ns_st, nst))
+    n_obs = max(o_ptr.shape[0] - 1, 0)
+    ob0 = np.empty(n_obs)
+    ob1 = np.empty(n_obs)
+    obf0 = np.empty(n_obs)
+    obf1 = np.empty(n_obs)
+    obt = np.empty(n_obs)
+    prev = np.zeros(n_obs)
+    summarize = summ.shape[1] > 0 and n_obs > 0
     y1 = np.empty(nst)
     est = np.empty(nst)
     rhs = np.empty(nst)
@@ -464,7 +515,11 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
             ke += 1
             changed = True
         while io < n_out and t_out[io] <= t:
-            _emit(y, out, io, o_ptr, o_idx, o_w)
+            if summarize:
+                _project(y, ob0, o_ptr, o_idx, o_w)
+                _record(io, t_out, ob0, summ, prev)
+            else:
+                _emit(y, out, io, o_ptr, o_idx, o_w)
             io += 1
         if t >= t_end or io >= n_out:
             break
@@ -550,15 +605,32 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
             if err <= 1.0:
                 # accept; dense output (cubic Hermite) for output times inside the step
                 t1 = stop if j + 1 == nsub else tn + h
-                while io < n_out and t_out[io] <= t1 and t_out[io] < stop:
-                    th = (t_out[io] - tn) / h
-                    for i in range(nst):
-                        d = y1[i] - y[i]
-                        wr[i] = y[i] + th * d + th * (th - 1.0) * (
-                            (1.0 - 2.0 * th) * d + (th - 1.0) * h * F[0, i]
-                            + th * h * F[ns_st - 1, i])
-                    _emit(wr, out, io, o_ptr, o_idx, o_w)
-                    io += 1
+                if io < n_out and t_out[io] <= t1 and t_out[io] < stop:
+                    if n_obs == 0:
+                        while io < n_out and t_out[io] <= t1 and t_out[io] < stop:
+                            th = (t_out[io] - tn) / h
+                            for i in range(nst):
+                                wr[i] = _hermite(th, h, y[i], y1[i], F[0, i],
+                                                 F[ns_st - 1, i])
+                            _emit(wr, out, io, o_ptr, o_idx, o_w)
+                            io += 1
+                    else:
+                        # interpolate in the (linear) space of the observables
+                        _project(y, ob0, o_ptr, o_idx, o_w)
+                        _project(y1, ob1, o_ptr, o_idx, o_w)
+                        _project(F[0], obf0, o_ptr, o_idx, o_w)
+                        _project(F[ns_st - 1], obf1, o_ptr, o_idx, o_w)
+                        while io < n_out and t_out[io] <= t1 and t_out[io] < stop:
+                            th = (t_out[io] - tn) / h
+                            if summarize:
+                                for q in range(n_obs):
+                                    obt[q] = _hermite(th, h, ob0[q], ob1[q], obf0[q], obf1[q])
+                                _record(io, t_out, obt, summ, prev)
+                            else:
+                                for q in range(n_obs):
+                                    out[io, q] = _hermite(th, h, ob0[q], ob1[q], obf0[q],
+                                                          obf1[q])
+                            io += 1
                 for i in range(nst):
                     y[i] = y1[i]
                     F[0, i] = F[ns_st - 1, i]
@@ -595,17 +667,19 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
         t = stop
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def integrate_batch(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bcol,
                     block, volume, act, r_ptr, r_idx, times, jumps, rates, s_ptr, s_of,
                     t_end, t_out, o_ptr, o_idx, o_w, gamma, tab_a, tab_e, rtol, atol_floor,
-                    max_step, first_step, out, stats):
+                    max_step, first_step, out, stats, summ):
     """:func:`integrate` for a batch of parameter sets, in parallel over the batch.
 
     System arrays carry a leading batch axis ``B``. Schedules are concatenated:
     schedule ``s`` is ``times[s_ptr[s]:s_ptr[s+1]]`` (and the same rows of
-    ``jumps``/``rates``); member ``b`` uses schedule ``s_of[b]``. ``out`` is
-    ``(B, len(t_out), n_obs)``.
+    ``jumps``/``rates``); member ``b`` uses schedule ``s_of[b]``. The observables
+    share one pattern (``o_ptr``, ``o_idx``) with weights ``o_w[b]`` per member
+    (``o_ptr`` empty: full state). ``out`` is ``(B, len(t_out), n_obs)``, or
+    ``summ`` ``(B, 4, n_obs)`` receives summaries instead (see :func:`integrate`).
     """
     B = diag.shape[0]
     nst = volume.shape[1]
@@ -616,6 +690,6 @@ def integrate_batch(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, bro
         y0 = np.zeros(nst)
         integrate(lower[b], diag[b], upper[b], cord_diag[b], csf_to_cord[b], cord_to_csf[b],
                   brow[b], bcol[b], block[b], volume[b], act, r_ptr, r_idx, times[a0:a1],
-                  jumps[a0:a1], rates[a0:a1], t_end[b], t_out, y0, o_ptr, o_idx, o_w,
+                  jumps[a0:a1], rates[a0:a1], t_end[b], t_out, y0, o_ptr, o_idx, o_w[b],
                   gamma, tab_a, tab_e, rtol[b], atol_floor[b], max_step, first_step, True,
-                  out[b], stats[b])
+                  out[b], stats[b], summ[b])

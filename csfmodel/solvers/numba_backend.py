@@ -143,7 +143,8 @@ def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
                 float(schedule.t_end), t_out, y, empty_i, empty_i, np.zeros(0),
                 *k._tableau(method)[:3], float(rtol), _floor(total_input(schedule), rtol),
                 float(np.inf if max_step is None else max_step),
-                float(np.inf if first_step is None else first_step), bool(adaptive), out, st)
+                float(np.inf if first_step is None else first_step), bool(adaptive), out, st,
+                np.zeros((4, 0)))
     if stats is not None:
         stats.update({name: (int(v) if i < 3 else float(v))
                       for i, (name, v) in enumerate(zip(_STAT_NAMES, st))})
@@ -168,7 +169,8 @@ def solve_batch(systems: list[LinearSystem], schedules: list[Schedule], t_out: n
         Output times (min), shared by the batch.
     observables
         Optional CSR rows ``(ptr, idx, weights)`` over the state: what is stored
-        at each output time (default: the full state).
+        at each output time (default: the full state). ``weights`` may be 2-D,
+        one row per member (same pattern, e.g. divided by each member's volumes).
     rtol
         Tolerance, scalar or one per member.
     stats
@@ -205,8 +207,14 @@ def solve_batch(systems: list[LinearSystem], schedules: list[Schedule], t_out: n
 
 def _run_batch(stack: dict, schedules: list[Schedule], schedule_index: np.ndarray,
                t_out: np.ndarray, observables, rt: np.ndarray, max_step: float | None,
-               method: str, stats: list | None) -> np.ndarray:
-    """Call the parallel kernel on stacked arrays (``stack[name]`` has a batch axis)."""
+               method: str, stats: list | None, out: np.ndarray | None = None,
+               summary: bool = False) -> np.ndarray:
+    """Call the parallel kernel on stacked arrays (``stack[name]`` has a batch axis).
+
+    ``out`` may pass a buffer of the result's shape to reuse. With ``summary``
+    (observables only) the result is ``(B, 4, n_obs)``: maximum, time of maximum
+    (min), integral over the output times (x min) and final value.
+    """
     from csfmodel.solvers import _structured as k
 
     B = stack["diag"].shape[0]
@@ -221,24 +229,32 @@ def _run_batch(stack: dict, schedules: list[Schedule], schedule_index: np.ndarra
     t_end = np.array([s.t_end for s in schedules], float)[schedule_index]
     floor = np.array([_floor(tot, r) for tot, r in zip(totals, rt)])
     if observables is None:
-        o_ptr, o_idx, o_w = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        o_ptr, o_idx, o_w = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((B, 0))
         n_obs = n_state
     else:
-        o_ptr, o_idx, o_w = (np.ascontiguousarray(observables[0], np.int64),
-                             np.ascontiguousarray(observables[1], np.int64),
-                             np.ascontiguousarray(observables[2], float))
+        o_ptr, o_idx = (np.ascontiguousarray(observables[0], np.int64),
+                        np.ascontiguousarray(observables[1], np.int64))
+        o_w = np.ascontiguousarray(np.broadcast_to(np.asarray(observables[2], float),
+                                                   (B, len(o_idx))))
         n_obs = len(o_ptr) - 1
     t_out = np.ascontiguousarray(t_out, dtype=float)
-    out = np.empty((B, len(t_out), n_obs))
+    if summary and observables is None:
+        raise ValueError("summary needs observables")
+    summ = np.zeros((B, 4, n_obs if summary else 0))
+    if summary:
+        out = np.empty((B, 0, n_obs))
+    elif out is None or out.shape != (B, len(t_out), n_obs) or not out.flags.c_contiguous:
+        out = np.empty((B, len(t_out), n_obs))
     st = np.zeros((B, k.N_STATS))
     k.integrate_batch(stack["lower"], stack["diag"], stack["upper"], stack["cord_diag"],
                       stack["csf_to_cord"], stack["cord_to_csf"], stack["border_rows"],
                       stack["border_cols"], stack["block"], stack["volume"], act, ptr, idx,
                       times, jumps, rates, s_ptr, schedule_index, t_end, t_out,
                       o_ptr, o_idx, o_w, *k._tableau(method)[:3], rt, floor,
-                      float(np.inf if max_step is None else max_step), float(np.inf), out, st)
+                      float(np.inf if max_step is None else max_step), float(np.inf), out, st,
+                      summ)
     if stats is not None:
         for row in st:
             stats.append({name: (int(v) if i < 3 else float(v))
                           for i, (name, v) in enumerate(zip(_STAT_NAMES, row))})
-    return out
+    return summ if summary else out

@@ -1,0 +1,474 @@
+"""Sweeps: many parameter sets solved in batches by the numba backend.
+
+A sweep is a base scenario plus, for each scenario of the sweep, a few values
+that replace keys of the base (written as in the TOML file, with units)::
+
+    from csfmodel.sweep import run_batch
+
+    ds = run_batch("pump.toml", {
+        "patient.dispersion": ["0.2 cm^2/min", "0.4 cm^2/min", "0.8 cm^2/min"],
+        "dose[0].rate": ["0.5 mg/day", "1 mg/day", "2 mg/day"],
+    })                                   # 3 scenarios (values zipped)
+    ds = run_batch("pump.toml", {...}, mode="product")   # 9 scenarios
+
+Every scenario is validated like a single run (a bad value raises a
+:class:`~csfmodel.errors.ScenarioError` naming the key and the scenario). The
+scenarios are assembled in Python (one grid and one dose schedule are shared by
+all scenarios with the same geometry and doses), stacked along a batch axis and
+integrated in parallel by one compiled kernel (no recompilation per parameter
+set). Work proceeds in chunks, so memory stays bounded; assembling the next
+chunk overlaps with integrating the current one. With ``summary=True`` only
+per-scenario metrics (peak, time of peak, AUC, final value) are kept, which is
+what sweeps of 10^4-10^6 scenarios need.
+
+``csfmodel sweep`` runs the same from the command line and writes each chunk to
+its own netCDF file as soon as it is done, so an interrupted sweep keeps what
+it computed and ``--resume`` skips finished chunks.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import re
+import time as _time
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from csfmodel.anatomy import CORD_SEGMENTS, Anatomy
+from csfmodel.dosing import DoseEvents, expand
+from csfmodel.errors import ScenarioError
+from csfmodel.model import (
+    COMPARTMENTS,
+    Grid,
+    Model,
+    Schedule,
+    build_model,
+    build_schedule,
+    make_grid,
+)
+from csfmodel.scenario import Scenario, parse_scenario
+
+__all__ = ["run_batch", "iter_batches", "scenario_sets", "VARIABLES", "DEFAULT_VARIABLES",
+           "NON_GEOMETRIC_FIELDS"]
+
+_NG_PER_ML = 1000.0   # ug/mL -> ng/mL
+
+#: variables a sweep can record (ng/mL), with their extra dimension
+VARIABLES: dict[str, str | None] = {
+    "cord_concentration": "segment",
+    "csf_concentration": "z",
+    "cisternal_csf_concentration": None,
+    "cortical_csf_concentration": None,
+    "ventricular_csf_concentration": None,
+    "brain_concentration": None,
+    "plasma_concentration": None,
+}
+_COMPARTMENT_OF = {
+    "cisternal_csf_concentration": "cisterna",
+    "cortical_csf_concentration": "cortical_sas",
+    "ventricular_csf_concentration": "ventricles",
+    "brain_concentration": "brain",
+    "plasma_concentration": "plasma",
+}
+DEFAULT_VARIABLES = ("cord_concentration", "cisternal_csf_concentration",
+                     "brain_concentration", "plasma_concentration")
+
+#: Anatomy fields that do not enter the grid (:func:`csfmodel.model.make_grid`):
+#: scenarios differing only in these share one grid (tested).
+NON_GEOMETRIC_FIELDS = ("dispersion", "dispersion_caudal_fraction", "spinal_bulk_flow",
+                        "csf_production", "ventricular_mixing", "cranial_mixing",
+                        "injection_spread", "injection_mixing", "brain_mass", "body_weight",
+                        "cisternal_volume", "cortical_sas_volume", "ventricular_volume")
+#: of those, the fields that shape an intrathecal bolus deposit (the dose schedule)
+_DEPOSIT_FIELDS = ("injection_spread", "injection_mixing")
+
+
+# ------------------------------------------------------------------ scenarios
+def _base_dict(base: Scenario | dict | str | Path) -> dict:
+    if isinstance(base, Scenario):
+        return copy.deepcopy(base.source)
+    if isinstance(base, dict):
+        return copy.deepcopy(base)
+    if isinstance(base, (str, Path)):
+        try:
+            return tomllib.loads(Path(base).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ScenarioError("scenario", str(base), "a readable TOML file",
+                                detail=exc.strerror or str(exc)) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ScenarioError("scenario", str(base), "valid TOML", detail=str(exc)) from None
+    raise ScenarioError("scenario", type(base).__name__,
+                        "a Scenario, a dict or the path of a TOML file")
+
+
+_KEY = re.compile(r"^(simulation|patient|drug)\.(\w+)$|^dose\[(\d+)\]\.(\w+)$")
+
+
+def _set(data: dict, key: str, value: Any) -> None:
+    m = _KEY.match(key)
+    if not m:
+        raise ScenarioError(f"parameters[{key!r}]", key,
+                            "a key such as 'patient.dispersion', 'drug.name' or 'dose[0].rate'")
+    if m.group(1):
+        table = data.setdefault(m.group(1), {})
+        if not isinstance(table, dict):
+            raise ScenarioError(m.group(1), table, "a table")
+        table[m.group(2)] = value
+        return
+    i = int(m.group(3))
+    doses = data.get("dose", [])
+    if not isinstance(doses, list) or i >= len(doses):
+        raise ScenarioError(f"parameters[{key!r}]", key,
+                            f"a dose index below {len(doses) if isinstance(doses, list) else 0}"
+                            " (the base scenario's [[dose]] tables)")
+    doses[i][m.group(4)] = value
+
+
+def scenario_sets(base: Scenario | dict | str | Path,
+                  parameters: Mapping[str, Sequence[Any]] | None = None,
+                  mode: str = "zip") -> tuple[list[dict], dict[str, list]]:
+    """Scenario dicts of a sweep and the parameter value of each.
+
+    ``mode="zip"`` pairs the i-th values of every key (equal lengths);
+    ``mode="product"`` takes every combination.
+    """
+    data = _base_dict(base)
+    parameters = dict(parameters or {})
+    if not parameters:
+        return [data], {}
+    keys = list(parameters)
+    values = []
+    for k in keys:
+        v = parameters[k]
+        if isinstance(v, (str, bytes)) or not isinstance(v, Iterable):
+            raise ScenarioError(f"parameters[{k!r}]", v, "a list of values")
+        values.append(list(v))
+    if mode == "zip":
+        lengths = {len(v) for v in values}
+        if len(lengths) != 1:
+            raise ScenarioError("parameters", {k: len(v) for k, v in zip(keys, values)},
+                                "lists of equal length (mode='zip'), or mode='product'")
+        combos = list(zip(*values))
+    elif mode == "product":
+        combos = list(itertools.product(*values))
+    else:
+        raise ScenarioError("mode", mode, "'zip' or 'product'")
+    sets = []
+    for combo in combos:
+        d = copy.deepcopy(data)
+        for k, v in zip(keys, combo):
+            _set(d, k, v)
+        sets.append(d)
+    return sets, {k: [c[i] for c in combos] for i, k in enumerate(keys)}
+
+
+# ------------------------------------------------------------------ assembly
+def _geometry_key(anatomy: Anatomy, resolution: float) -> tuple:
+    return (dataclasses.replace(anatomy, **{f: 0.0 for f in NON_GEOMETRIC_FIELDS}),
+            float(resolution))
+
+
+class _Assembly:
+    """Builds models and schedules, sharing grids and schedules between scenarios."""
+
+    def __init__(self) -> None:
+        self.grids: dict[tuple, Grid] = {}
+        self.schedules: dict[tuple, tuple[int, Schedule]] = {}
+        self.schedule_list: list[Schedule] = []
+        self.bolus_parts: dict[tuple, Schedule] = {}
+
+    def grid(self, sc: Scenario) -> tuple[tuple, Grid]:
+        key = _geometry_key(sc.anatomy, sc.simulation.resolution)
+        if key not in self.grids:
+            self.grids[key] = make_grid(sc.anatomy, sc.simulation.resolution)
+        return key, self.grids[key]
+
+    def build(self, sc: Scenario) -> tuple[tuple, Model, int]:
+        gkey, grid = self.grid(sc)
+        model = build_model(sc.anatomy, sc.drug, sc.simulation.resolution, grid=grid)
+        skey = (gkey, tuple(getattr(sc.anatomy, f) for f in _DEPOSIT_FIELDS), sc.doses,
+                sc.simulation.duration)
+        if skey not in self.schedules:
+            self.schedules[skey] = (len(self.schedule_list), self._schedule(skey, model, sc))
+            self.schedule_list.append(self.schedules[skey][1])
+        return gkey, model, self.schedules[skey][0]
+
+    def _schedule(self, skey: tuple, model: Model, sc: Scenario) -> Schedule:
+        """The dose schedule, with bolus deposits shared between scenarios.
+
+        Depositing a bolus on the grid is the costly part; scenarios that differ
+        only in infusion rates reuse the bolus part (the two parts add up).
+        """
+        t_end = sc.simulation.duration
+        ev = expand(sc.doses, t_end)
+        bkey = (skey[0], skey[1], tuple(ev.boluses), t_end)
+        if bkey not in self.bolus_parts:
+            self.bolus_parts[bkey] = build_schedule(model, DoseEvents(boluses=ev.boluses), t_end)
+        return merge_schedules(self.bolus_parts[bkey],
+                               build_schedule(model, DoseEvents(steps=ev.steps), t_end))
+
+
+def merge_schedules(a: Schedule, b: Schedule) -> Schedule:
+    """The schedule of the doses of ``a`` and ``b`` together (same model and end)."""
+    times = np.union1d(a.times, b.times)
+    jumps = np.zeros((len(times), a.jumps.shape[1]))
+    rates = np.zeros_like(jumps)
+    for s in (a, b):
+        k = np.searchsorted(times, s.times)
+        jumps[k] += s.jumps
+        rates += s.rates[np.searchsorted(s.times, times, side="right") - 1]
+    return Schedule(times=times, jumps=jumps, rates=rates, t_end=a.t_end)
+
+
+def _t_out(sc: Scenario) -> np.ndarray:
+    sim = sc.simulation
+    n_out = int(np.floor(sim.duration / sim.output_interval + 1e-9)) + 1
+    t = np.arange(n_out) * sim.output_interval
+    if t[-1] < sim.duration - 1e-9:
+        t = np.append(t, sim.duration)
+    return t
+
+
+def _observables(model: Model, variables: Sequence[str]) -> tuple[np.ndarray, np.ndarray,
+                                                                   np.ndarray, list]:
+    """CSR rows (ng/mL) of the recorded variables over the state, and their layout."""
+    s, g = model.system, model.grid
+    n = s.n_spinal
+    rows_idx: list[np.ndarray] = []
+    rows_w: list[np.ndarray] = []
+    layout = []
+    for v in variables:
+        start = len(rows_idx)
+        if v == "cord_concentration":
+            w = g.segment_weights
+            frac = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-300)
+            for seg in range(w.shape[0]):
+                j = np.flatnonzero(w[seg] > 0)
+                rows_idx.append(n + j)
+                rows_w.append(_NG_PER_ML * frac[seg, j] / s.volume[n + j])
+        elif v == "csf_concentration":
+            for i in range(n):
+                rows_idx.append(np.array([i]))
+                rows_w.append(np.array([_NG_PER_ML / s.volume[i]]))
+        else:
+            k = s.index(_COMPARTMENT_OF[v])
+            rows_idx.append(np.array([k]))
+            rows_w.append(np.array([_NG_PER_ML / s.volume[k]]))
+        layout.append((v, start, len(rows_idx)))
+    ptr = np.zeros(len(rows_idx) + 1, np.int64)
+    ptr[1:] = np.cumsum([len(r) for r in rows_idx])
+    return ptr, np.concatenate(rows_idx).astype(np.int64), np.concatenate(rows_w), layout
+
+
+# ------------------------------------------------------------------ running
+_FIELDS = ("lower", "diag", "upper", "cord_diag", "csf_to_cord", "cord_to_csf", "border_rows",
+           "border_cols", "block", "volume")
+
+
+def _prepare_chunk(scenarios: list[Scenario], asm: _Assembly, variables: Sequence[str]):
+    """Assemble a chunk; returns a list of groups (same grid) ready for the kernel."""
+    groups: dict[tuple, list] = {}
+    for pos, sc in enumerate(scenarios):
+        gkey, model, sidx = asm.build(sc)
+        groups.setdefault(gkey, []).append((pos, model, sidx))
+    out = []
+    for members in groups.values():
+        models = [m for _, m, _ in members]
+        stack = {f: np.ascontiguousarray(np.stack([getattr(m.system, f) for m in models]))
+                 for f in _FIELDS}
+        obs = [_observables(m, variables) for m in models]
+        ptr, idx, _, layout = obs[0]
+        weights = np.stack([o[2] for o in obs])
+        out.append(([p for p, _, _ in members], models[0], stack,
+                    np.array([s for _, _, s in members], np.int64), (ptr, idx, weights), layout))
+    return out
+
+
+def _solve_chunk(groups, schedules: list[Schedule], t_out: np.ndarray, rtol: float,
+                 n_total: int, n_obs_total: int, summary: bool):
+    """Integrate the groups of a chunk: time series ``(n, T, n_obs)`` or, with
+    ``summary``, ``(n, 4, n_obs)`` max / time of max / integral / final (kernel-side)."""
+    from csfmodel.solvers.numba_backend import _run_batch
+
+    values = np.empty((n_total, 4 if summary else len(t_out), n_obs_total))
+    stats: list = [None] * n_total
+    for positions, _model, stack, sidx, obs, _layout in groups:
+        st: list = []
+        values[positions] = _run_batch(stack, schedules, sidx, t_out, obs,
+                                       np.full(len(positions), float(rtol)), None, "esdirk3",
+                                       st, summary=summary)
+        for p, s in zip(positions, st):
+            stats[p] = s
+    return values, stats
+
+
+def _to_dataset(values: np.ndarray, stats: list, t_out: np.ndarray, layout, model: Model,
+                params: dict[str, list], offset: int, summary: bool) -> xr.Dataset:
+    n = values.shape[0]
+    time_h = t_out / 60.0
+    data_vars: dict[str, Any] = {}
+    coords: dict[str, Any] = {"scenario": ("scenario", np.arange(offset, offset + n))}
+    for key, vals in params.items():
+        coords[key] = ("scenario", np.array([str(v) for v in vals[offset:offset + n]]))
+    for v, a, b in layout:
+        dim = VARIABLES[v]
+        block = values[:, :, a:b]
+        dims: tuple[str, ...] = ("scenario", "time") + ((dim,) if dim else ())
+        arr = block if dim else block[:, :, 0]
+        attrs = {"units": "ng/mL", "long_name": v.replace("_", " ")}
+        if summary:
+            d2 = ("scenario",) + ((dim,) if dim else ())
+            name = attrs["long_name"]
+
+            def pick(r: int, block=block, dim=dim) -> np.ndarray:
+                return block[:, r, :] if dim else block[:, r, 0]
+
+            data_vars[f"{v}_max"] = (d2, pick(0), dict(attrs, long_name="peak " + name))
+            data_vars[f"{v}_tmax"] = (d2, pick(1) / 60.0,
+                                      {"units": "h", "long_name": "time of peak " + name})
+            data_vars[f"{v}_auc"] = (d2, pick(2) / 60.0,
+                                     {"units": "ng h/mL", "long_name": "area under " + name})
+            data_vars[f"{v}_final"] = (d2, pick(3), dict(attrs, long_name="final " + name))
+        else:
+            data_vars[v] = (dims, arr, attrs)
+    data_vars["solver_steps"] = ("scenario", np.array([s["steps"] for s in stats]),
+                                 {"units": "1", "long_name": "accepted time steps"})
+    data_vars["solver_max_error_estimate"] = (
+        "scenario", np.array([s["max_error_estimate"] for s in stats]),
+        {"units": "1", "long_name": "largest local error estimate / tolerance (<= 1)"})
+    if not summary:
+        coords["time"] = ("time", time_h, {"units": "h", "long_name": "time since the start"})
+    if any(v == "cord_concentration" for v, _, _ in layout):
+        coords["segment"] = ("segment", list(CORD_SEGMENTS))
+    if any(v == "csf_concentration" for v, _, _ in layout):
+        coords["z"] = ("z", model.grid.centers, {"units": "cm"})
+    return xr.Dataset(data_vars, coords=coords)
+
+
+def iter_batches(base: Scenario | dict | str | Path,
+                 parameters: Mapping[str, Sequence[Any]] | None = None, *,
+                 scenarios: Sequence[Scenario | dict | str | Path] | None = None,
+                 mode: str = "zip", variables: Sequence[str] = DEFAULT_VARIABLES,
+                 rtol: float | None = None, chunk_size: int = 256, summary: bool = False,
+                 skip_chunks: Iterable[int] = ()) -> Iterator[tuple[int, xr.Dataset]]:
+    """Yield ``(chunk_index, Dataset)`` chunk by chunk (see :func:`run_batch`)."""
+    from csfmodel.solvers.numba_backend import DEFAULT_RTOL
+
+    rtol = DEFAULT_RTOL if rtol is None else rtol
+    for v in variables:
+        if v not in VARIABLES:
+            raise ScenarioError("variables", v, "one of: " + ", ".join(VARIABLES))
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ScenarioError("chunk_size", chunk_size, "a whole number >= 1")
+    if scenarios is not None:
+        if parameters:
+            raise ScenarioError("parameters", parameters, "nothing when scenarios are given")
+        sets = [_base_dict(s) for s in scenarios]
+        params = {"scenario_source": [str(s) if isinstance(s, (str, Path)) else f"#{i}"
+                                      for i, s in enumerate(scenarios)]}
+    else:
+        sets, params = scenario_sets(base, parameters, mode)
+    skip = set(skip_chunks)
+    n_chunks = (len(sets) + chunk_size - 1) // chunk_size
+    asm = _Assembly()
+    t_out_ref: list[np.ndarray] = []
+
+    def parse(c: int) -> list[Scenario]:
+        out = []
+        for i in range(c * chunk_size, min((c + 1) * chunk_size, len(sets))):
+            try:
+                out.append(parse_scenario(sets[i]))
+            except ScenarioError as exc:
+                raise ScenarioError(f"scenario[{i}].{exc.key}", exc.value, exc.allowed,
+                                    detail=exc.detail) from None
+        t = _t_out(out[0])
+        for k, sc in enumerate(out):
+            tk = _t_out(sc)
+            if not t_out_ref:
+                t_out_ref.append(tk)
+            if len(tk) != len(t_out_ref[0]) or not np.array_equal(tk, t_out_ref[0]):
+                raise ScenarioError(f"scenario[{c * chunk_size + k}].simulation", sc.simulation,
+                                    "the same duration and output interval for every "
+                                    "scenario of a sweep")
+        del t
+        return out
+
+    def prepare(c: int):
+        scs = parse(c)
+        return scs, _prepare_chunk(scs, asm, variables)
+
+    todo = [c for c in range(n_chunks) if c not in skip]
+    if not todo:
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        nxt = prepare(todo[0])
+        for pos, c in enumerate(todo):
+            scs, groups = nxt
+            n_obs = groups[0][4][0].shape[0] - 1
+            fut = pool.submit(_solve_chunk, groups, list(asm.schedule_list), t_out_ref[0],
+                              rtol, len(scs), n_obs, summary)
+            if pos + 1 < len(todo):
+                nxt = prepare(todo[pos + 1])    # overlaps with the compiled kernel (no GIL)
+            values, stats = fut.result()
+            yield c, _to_dataset(values, stats, t_out_ref[0], groups[0][5], groups[0][1],
+                                 params, c * chunk_size, summary)
+
+
+def run_batch(base: Scenario | dict | str | Path | None = None,
+              parameters: Mapping[str, Sequence[Any]] | None = None, *,
+              scenarios: Sequence[Scenario | dict | str | Path] | None = None,
+              mode: str = "zip", variables: Sequence[str] = DEFAULT_VARIABLES,
+              rtol: float | None = None, chunk_size: int = 256,
+              summary: bool = False) -> xr.Dataset:
+    """Simulate many scenarios with the numba backend in parallel batches.
+
+    Parameters
+    ----------
+    base
+        The base scenario (``Scenario``, dict in the TOML layout, or TOML path).
+    parameters
+        ``{key: [values...]}`` replacing keys of the base, keys written
+        ``"patient.dispersion"``, ``"drug.octanol_buffer"``, ``"dose[0].rate"``
+        (index of the base's ``[[dose]]`` tables), values as in TOML
+        (``"0.5 mg/day"``).
+    scenarios
+        Instead of ``base``/``parameters``: a list of complete scenarios.
+    mode
+        ``"zip"`` (i-th values together) or ``"product"`` (all combinations).
+    variables
+        What to record, from :data:`VARIABLES` (ng/mL).
+    rtol
+        Tolerance of the numba backend (default its ``DEFAULT_RTOL``).
+    chunk_size
+        Scenarios per parallel batch (bounds memory).
+    summary
+        Keep only ``<variable>_max``, ``_tmax`` (h), ``_auc`` (ng h/mL) and
+        ``_final`` per scenario instead of the time series.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dimension ``scenario`` (with one coordinate per swept key), ``time`` (h)
+        unless ``summary``, ``segment``/``z`` for profiles; ``solver_steps`` and
+        ``solver_max_error_estimate`` per scenario. All scenarios must share the
+        duration and output interval.
+    """
+    t0 = _time.perf_counter()
+    parts = [ds for _, ds in iter_batches(base, parameters, scenarios=scenarios, mode=mode,
+                                           variables=variables, rtol=rtol,
+                                           chunk_size=chunk_size, summary=summary)]
+    ds = xr.concat(parts, dim="scenario", data_vars="minimal", coords="minimal",
+                   compat="override") if len(parts) > 1 else parts[0]
+    ds.attrs.update({"title": "csfmodel sweep", "solver": "numba",
+                     "scenarios": int(ds.sizes["scenario"]),
+                     "wall_seconds": _time.perf_counter() - t0,
+                     "compartments": ", ".join(COMPARTMENTS)})
+    return ds
