@@ -1,0 +1,126 @@
+"""Sweeps: batches agree with single runs, summaries with time series, sharing is exact."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from csfmodel.anatomy import Anatomy
+from csfmodel.api import prepare, simulate
+from csfmodel.dosing import expand
+from csfmodel.errors import ScenarioError
+from csfmodel.model import build_model, build_schedule, make_grid
+
+pytest.importorskip("numba")
+
+from csfmodel import sweep  # noqa: E402
+
+BASE = {
+    "simulation": {"duration": "10 h", "output_interval": "10 min", "resolution": "2 cm"},
+    "dose": [
+        {"route": "intrathecal", "type": "infusion", "site": "T10", "rate": "1 mg/day"},
+        {"route": "intrathecal", "type": "patient_bolus", "site": "T10", "amount": "0.05 mg",
+         "lockout": "3 h", "max_per_day": 4, "requests": ["1 h", "5 h"]},
+        {"route": "oral", "type": "bolus", "amount": "10 mg", "time": "2 h"},
+    ],
+}
+PARAMS = {"patient.dispersion": ["0.2 cm^2/min", "0.4 cm^2/min", "0.8 cm^2/min"],
+          "dose[0].rate": ["0.5 mg/day", "1 mg/day", "3 mg/day"]}
+VARS = ("cord_concentration", "csf_concentration", "brain_concentration",
+        "plasma_concentration", "cisternal_csf_concentration")
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return sweep.run_batch(BASE, PARAMS, variables=VARS, chunk_size=2)
+
+
+def _single(i: int):
+    sets, _ = sweep.scenario_sets(BASE, PARAMS)
+    return simulate(sets[i], solver="numba")
+
+
+@pytest.mark.parametrize("i", [0, 2])
+def test_batch_equals_single_runs(batch, i):
+    ref = _single(i)
+    for v in VARS:
+        a = batch[v].isel(scenario=i).values
+        b = ref[v].values
+        assert a.shape == b.shape
+        assert np.max(np.abs(a - b)) <= 1e-9 * np.max(np.abs(b)), v
+    assert batch["patient.dispersion"].values[i] == PARAMS["patient.dispersion"][i]
+
+
+def test_summary_matches_time_series(batch):
+    s = sweep.run_batch(BASE, PARAMS, variables=VARS, summary=True)
+    t = batch.time.values
+    for v in VARS:
+        x = batch[v].values                       # (scenario, time, ...)
+        np.testing.assert_allclose(s[f"{v}_max"].values, x.max(axis=1), rtol=1e-12)
+        np.testing.assert_allclose(s[f"{v}_final"].values, x[:, -1], rtol=1e-12)
+        np.testing.assert_allclose(s[f"{v}_auc"].values, np.trapezoid(x, t, axis=1),
+                                   rtol=1e-10, atol=1e-12 * np.abs(x).max())
+        np.testing.assert_allclose(s[f"{v}_tmax"].values, t[np.argmax(x, axis=1)])
+    assert np.all(s.solver_max_error_estimate <= 1.0)
+
+
+def test_product_mode_and_sizes():
+    sets, params = sweep.scenario_sets(BASE, PARAMS, mode="product")
+    assert len(sets) == 9 and len(params["dose[0].rate"]) == 9
+    assert sets[5]["patient"]["dispersion"] == "0.4 cm^2/min"
+    assert sets[5]["dose"][0]["rate"] == "3 mg/day"
+    assert BASE["dose"][0]["rate"] == "1 mg/day"          # the base is not modified
+
+
+def test_bolus_and_rate_schedules_merge_exactly():
+    sc, model, schedule, events, t_out = prepare(BASE)
+    ev = expand(sc.doses, sc.simulation.duration)
+    from csfmodel.dosing import DoseEvents
+
+    merged = sweep.merge_schedules(
+        build_schedule(model, DoseEvents(boluses=ev.boluses), sc.simulation.duration),
+        build_schedule(model, DoseEvents(steps=ev.steps), sc.simulation.duration))
+    np.testing.assert_array_equal(merged.times, schedule.times)
+    np.testing.assert_allclose(merged.jumps, schedule.jumps, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(merged.rates, schedule.rates, rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("field", sweep.NON_GEOMETRIC_FIELDS)
+def test_non_geometric_fields_do_not_change_the_grid(field):
+    """Scenarios differing in these fields share a grid: it must really be the same."""
+    a = Anatomy()
+    b = dataclasses.replace(a, **{field: getattr(a, field) * 1.7 + 0.01})
+    ga, gb = make_grid(a, 2.0), make_grid(b, 2.0)
+    for f in ("edges", "csf_volume", "face_area", "cord_volume", "segment_weights"):
+        np.testing.assert_array_equal(getattr(ga, f), getattr(gb, f))
+    # and the shared grid gives the model built from scratch
+    from csfmodel.drugs import get_drug
+
+    d = get_drug("morphine")
+    m1 = build_model(b, d, 2.0)
+    m2 = build_model(b, d, 2.0, grid=ga)
+    np.testing.assert_array_equal(m1.system.diag, m2.system.diag)
+    np.testing.assert_array_equal(m1.system.border_rows, m2.system.border_rows)
+
+
+def test_iter_batches_resume_skips_chunks():
+    sets, _ = sweep.scenario_sets(BASE, PARAMS)
+    got = [c for c, _ in sweep.iter_batches(BASE, PARAMS, chunk_size=1, skip_chunks={0, 2},
+                                            summary=True)]
+    assert got == [1]
+
+
+def test_bad_sweeps():
+    with pytest.raises(ScenarioError, match="dose index"):
+        sweep.run_batch(BASE, {"dose[7].rate": ["1 mg/day"]})
+    with pytest.raises(ScenarioError, match="equal length"):
+        sweep.run_batch(BASE, {"patient.dispersion": ["0.2 cm^2/min"],
+                               "dose[0].rate": ["1 mg/day", "2 mg/day"]})
+    with pytest.raises(ScenarioError, match=r"scenario\[1\]\.dose\[0\]\.rate"):
+        sweep.run_batch(BASE, {"dose[0].rate": ["1 mg/day", "5 kg/day"]})
+    with pytest.raises(ScenarioError, match="same duration"):
+        sweep.run_batch(BASE, {"simulation.duration": ["10 h", "12 h"]})
+    with pytest.raises(ScenarioError, match="variables"):
+        sweep.run_batch(BASE, PARAMS, variables=("nothing",))
