@@ -209,14 +209,14 @@ def test_interrupt_returns_completed_rows(monkeypatch):
     _, model, schedule, _, t_out = prepare(_scenario("it_bolus"))
     full = jax_backend.solve(model.system, schedule, t_out, block_size=8)
     real = jax_backend._block_function
-    calls = {"n": 0}
+    calls = {"n": 0, "at": 3}
 
     def flaky(*args, **kw):
         fn = real(*args, **kw)
 
         def wrapped(*a):
             calls["n"] += 1
-            if calls["n"] == 3:
+            if calls["n"] == calls["at"]:
                 raise KeyboardInterrupt
             return fn(*a)
         return wrapped
@@ -225,8 +225,13 @@ def test_interrupt_returns_completed_rows(monkeypatch):
     with pytest.raises(SolveInterrupted) as exc:
         jax_backend.solve(model.system, schedule, t_out, block_size=8)
     part = exc.value.states
-    assert 0 < len(part) < len(t_out) and part.shape[1] == model.system.n_state
+    # two blocks of 8 intervals done: outputs 0 ... 150 min (the bolus is at an output time)
+    assert part.shape == (16, model.system.n_state)
     np.testing.assert_array_equal(part, full[: len(part)])
+    calls.update(n=0, at=1)           # interrupted before anything was computed
+    with pytest.raises(SolveInterrupted) as exc:
+        jax_backend.solve(model.system, schedule, t_out, block_size=8)
+    assert exc.value.states.shape == (0, model.system.n_state)
 
 
 def test_bad_options_are_refused():

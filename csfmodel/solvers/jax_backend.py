@@ -572,9 +572,10 @@ def solve_batch(systems: Sequence[LinearSystem] | LinearSystem | Mapping[str, An
         except KeyboardInterrupt:
             from csfmodel.solvers import SolveInterrupted
 
-            if size != B or not recs:
+            if size != B:
                 raise
-            done = np.concatenate(recs, axis=1)
+            n_obs = n_state if obs is None else obs.shape[0]
+            done = np.concatenate(recs, axis=1) if recs else np.zeros((B, 0, n_obs))
             rows = out_rows[out_rows < done.shape[1]]
             raise SolveInterrupted(done[:, rows]) from None
         rec = np.concatenate(recs, axis=1)
