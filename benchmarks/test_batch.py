@@ -1,0 +1,54 @@
+"""Batch throughput at 5 mm: the parallel kernel alone, and a sweep end to end."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from conftest import scenario_dict
+
+from csfmodel.scenario import parse_scenario
+from csfmodel.solvers.numba_backend import solve_batch
+from csfmodel.sweep import DEFAULT_VARIABLES as VARS
+from csfmodel.sweep import _Assembly, _observables, run_batch, scenario_sets
+
+N_BATCH = 128
+PARAMS = {
+    "patient.dispersion": [f"{x:.5f} cm^2/min" for x in np.linspace(0.2, 0.8, N_BATCH)],
+    "dose[0].rate": [f"{x:.5f} mg/day" for x in np.linspace(0.5, 2.0, N_BATCH)],
+}
+
+
+def test_batch_kernel(benchmark, prepared):
+    """128 parameter sets (dispersion x rate) stacked, one parallel kernel call.
+
+    Assembly is done before timing; this is the compiled solver's throughput.
+    """
+    asm = _Assembly()
+    sets, _ = scenario_sets(scenario_dict("5mm"), PARAMS)
+    built = [asm.build(parse_scenario(d)) for d in sets]
+    systems = [m.system for _, m, _ in built]
+    sidx = np.array([s for _, _, s in built])
+    obs = [_observables(m, VARS) for _, m, _ in built]
+    ptr, idx = obs[0][0], obs[0][1]
+    weights = np.stack([o[2] for o in obs])
+    t_out = prepared("5mm")[4]
+    solve_batch(systems[:2], asm.schedule_list, t_out, schedule_index=sidx[:2],
+                observables=(ptr, idx, weights[:2]))       # JIT warm
+    benchmark.group = "batch-5mm"
+    benchmark.extra_info.update(scenarios=N_BATCH, threads=numba.get_num_threads())
+    out = benchmark.pedantic(solve_batch, args=(systems, asm.schedule_list, t_out),
+                             kwargs={"schedule_index": sidx, "observables": (ptr, idx, weights)},
+                             rounds=3, iterations=1)
+    assert out.shape == (N_BATCH, len(t_out), len(ptr) - 1) and np.all(np.isfinite(out))
+
+
+def test_batch_end_to_end(benchmark):
+    """``run_batch``: parse, assemble and integrate 128 scenarios, keep summaries."""
+    base = scenario_dict("5mm")
+    run_batch(base, {k: v[:2] for k, v in PARAMS.items()}, summary=True)    # JIT warm
+    benchmark.group = "batch-5mm"
+    benchmark.extra_info.update(scenarios=N_BATCH, threads=numba.get_num_threads())
+    ds = benchmark.pedantic(run_batch, args=(base, PARAMS), kwargs={"summary": True},
+                            rounds=3, iterations=1)
+    assert ds.sizes["scenario"] == N_BATCH
+    assert float(ds.solver_max_error_estimate.max()) <= 1.0
