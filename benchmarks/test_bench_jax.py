@@ -7,7 +7,9 @@ Run with::
 Each group holds the JAX backend (warm: compiled code reused) and the reference
 solver on the same 24 h scenario at 5 mm, so the table's relative column is the
 speed-up. Compilation is timed on its own (caches cleared before each round), and
-a vmapped batch of parameter sets is timed per member.
+a vmapped batch of parameter sets is timed per member. The 7-day pump scenario of
+the suite (``prepared`` fixture of ``conftest.py``) is timed in the ``single-<res>``
+groups, beside the numba and reference runs of ``test_single.py``.
 """
 
 from __future__ import annotations
@@ -106,3 +108,17 @@ def test_jax_batch(benchmark, size):
                              kwargs={"observables": obs}, rounds=3, iterations=1)
     benchmark.extra_info["seconds_per_member"] = benchmark.stats.stats.mean / size
     assert out.shape == (size, len(t_out), 1)
+
+
+@pytest.mark.parametrize("res", ["5mm", "1mm"])
+def test_single_jax(benchmark, prepared, res):
+    """The suite's 7-day pump scenario; lands in the group of test_single.py."""
+    _, model, schedule, _, t_out = prepared(res)
+    jax_backend.solve(model.system, schedule, t_out)          # compile outside the timing
+    stats: dict = {}
+    benchmark.group = f"single-{res}"
+    states = benchmark.pedantic(jax_backend.solve, args=(model.system, schedule, t_out),
+                                kwargs={"stats": stats}, rounds=3, iterations=1)
+    benchmark.extra_info.update(n_state=model.system.n_state, n_out=len(t_out), **stats)
+    dosed = schedule.dosed(t_out)
+    assert np.max(np.abs(states.sum(axis=1) - dosed)) <= 1e-9 * dosed.max()
