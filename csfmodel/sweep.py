@@ -56,8 +56,8 @@ from csfmodel.model import (
 )
 from csfmodel.scenario import Scenario, parse_scenario
 
-__all__ = ["run_batch", "iter_batches", "scenario_sets", "VARIABLES", "DEFAULT_VARIABLES",
-           "NON_GEOMETRIC_FIELDS"]
+__all__ = ["run_batch", "iter_batches", "scenario_sets", "run_to_directory", "load_sweep",
+           "merge_schedules", "VARIABLES", "DEFAULT_VARIABLES", "NON_GEOMETRIC_FIELDS"]
 
 _NG_PER_ML = 1000.0   # ug/mL -> ng/mL
 
@@ -472,3 +472,144 @@ def run_batch(base: Scenario | dict | str | Path | None = None,
                      "wall_seconds": _time.perf_counter() - t0,
                      "compartments": ", ".join(COMPARTMENTS)})
     return ds
+
+
+# ------------------------------------------------------------------ files and CLI
+def _write_atomic(ds: xr.Dataset, path: Path) -> None:
+    from csfmodel.results import save
+
+    tmp = path.with_name(path.name + ".part")
+    save(ds, tmp)
+    tmp.replace(path)
+
+
+def run_to_directory(base: Scenario | dict | str | Path,
+                     parameters: Mapping[str, Sequence[Any]], out_dir: str | Path, *,
+                     mode: str = "zip", variables: Sequence[str] = DEFAULT_VARIABLES,
+                     rtol: float | None = None, chunk_size: int = 256, summary: bool = True,
+                     resume: bool = False, progress: Any = None) -> list[Path]:
+    """Run a sweep writing ``chunk_NNNNN.nc`` files to ``out_dir`` as chunks finish.
+
+    An interrupted sweep keeps every finished chunk; ``resume=True`` skips them
+    (the sweep definition, saved in ``sweep.json``, must be the same).
+    """
+    import json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = {"base": _base_dict(base), "parameters": {k: [str(v) for v in vals]
+                                                     for k, vals in parameters.items()},
+            "mode": mode, "variables": list(variables), "rtol": rtol,
+            "chunk_size": chunk_size, "summary": summary}
+    spec_path = out / "sweep.json"
+    done: set[int] = set()
+    if spec_path.exists():
+        old = json.loads(spec_path.read_text(encoding="utf-8"))
+        if not resume:
+            raise ScenarioError("output", str(out), "an empty directory, or --resume to "
+                                "continue the sweep written there", detail="sweep.json exists")
+        if old != json.loads(json.dumps(spec, default=str)):
+            raise ScenarioError("output", str(out), "the same sweep definition to resume",
+                                detail="sweep.json differs")
+        done = {int(p.stem.split("_")[1]) for p in out.glob("chunk_*.nc")}
+    else:
+        spec_path.write_text(json.dumps(spec, indent=1, default=str), encoding="utf-8")
+    written = []
+    for c, ds in iter_batches(base, parameters, mode=mode, variables=variables, rtol=rtol,
+                              chunk_size=chunk_size, summary=summary, skip_chunks=done):
+        path = out / f"chunk_{c:05d}.nc"
+        _write_atomic(ds, path)
+        written.append(path)
+        if progress is not None:
+            progress(c, ds, path)
+    return written
+
+
+def load_sweep(out_dir: str | Path) -> xr.Dataset:
+    """All finished chunks of a sweep directory as one Dataset (ordered by scenario)."""
+    files = sorted(Path(out_dir).glob("chunk_*.nc"))
+    if not files:
+        raise ScenarioError("sweep", str(out_dir), "a directory with chunk_*.nc files")
+    parts = []
+    for f in files:
+        with xr.open_dataset(f) as ds:
+            parts.append(ds.load())
+    return xr.concat(parts, dim="scenario", data_vars="minimal", coords="minimal",
+                     compat="override").sortby("scenario")
+
+
+def _parse_param(text: str) -> tuple[str, list[str]]:
+    if "=" not in text:
+        raise ScenarioError("--param", text, "KEY=VALUE1;VALUE2;... e.g. "
+                            "'dose[0].rate=0.5 mg/day;1 mg/day'")
+    key, vals = text.split("=", 1)
+    return key.strip(), [v.strip() for v in vals.split(";") if v.strip()]
+
+
+def _cmd_sweep(args: Any) -> int:
+    parameters: dict[str, list] = {}
+    mode = "product" if args.product else "zip"
+    if args.parameters:
+        p = Path(args.parameters)
+        try:
+            spec = tomllib.loads(p.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ScenarioError("--parameters", str(p), "a readable TOML file",
+                                detail=exc.strerror or str(exc)) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ScenarioError("--parameters", str(p), "valid TOML", detail=str(exc)) from None
+        table = spec.get("parameters", {})
+        if not isinstance(table, dict) or not table:
+            raise ScenarioError("parameters", table, "a [parameters] table of key = [values]")
+        parameters.update(table)
+        mode = str(spec.get("mode", mode))
+    for text in args.param or []:
+        k, v = _parse_param(text)
+        parameters[k] = v
+    variables = tuple(args.variables.split(",")) if args.variables else DEFAULT_VARIABLES
+    t0 = _time.perf_counter()
+    n_done = [0]
+
+    def progress(c: int, ds: xr.Dataset, path: Path) -> None:
+        n_done[0] += ds.sizes["scenario"]
+        rate = n_done[0] / max(_time.perf_counter() - t0, 1e-9)
+        print(f"wrote {path}  ({n_done[0]} scenarios, {rate:.0f}/s)", flush=True)
+
+    written = run_to_directory(args.scenario, parameters, args.output, mode=mode,
+                               variables=variables, rtol=args.rtol,
+                               chunk_size=args.chunk_size, summary=not args.series,
+                               resume=args.resume, progress=progress)
+    print(f"{len(written)} chunk(s) written to {args.output} in "
+          f"{_time.perf_counter() - t0:.1f} s; open them with "
+          f"csfmodel.sweep.load_sweep({str(args.output)!r})")
+    return 0
+
+
+def register_cli(subparsers: Any) -> None:
+    """Add ``csfmodel sweep BASE.toml``."""
+    s = subparsers.add_parser(
+        "sweep", help="run many variants of a scenario in parallel batches (numba)",
+        description="Run a base scenario over swept parameters and write one netCDF file "
+                    "per chunk of scenarios as soon as it is done (an interrupted sweep keeps "
+                    "its finished chunks; --resume continues it). By default each file holds "
+                    "per-scenario summaries: peak, time of peak, AUC and final value of "
+                    "each variable.",
+        epilog="Example: csfmodel sweep pump.toml -o sweep_out "
+               "--param 'patient.dispersion=0.2 cm^2/min;0.4 cm^2/min' "
+               "--param 'dose[0].rate=0.5 mg/day;1 mg/day' --product")
+    s.add_argument("scenario", help="base scenario TOML file")
+    s.add_argument("-o", "--output", required=True, help="output directory")
+    s.add_argument("--param", action="append",
+                   help="KEY=V1;V2;... (keys as in the TOML: patient.X, drug.X, dose[i].X); "
+                        "repeatable")
+    s.add_argument("--parameters", help="TOML file with a [parameters] table (key = [values]) "
+                                        "and optionally mode = 'product'")
+    s.add_argument("--product", action="store_true",
+                   help="all combinations of the values (default: zip them)")
+    s.add_argument("--variables", help="comma-separated, from: " + ", ".join(VARIABLES))
+    s.add_argument("--series", action="store_true",
+                   help="store time series instead of summaries (large)")
+    s.add_argument("--rtol", type=float, help="solver tolerance (default the backend's)")
+    s.add_argument("--chunk-size", type=int, default=256, help="scenarios per file/batch")
+    s.add_argument("--resume", action="store_true", help="skip chunks already written")
+    s.set_defaults(func=_cmd_sweep)
