@@ -124,3 +124,38 @@ def test_bad_sweeps():
         sweep.run_batch(BASE, {"simulation.duration": ["10 h", "12 h"]})
     with pytest.raises(ScenarioError, match="variables"):
         sweep.run_batch(BASE, PARAMS, variables=("nothing",))
+
+
+def test_cli_sweep_writes_chunks_and_resumes(tmp_path, capsys):
+    from csfmodel.cli import main
+
+    base = tmp_path / "base.toml"
+    base.write_text(_toml(BASE))
+    out = tmp_path / "sweep"
+    args = ["sweep", str(base), "-o", str(out), "--chunk-size", "2",
+            "--param", "patient.dispersion=" + ";".join(PARAMS["patient.dispersion"]),
+            "--param", "dose[0].rate=" + ";".join(PARAMS["dose[0].rate"])]
+    assert main(args) == 0
+    assert sorted(p.name for p in out.glob("chunk_*.nc")) == ["chunk_00000.nc", "chunk_00001.nc"]
+    assert main(args) == 2                       # refuses to overwrite
+    (out / "chunk_00001.nc").unlink()            # as if interrupted during the last chunk
+    assert main(args + ["--resume"]) == 0
+    assert "chunk_00001.nc" in capsys.readouterr().out
+    got = sweep.load_sweep(out)
+    ref = sweep.run_batch(BASE, PARAMS, summary=True)
+    np.testing.assert_allclose(got.brain_concentration_max.values,
+                               ref.brain_concentration_max.values, rtol=1e-12)
+    np.testing.assert_array_equal(got["dose[0].rate"].values, PARAMS["dose[0].rate"])
+
+
+def _toml(data: dict) -> str:
+    lines = []
+    for sec in ("simulation",):
+        lines.append(f"[{sec}]")
+        lines += [f'{k} = "{v}"' for k, v in data[sec].items()]
+    for d in data["dose"]:
+        lines.append("[[dose]]")
+        for k, v in d.items():
+            lines.append(f"{k} = {v!r}".replace("'", '"') if not isinstance(v, list)
+                         else f"{k} = [" + ", ".join(f'"{x}"' for x in v) + "]")
+    return "\n".join(lines) + "\n"
