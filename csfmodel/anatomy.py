@@ -130,11 +130,17 @@ class Anatomy:
     # ---- CSF dynamics ---------------------------------------------------
     #: Pulsatile dispersion at the foramen magnum, cm^2/min, decreasing linearly
     #: to zero at the end of the dural sac (as the CSF stroke volume does:
-    #: Enzmann & Pelc 1993; Haughton & Mardal 2014). Calibrated: 0.4 cm^2/min is
-    #: ~1000x morphine's molecular diffusivity, within the 5.8x (open channel,
-    #: Sharp 2019 J Fluid Mech 874:R2) to >1000x (fine anatomy, Stockman 2007 J
-    #: Biomech 40:1180) range.
-    dispersion: float = 0.4
+    #: Enzmann & Pelc 1993; Haughton & Mardal 2014). Calibrated (``csfmodel
+    #: validate``): fixed by the tracer gradient under a 72 h lumbar infusion
+    #: (Kroin 1993: T2/T12 = 0.43, which needs >= 1.5 cm^2/min along the thoracic
+    #: SAS) and by the lumbar CSF decline after IT boluses (Nordberg 1984,
+    #: Sjostrom 1987), which a larger value shortens. 2 cm^2/min (~5000x
+    #: morphine's molecular diffusivity; ~1 cm^2/min mid-thoracic) is of the
+    #: order that radionuclide cisternography implies (lumbar tracer reaches the
+    #: basal cisterns in 1-3 h) and above the >1000x of fine-anatomy models
+    #: (Stockman 2007 J Biomech 40:1180; open channel 5.8x, Sharp 2019 J Fluid
+    #: Mech 874:R2), which leave out body motion, coughing and posture.
+    dispersion: float = 2.0
     #: Dispersion at the end of the dural sac as a fraction of ``dispersion``
     #: (0: vanishing in the distal lumbar sac, the default; 1: uniform along z).
     dispersion_caudal_fraction: float = 0.0
@@ -143,11 +149,24 @@ class Anatomy:
     ventricular_mixing: float = 0.1
     #: Pulsatile exchange between basal cisterns and cortical SAS, mL/min (estimate).
     cranial_mixing: float = 0.5
-    #: Injection spread factor kappa: a bolus of volume V displaces CSF over
-    #: kappa * V / A(z0) centred on the tip (calibrated on lumbar bolus data).
-    injection_spread: float = 4.0
+    #: Injection spread factor kappa: a bolus of volume V is mixed into
+    #: kappa * V of CSF, over kappa * V / A(z0) centred on the tip. Calibrated
+    #: (``csfmodel validate``): the lumbar CSF concentration sampled 5 min to 1 h
+    #: after 0.25-0.5 mg in ~1 mL is ~dose / 50 mL (Sjostrom 1987 Cmax; Nordberg
+    #: 1984 at 1 h; Sjostrom's initial volume of distribution 22 +- 8 mL), so a
+    #: 1 mL injection mixes into ~15 mL (~6 cm of the lumbar sac) within minutes.
+    injection_spread: float = 15.0
     #: Jet mixing dispersion during an injection, cm^2/min (estimate).
     injection_mixing: float = 2.0
+    #: Fraction of an intrathecal injection of >= 1 mL that leaves the CSF within
+    #: minutes with the injected volume (back through the dural puncture and
+    #: along the needle track into the epidural veins), scaled by V / 1 mL below
+    #: 1 mL so that pump boluses of tens of uL lose almost nothing. Treated as
+    #: reaching plasma at once. Calibrated (``csfmodel validate``) on the plasma
+    #: peak 4.5 +- 1.1 ng/mL at 5-10 min after 0.3 mg IT (Sjostrom 1987), which
+    #: the slow meningeal route cannot produce; an estimate, at the high end of
+    #: what is plausible (see docs/validation.md).
+    injection_loss: float = 0.4
     # ---- sizes ------------------------------------------------------------
     #: Brain mass, g (adult: Dekaban 1978 Ann Neurol 4:345, ~1400 g).
     brain_mass: float = 1400.0
@@ -299,7 +318,8 @@ class Anatomy:
         for f in fields(self):
             v = given.get(f.name, getattr(self, f.name))
             if isinstance(getattr(self, f.name), float) and f.name not in ("spinal_bulk_flow",
-                                                      "dispersion_caudal_fraction") \
+                                                      "dispersion_caudal_fraction",
+                                                      "injection_loss") \
                     and not getattr(self, f.name) > 0:
                 raise ScenarioError(f"{key}.{f.name}", v, "a positive quantity")
         if self.spinal_bulk_flow < 0 or self.spinal_bulk_flow >= self.csf_production:
@@ -309,6 +329,9 @@ class Anatomy:
         if not 0 <= self.dispersion_caudal_fraction <= 1:
             raise ScenarioError(f"{key}.dispersion_caudal_fraction",
                                 self.dispersion_caudal_fraction, "a number in [0, 1]")
+        if not 0 <= self.injection_loss < 1:
+            raise ScenarioError(f"{key}.injection_loss", self.injection_loss,
+                                "a fraction in [0, 1)")
         if not 0 <= self.conus_fraction <= 1:
             raise ScenarioError(f"{key}.conus_fraction", self.conus_fraction, "a number in [0, 1]")
         self.segment_edges()
@@ -328,5 +351,6 @@ PATIENT_UNITS: dict[str, str] = {
     "spinal_bulk_flow": "mL/min", "dispersion": "cm^2/min",
     "dispersion_caudal_fraction": "1", "ventricular_mixing": "mL/min",
     "cranial_mixing": "mL/min", "injection_spread": "1", "injection_mixing": "cm^2/min",
+    "injection_loss": "1",
     "brain_mass": "g", "body_weight": "kg",
 }

@@ -45,9 +45,12 @@ __all__ = ["Drug", "DRUGS", "get_drug", "DRUG_UNITS", "CNS_CONSTANTS"]
 #: Constants of the property → rate relations (internal units). Calibrated
 #: entries say so; see ``docs/validation.md``.
 CNS_CONSTANTS: dict[str, float] = {
-    # lipid-route meningeal permeability per unit K_ob, cm/min (calibrated,
-    # within the 0.3e-3 to 3e-3 cm/min range of Bernards & Hill 1990/1992)
-    "a_men": 4.0e-4,
+    # lipid-route meningeal permeability per unit K_ob, cm/min. Calibrated
+    # (``csfmodel validate``): gives morphine P_men = 1.2e-3 cm/min, fixed by the
+    # lumbar CSF terminal half-life (Nordberg 1984: 175-196 min) and CSF
+    # clearance (2.81 uL/kg/min); within the 0.3e-3 to 3e-3 cm/min range of
+    # Bernards & Hill 1990 (Anesthesiology 73:1214) and 1992 (77:750)
+    "a_men": 1.4e-3,
     # aqueous limit of meningeal permeability, cm/min (Bernards & Hill 1992:
     # maximum near K_ob ~ 100-200 of ~2-3e-3 cm/min)
     "p_max": 2.5e-3,
@@ -204,7 +207,12 @@ MORPHINE = Drug(
     q3=83.4 * _LH, v3=50700.0,
     f_oral=0.25,          # Westerling 1993 Ther Drug Monit 15:364 (0.2-0.35 range)
     ka_ir=6.0 / 60.0,     # Lotsch 1999; Franken 2016: IR ~6 /h
-    ka_cr=0.8 / 60.0,     # Franken 2016 Eur J Clin Pharmacol: CR ~0.8 /h
+    # CR tablets: absorption ~1/4 as fast as from solution and Tmax ~3 h later
+    # (MS Contin vs solution in cancer patients at steady state), absorption
+    # half-life twice the solution's (Savarese 1986 Clin Pharmacokinet 11:505);
+    # 0.3 /h calibrated on the MS Contin 30 mg Tmax of 2.4 h (``csfmodel
+    # validate``; Franken 2016 quotes ~0.8 /h, which peaks at 20 min here)
+    ka_cr=0.3 / 60.0,
     kpuu_brain=0.29,      # Tunblad 2003 Pharm Res 20:618 (pig); Bouw 2000 (rat)
     # BBB efflux per g chosen so brain ECF equilibrates with t1/2 ~3 h, matching
     # the effect-site t1/2ke0 2.8-4.4 h of Lotsch 2001 / Dahan 2004 (estimate)
@@ -214,7 +222,7 @@ MORPHINE = Drug(
              "Westerling 1993 Ther Drug Monit 15:364 (F)",
              "Franken 2016 (absorption)", "Tunblad 2003 Pharm Res 20:618 (Kp,uu)",
              "Bernards & Hill 1990 Anesthesiology 73:1214 (meninges)"),
-    estimated=("diffusivity", "bbb_efflux", "bcsfb_efflux"),
+    estimated=("diffusivity", "bbb_efflux", "bcsfb_efflux", "ka_cr"),
 )
 
 

@@ -511,10 +511,18 @@ def deposit(model: Model, z: float, amount: float, volume: float = 0.0,
     with a Gaussian of :math:`\sigma^2 = 2 D_{jet} t_{inj}`. Mass beyond the
     sac end is reflected; mass above z = 0 enters the cisterna. Small volumes
     (pump boluses) reduce to a point dose on the grid.
+
+    A fraction ``injection_loss * min(1, V / 1 mL)`` of the dose leaves the CSF
+    with the injected volume within minutes (through the dural puncture and the
+    needle track into the epidural veins) and is put into plasma at once; it is
+    what makes the early plasma peak after a lumbar injection (Sjostrom 1987).
     """
     g = model.grid
     an = model.anatomy
     y = np.zeros(model.system.n_state)
+    lost = amount * an.injection_loss * min(1.0, volume / 1.0)
+    y[model.system.index("plasma")] += lost
+    amount -= lost
     half = 0.5 * an.injection_spread * volume / float(an.csf_area(z))
     t_inj = volume / injection_rate if np.isfinite(injection_rate) else 0.0
     sigma = np.sqrt(2.0 * an.injection_mixing * t_inj)

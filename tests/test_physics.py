@@ -83,7 +83,10 @@ def test_second_order_convergence_in_z():
 
 def test_self_convergence_on_real_anatomy():
     """Default anatomy, lumbar bolus: cisternal exposure converges at second order in z."""
-    sc = {"simulation": {"duration": "3 h"},
+    # dispersion pinned low: at the calibrated 2 cm^2/min the 3 h cisternal value is
+    # converged to 1e-4 on 30 cells and the small irregular errors of cells that
+    # straddle the conus and the area-shape kinks hide the order
+    sc = {"simulation": {"duration": "3 h"}, "patient": {"dispersion": "0.4 cm^2/min"},
           "dose": [{"route": "intrathecal", "type": "bolus", "site": "L2", "amount": "0.5 mg",
                     "volume": "2 mL"}]}
     vals = []
