@@ -90,7 +90,7 @@ class SimulationOptions:
     duration: float = 1440.0
     output_interval: float = 5.0
     resolution: float = 0.5
-    solver: str = "reference"
+    solver: str = "numba"
 
 
 @dataclass(frozen=True)
@@ -347,7 +347,7 @@ def parse_scenario(data: dict) -> Scenario:
                             "a grid spacing between 0.2 mm and 5 cm (default 5 mm)")
     from csfmodel.solvers import BACKENDS
 
-    solver = str(sim_t.get("solver", "reference"))
+    solver = str(sim_t.get("solver", "numba"))
     if solver not in BACKENDS:
         raise ScenarioError("simulation.solver", solver, "one of: " + ", ".join(BACKENDS))
     sim = SimulationOptions(duration=dur, output_interval=dt, resolution=res, solver=solver)
