@@ -18,7 +18,8 @@ from csfmodel.errors import ScenarioError
 __all__ = ["main"]
 
 #: modules that add subcommands with ``register_cli(subparsers)``
-_COMMAND_MODULES: tuple[str, ...] = ("csfmodel.compare", "csfmodel.metrics", "csfmodel.sweep")
+_COMMAND_MODULES: tuple[str, ...] = ("csfmodel.compare", "csfmodel.metrics", "csfmodel.sweep",
+                                     "csfmodel.validation")
 
 _EPILOG = """\
 A scenario is a TOML file; quantities carry units ("0.5 mg", "1 mg/day", "20 uL",
