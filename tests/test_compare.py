@@ -100,9 +100,12 @@ def test_found_dh_concentration_matches_recomputation(cmp, setup):
 def test_far_catheter_needs_a_higher_rate(cmp):
     by = cmp.it_rate_by_site
     assert by["T10"] == pytest.approx(cmp.route("intrathecal").daily_dose_mg, rel=1e-9)
-    # the L1-L5 cord segments lie behind T10-T12: tips further rostral or caudal need more
-    assert by["T8"] > 1.2 * by["T10"]
+    # the L1-L5 cord segments lie behind T10-T12: tips further caudal need more. (With
+    # the calibrated dispersion a rostral tip gains more supraspinal action than it
+    # loses spinal exposure -- T8 needs ~0.9x the T10 rate -- see the spinal-only
+    # test below for the monotone spinal part.)
     assert by["L4"] > 2 * by["T10"]
+    assert by["T8"] > 0.7 * by["T10"]
 
 
 def test_far_catheter_monotone_with_spinal_action_only():
@@ -149,8 +152,9 @@ def test_unit_plateaus_are_linear(setup):
 def test_sensitivity_signs():
     res = compare_routes(resolution=RES, target=TARGET, sites=())
     s = res.sensitivity
-    # a less potent spinal site needs more IT drug: lower oral:IT
-    assert s["spinal EC50 (PD)"]["oral:IT"] < -0.5
+    # a less potent spinal site needs more IT drug: lower oral:IT (about -0.45 with the
+    # calibrated dispersion, part of IT analgesia being supraspinal)
+    assert s["spinal EC50 (PD)"]["oral:IT"] < -0.3
     # higher bioavailability: less oral drug needed
     assert s["oral bioavailability F"]["oral:IV"] == pytest.approx(-1.0, abs=0.1)
     assert "oral:IT" in res.table()
