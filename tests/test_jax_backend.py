@@ -120,16 +120,16 @@ ORDER_CASES = {
     "infusion_iv": ([{"route": "intrathecal", "type": "infusion", "site": "T10",
                       "rate": "1 mg/day"},
                      {"route": "iv", "type": "bolus", "amount": "2 mg", "time": "30 min"}],
-                    (5.0, 2.5, 1.25, 0.625)),
+                    (5.0, 2.5, 1.25, 0.625), 2e-6),
     # a 2 mL lumbar bolus: stiff transient, order 2 once the steps resolve it
-    "it_bolus": (SCENARIOS["it_bolus"], (1.25, 0.625, 0.3125)),
+    "it_bolus": (SCENARIOS["it_bolus"], (1.25, 0.625, 0.3125), 2e-4),
 }
 
 
 @pytest.mark.parametrize("case", list(ORDER_CASES))
 def test_second_order_in_dt(case):
     """Fixed steps h, h/2, ...: the error against the reference falls by 4 each halving."""
-    doses, steps = ORDER_CASES[case]
+    doses, steps, finest = ORDER_CASES[case]
     scen = {"simulation": {"duration": "3 h", "output_interval": "30 min", "resolution": "2 cm"},
             "dose": doses}
     _, model, schedule, _, t_out = prepare(scen)
@@ -143,7 +143,7 @@ def test_second_order_in_dt(case):
         errs.append(np.abs(y - ref).max() / np.abs(ref).max())
     orders = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
     assert np.all((orders > 1.9) & (orders < 2.1)), (errs, orders)
-    assert errs[-1] < 1e-5
+    assert errs[-1] < finest            # converges to the reference solution
 
 
 def _batch_members():

@@ -78,7 +78,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.scipy.linalg import lu_factor, lu_solve
 
 from csfmodel.model import LinearSystem, Schedule
 
@@ -112,9 +111,19 @@ def _sizes(p: dict) -> tuple[int, int, int]:
     return n, M, m
 
 
-def _matvec(p: dict, y: jax.Array, rows: tuple[int, ...]) -> jax.Array:
-    """``J @ y`` in O(N + M + r (N + M)) for ``r`` non-zero border rows."""
+def _mv(a: jax.Array, x: jax.Array) -> jax.Array:
+    """Small matrix-vector product as a multiply-reduce (XLA fuses it with its neighbours)."""
+    return jnp.sum(a * x[None, :], axis=1)
+
+
+def _idx(t: tuple[int, ...]) -> np.ndarray:
+    return np.asarray(t, dtype=np.int64)
+
+
+def _matvec(p: dict, y: jax.Array, pat: tuple) -> jax.Array:
+    """``J @ y`` in O(N + M + (a + r)(N + M)) for ``a`` / ``r`` non-zero border cols/rows."""
     n, M, m = _sizes(p)
+    cols, rows = pat
     s = n + M
     ys, yc, yk = y[:n], y[n:s], y[s:]
     zero = jnp.zeros(1, y.dtype)
@@ -122,8 +131,12 @@ def _matvec(p: dict, y: jax.Array, rows: tuple[int, ...]) -> jax.Array:
              + jnp.concatenate([p["upper"] * ys[1:], zero]))
     out_s = out_s.at[:M].add(p["cord_to_csf"] * yc)
     out_c = p["cord_diag"] * yc + p["csf_to_cord"] * ys[:M]
-    spatial = jnp.concatenate([out_s, out_c]) + p["border_cols"] @ yk
-    comp = (p["block"] @ yk).at[np.asarray(rows, dtype=np.int64)].add(p["border_rows"] @ y[:s])
+    spatial = jnp.concatenate([out_s, out_c])
+    if cols:
+        spatial = spatial + _mv(p["border_cols"], yk[_idx(cols)])
+    comp = _mv(p["block"], yk)
+    if rows:
+        comp = comp.at[_idx(rows)].add(_mv(p["border_rows"], y[:s]))
     return jnp.concatenate([spatial, comp])
 
 
@@ -132,15 +145,40 @@ def _tsolve(f: dict, rhs: jax.Array) -> jax.Array:
     return lax.linalg.tridiagonal_solve(f["dl"], f["dd"], f["du"], rhs)
 
 
-def _factor(p: dict, c: jax.Array, pat: tuple[tuple[int, ...], tuple[int, ...]]) -> dict:
-    """Everything a solve with ``I - c J`` needs (O(N + M) work).
+def _reduce(f: dict, r: jax.Array, n: int, M: int) -> tuple[jax.Array, jax.Array]:
+    """Eliminate the cord from the right-hand side: ``(q, r_eff)``."""
+    q = r[n:n + M] / f["e"]
+    return q, r[:n].at[:M].add(f["cout"] * q)
 
-    ``pat`` holds the non-zero border columns and rows; ``p["border_rows"]``
-    holds the non-zero rows only.
+
+def _finish(f: dict, r: jax.Array, q: jax.Array, a: jax.Array, sizes: tuple[int, int, int],
+            pat: tuple) -> jax.Array:
+    """Back-substitution once ``a = T^{-1} r_eff`` is known: compartments, spinal, cord."""
+    n, M, _ = sizes
+    cols, rows = pat
+    rhs = r[n + M:]
+    if rows:
+        rhs = rhs.at[_idx(rows)].add(_mv(f["brc"], q) - _mv(f["rp"], a))
+    xc = _mv(f["sinv"], rhs)
+    xs, xcord = a, q
+    if cols:
+        xa = xc[_idx(cols)]
+        xs = a + _mv(f["z"], xa)
+        xcord = q + _mv(f["bcc"], xa)
+    xcord = xcord + f["ge"] * xs[:M]
+    return jnp.concatenate([xs, xcord, xc])
+
+
+def _factor(p: dict, c: jax.Array, pat: tuple, r: jax.Array,
+            sizes: tuple[int, int, int]) -> tuple[dict, jax.Array]:
+    """Factorize ``I - c J`` (O(N + M) work) and solve it for ``r`` on the way.
+
+    ``pat`` holds the non-zero border columns and rows; ``p["border_cols"]`` and
+    ``p["border_rows"]`` hold those only. The tridiagonal solve for the border
+    columns (``Z``) and the one for ``r`` are a single call.
     """
-    n, M, m = _sizes(p)
-    act, rows = pat
-    ridx = np.asarray(rows, dtype=np.int64)
+    n, M, m = sizes
+    cols, rows = pat
     br, bc = p["border_rows"], p["border_cols"]
     e = 1.0 - c * p["cord_diag"]
     ce = c / e
@@ -148,52 +186,52 @@ def _factor(p: dict, c: jax.Array, pat: tuple[tuple[int, ...], tuple[int, ...]])
     cout = c * p["cord_to_csf"]
     dd = (1.0 - c * p["diag"]).at[:M].add(-cout * ge)
     zero = jnp.zeros(1, dd.dtype)
-    dl = jnp.concatenate([zero, -c * p["lower"]])
-    du = jnp.concatenate([-c * p["upper"], zero])
-    bcc = ce[:, None] * bc[n:]                   # (M, m): cord row of the border / e
-    brc = c * br[:, n:]                          # (r, M)
+    f = {"e": e, "ge": ge, "cout": cout, "dd": dd,
+         "dl": jnp.concatenate([zero, -c * p["lower"]]),
+         "du": jnp.concatenate([-c * p["upper"], zero]),
+         "bcc": ce[:, None] * bc[n:],            # (M, a): cord rows of the border / e
+         "brc": c * br[:, n:]}                   # (r, M)
     # compartment rows after eliminating the cord: R' x_s + K' x_c = r_c + brc q
-    rp = (-c * br[:, :n]).at[:, :M].add(-brc * ge[None, :])
-    kp = (jnp.eye(m, dtype=dd.dtype) - c * p["block"]).at[ridx].add(-brc @ bcc)
-    f = {"c": c, "e": e, "ge": ge, "cout": cout, "dl": dl, "dd": dd, "du": du,
-         "bcc": bcc, "brc": brc, "rp": rp}
-    if act:
-        idx = np.asarray(act, dtype=np.int64)
-        ceff = (c * bc[:n, idx]).at[:M].add(cout[:, None] * bcc[:, idx])
-        z = _tsolve(f, ceff)                     # x_s = T^{-1} r_eff + Z x_c[act]
-        kp = kp.at[ridx[:, None], idx[None, :]].add(rp @ z)
-        f["z"] = z
-    f["lu"] = lu_factor(kp)
-    return f
+    f["rp"] = (-c * br[:, :n]).at[:, :M].add(-f["brc"] * ge[None, :])
+    kp = jnp.eye(m, dtype=dd.dtype) - c * p["block"]
+    q, reff = _reduce(f, r, n, M)
+    if cols:
+        ceff = (c * bc[:n]).at[:M].add(cout[:, None] * f["bcc"])
+        sol = _tsolve(f, jnp.concatenate([ceff, reff[:, None]], axis=1))
+        f["z"], a = sol[:, :-1], sol[:, -1]     # x_s = T^{-1} r_eff + Z x_c[cols]
+        if rows:
+            schur = (jnp.sum(f["rp"][:, :, None] * f["z"][None], axis=1)
+                     - jnp.sum(f["brc"][:, :, None] * f["bcc"][None], axis=1))
+            kp = kp.at[_idx(rows)[:, None], _idx(cols)[None, :]].add(schur)
+    else:
+        a = _tsolve(f, reff[:, None])[:, 0]
+    f["sinv"] = jnp.linalg.inv(kp)              # m x m Schur complement, inverted once
+    return f, _finish(f, r, q, a, sizes, pat)
 
 
-def _solve(f: dict, r: jax.Array, sizes: tuple[int, int, int],
-           pat: tuple[tuple[int, ...], tuple[int, ...]]) -> jax.Array:
+def _solve(f: dict, r: jax.Array, sizes: tuple[int, int, int], pat: tuple) -> jax.Array:
     """Solve ``(I - c J) x = r`` with a factorization from :func:`_factor`."""
-    n, M, m = sizes
-    act, rows = pat
-    s = n + M
-    q = r[n:s] / f["e"]
-    reff = r[:n].at[:M].add(f["cout"] * q)
+    n, M, _ = sizes
+    q, reff = _reduce(f, r, n, M)
     a = _tsolve(f, reff[:, None])[:, 0]
-    ridx = np.asarray(rows, dtype=np.int64)
-    xc = lu_solve(f["lu"], r[s:].at[ridx].add(f["brc"] @ q - f["rp"] @ a))
-    xs = a + f["z"] @ xc[np.asarray(act, dtype=np.int64)] if act else a
-    xcord = q + f["ge"] * xs[:M] + f["bcc"] @ xc
-    return jnp.concatenate([xs, xcord, xc])
+    return _finish(f, r, q, a, sizes, pat)
 
 
-def _tr_bdf2(p: dict, f: dict, y: jax.Array, u: jax.Array, h: jax.Array,
+def _tr_bdf2(p: dict, f: dict | None, y: jax.Array, u: jax.Array, h: jax.Array,
              sizes: tuple[int, int, int], pat: tuple, estimate: bool):
-    """One TR-BDF2 step of size ``h`` (``f`` factorizes ``I - d h J``)."""
-    f0 = _matvec(p, y, pat[1]) + u
+    """One TR-BDF2 step of size ``h``; factorizes ``I - d h J`` if ``f`` is None."""
+    f0 = _matvec(p, y, pat) + u
     dhu = _D * h * u
-    z = _solve(f, y + _D * h * f0 + dhu, sizes, pat)
-    fz = _matvec(p, z, pat[1]) + u
+    r1 = y + _D * h * f0 + dhu
+    if f is None:
+        f, z = _factor(p, _D * h, pat, r1, sizes)
+    else:
+        z = _solve(f, r1, sizes, pat)
+    fz = _matvec(p, z, pat) + u
     y1 = _solve(f, y + _W * h * (f0 + fz) + dhu, sizes, pat)
     if not estimate:
         return y1, None
-    f1 = _matvec(p, y1, pat[1]) + u
+    f1 = _matvec(p, y1, pat) + u
     est = _solve(f, h * (_E1 * f0 + _E2 * fz + _E3 * f1), sizes, pat)
     return y1, est
 
@@ -232,7 +270,7 @@ def _member_block(p, sidx, rtol, atol, max_step, carry, jumps, rates, xs, obs, *
         if adaptive:
             # restart the step after a bolus (and at t = 0) from the fastest relative rate
             ref = _error_scale(peaks, vol, vinv, n, M) + atol / rtol
-            rate = jnp.max(jnp.abs(_matvec(p, y, pat[1]) + u) / ref)
+            rate = jnp.max(jnp.abs(_matvec(p, y, pat) + u) / ref)
             h0 = jnp.where(rate > 0, cube / jnp.where(rate > 0, rate, 1.0), jnp.inf)
             h = jnp.where(restart[sidx], jnp.minimum(h, h0), h)
             h = jnp.minimum(h, max_step)
@@ -251,7 +289,7 @@ def _member_block(p, sidx, rtol, atol, max_step, carry, jumps, rates, xs, obs, *
 def _fixed(p, y, u, t0, t1, nsub, sizes, pat):
     """``nsub`` equal steps over ``[t0, t1]`` (one factorization)."""
     h = (t1 - t0) / jnp.maximum(nsub, 1)
-    f = _factor(p, _D * h, pat)
+    f, _ = _factor(p, _D * h, pat, jnp.zeros_like(y), sizes)
 
     def body(_, y):
         return _tr_bdf2(p, f, y, u, h, sizes, pat, False)[0]
@@ -273,8 +311,7 @@ def _adaptive(p, y, u, t0, t1, h, peaks, st, rtol, atol, max_step, vol, vinv, si
         rem = t1 - t
         last = h * 1.05 >= rem                    # stretch the step onto t1
         hs = jnp.where(last, rem, h)
-        f = _factor(p, _D * hs, pat)
-        y1, est = _tr_bdf2(p, f, y, u, hs, sizes, pat, True)
+        y1, est = _tr_bdf2(p, None, y, u, hs, sizes, pat, True)
         scale = rtol * _error_scale(peaks, vol, vinv, n, M) + atol
         err = jnp.max(jnp.abs(est) / scale)
         err = jnp.where(jnp.isfinite(err), err, jnp.inf)
@@ -543,7 +580,8 @@ def solve_batch(systems: Sequence[LinearSystem] | LinearSystem | Mapping[str, An
     # static sparsity of the border (union over the batch): non-zero columns and rows
     cols = tuple(int(k) for k in np.flatnonzero(np.any(stack["border_cols"] != 0, axis=(0, 1))))
     rows = tuple(int(k) for k in np.flatnonzero(np.any(stack["border_rows"] != 0, axis=(0, 2))))
-    stack = dict(stack, border_rows=stack["border_rows"][:, list(rows)])
+    stack = dict(stack, border_rows=stack["border_rows"][:, list(rows)],
+                 border_cols=stack["border_cols"][:, :, list(cols)])
     fn = _block_function((cols, rows), bool(adaptive), int(max_steps_per_interval),
                          obs is not None)
     ms = float(np.inf if max_step is None else max_step)
