@@ -23,11 +23,11 @@ using the structure of :class:`~csfmodel.model.LinearSystem`:
    :func:`jax.lax.linalg.tridiagonal_solve` (LAPACK ``gtsv`` on CPU, cuSPARSE
    on GPU);
 2. the ``m`` well-mixed compartments are a dense border, handled by a Schur
-   complement: ``Z = T^{-1} C`` is computed once per step size for the border
-   columns that are not zero (cisterna and plasma for the built-in model), and
-   the ``m x m`` Schur complement is LU-factorized; a stage solve is then one
-   tridiagonal solve, products with the non-zero border rows (cisterna and
-   plasma) and an ``m x m`` triangular solve.
+   complement: ``Z = T^{-1} C`` is computed once per step for the border
+   columns that are not zero (cisterna and plasma for the built-in model; in
+   the same tridiagonal call as the first stage), and the ``m x m`` Schur
+   complement is inverted; a stage solve is then one tridiagonal solve and
+   small products with the non-zero border rows and columns.
 
 Because every column of ``J`` sums to zero, ``1^T (I - cJ) = 1^T`` and each
 stage adds exactly the input integrated over the stage, so the total amount is
@@ -499,7 +499,8 @@ def solve_batch(systems: Sequence[LinearSystem] | LinearSystem | Mapping[str, An
     max_step
         Largest step (min); required when ``adaptive`` is ``False``.
     first_step
-        First step tried (min); default from the initial rate of change.
+        Largest first step (min); the first step is also limited by the initial
+        rate of change, as after every bolus.
     y0
         Initial state (ug), ``(n_state,)`` or ``(B, n_state)``; zeros by default.
     batch_size
@@ -665,7 +666,8 @@ def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
     max_step
         Largest step (min); default unlimited.
     first_step
-        First step tried (min); default from the initial rate of change.
+        Largest first step (min); the first step is also limited by the initial
+        rate of change, as after every bolus.
     y0
         Initial state (amounts, ug); zeros by default.
     block_size
