@@ -266,6 +266,11 @@ class _Assembler:
     def _add(self, r: np.ndarray, c: np.ndarray, v: np.ndarray) -> None:
         """Add ``J[r, c] += v`` elementwise into the structured arrays (vectorized;
         ``np.add.at`` accumulates repeated entries in order, as a loop would)."""
+        if np.ndim(r) == 0 and np.ndim(c) == 0 and np.ndim(v) == 0:
+            vv = float(v)
+            if vv != 0.0:
+                self._add_one(int(r), int(c), vv)
+            return
         r, c, v = np.broadcast_arrays(np.asarray(r), np.asarray(c), np.asarray(v, float))
         if r.size <= 8:   # a few entries: plain loop, cheaper than array bookkeeping
             for rr, cc, vv in zip(r.ravel().tolist(), c.ravel().tolist(), v.ravel().tolist()):
