@@ -62,6 +62,9 @@ __all__ = [
     "plot_validation",
     "sensitivity",
     "format_sensitivity",
+    "predictions",
+    "format_predictions",
+    "plot_predictions",
     "DESIGNS",
     "register_cli",
 ]
@@ -644,6 +647,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(args.figure, dpi=110)
         print(f"wrote {args.figure}")
+    if args.predictions:
+        numbers, curves = predictions(solver=args.solver)
+        print("\npredictions not in the table (see docs/validation.md):")
+        print(format_predictions(numbers))
+        fig = plot_predictions(curves)
+        Path(args.predictions).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(args.predictions, dpi=110)
+        print(f"wrote {args.predictions}")
     if args.sensitivity:
         print("\nd log(model) / d log(parameter), central differences +-10 %:")
         print(format_sensitivity(sensitivity(rows, solver=args.solver)))
@@ -668,6 +679,203 @@ def register_cli(subparsers) -> None:
     p.add_argument("--solver", help="backend (default: the scenario default)")
     p.add_argument("--designs", action="store_true",
                    help="also print the study design assumed for each study")
+    p.add_argument("--predictions", metavar="PNG",
+                   help="also compute the predictions not in the table and draw them to PNG")
     p.add_argument("--sensitivity", action="store_true",
                    help="also print d log(model)/d log(parameter) for the calibrated parameters")
     p.set_defaults(func=_cmd_validate)
+
+
+# ---------------------------------------------------------------- predictions
+def _sim(doses: list[dict], duration_h: float, output_min: float, drug: str = "morphine",
+         solver: str | None = None):
+    from csfmodel.api import simulate
+
+    return simulate({"simulation": {"duration": f"{duration_h} h",
+                                    "output_interval": f"{output_min} min"},
+                     "drug": {"name": drug}, "dose": doses}, solver=solver)
+
+
+def _first_below(z: np.ndarray, c: np.ndarray, z0: float, frac: float) -> float:
+    """Distance (cm) rostral of z0 where c first falls below ``frac`` of c(z0)."""
+    c0 = float(np.interp(z0, z, c))
+    zz = np.linspace(z0, 0.0, 600)
+    cc = np.interp(zz, z, c)
+    k = np.nonzero(cc < frac * c0)[0]
+    return float(z0 - zz[k[0]]) if len(k) else float("inf")
+
+
+def predictions(solver: str | None = None) -> tuple[dict[str, dict[str, float]], dict]:
+    """What the default model predicts for phenomena that are *not* in the table.
+
+    Four designs, each set beside the literature in ``docs/validation.md``:
+
+    * ``rostral``: 0.5 mg morphine in 1 mL at L3-L4 -- CSF peaks at T6, C7 and the
+      cisterna, lumbar:cisternal AUC ratio, largest share of the dose in cranial CSF;
+    * ``brain``: brain ECF peak time after that IT bolus and after 10 mg IV;
+    * ``pump``: 0.5 mg/day at T10 for 7 days vs a 0.5 mg bolus in 1 mL at T10 --
+      rostral distance to half and a tenth of the tip concentration, CSF at T2
+      over the tip (the tip of an infusion at its plateau, a bolus at 3 h);
+    * ``lipophilic``: equal 0.1 mg boluses of morphine, fentanyl, sufentanil at L3
+      (Ummenhofer 2000 design: CSF at L2, T11, T7, T3 over 4 h) -- AUC(0-4 h) at
+      each level over L2, lumbar CSF half-life, lumbar cord exposure, brain peak.
+
+    Returns
+    -------
+    (numbers, curves)
+        ``numbers[design][quantity]`` and the Datasets used for the figure.
+    """
+    from csfmodel.anatomy import Anatomy
+
+    a = Anatomy()
+    out: dict[str, dict[str, float]] = {}
+    curves: dict = {}
+    lum = a.level_z("L3", 1.0)
+    ds = _sim([{"route": "intrathecal", "type": "bolus", "site": "L3-L4", "amount": "0.5 mg",
+                "volume": "1 mL"}], 24, 5, solver=solver)
+    curves["rostral"] = ds
+    t = ds.time.values
+    r: dict[str, float] = {}
+    for name, z in (("T6", a.level_z("T6")), ("C7", a.level_z("C7"))):
+        c = ds.csf_concentration.interp(z=z).values
+        r[f"{name} CSF peak (ng/mL)"] = float(c.max())
+        r[f"{name} CSF peak time (h)"] = float(t[c.argmax()])
+        r[f"{name} first > 10 ng/mL (h)"] = float(t[np.argmax(c > 10.0)])
+    cis = ds.cisternal_csf_concentration.values
+    r["cisternal CSF peak (ng/mL)"] = float(cis.max())
+    r["cisternal CSF peak time (h)"] = float(t[cis.argmax()])
+    cl = ds.csf_concentration.interp(z=lum).values
+    r["lumbar:cisternal AUC(0-24 h)"] = float(np.trapezoid(cl, t) / np.trapezoid(cis, t))
+    cran = ds.amount.sel(pool="cranial_csf").values + ds.amount.sel(pool="brain").values
+    r["largest share of dose in cranial CSF + brain (%)"] = float(cran.max() / 0.5 * 100)
+    out["rostral"] = r
+
+    br = ds.brain_concentration.values
+    iv = _sim([{"route": "iv", "type": "bolus", "amount": "10 mg"}], 24, 5, solver=solver)
+    curves["iv"] = iv
+    bi = iv.brain_concentration.values
+    out["brain"] = {"IT 0.5 mg: brain ECF peak time (h)": float(t[br.argmax()]),
+                    "IT 0.5 mg: brain ECF peak (ng/mL)": float(br.max()),
+                    "IV 10 mg: brain ECF peak time (h)": float(iv.time.values[bi.argmax()]),
+                    "IV 10 mg: brain ECF peak (ng/mL)": float(bi.max())}
+
+    tip = a.level_z("T10")
+    inf = _sim([{"route": "intrathecal", "type": "infusion", "site": "T10",
+                 "rate": "0.5 mg/day"}], 168, 720, solver=solver)
+    bol = _sim([{"route": "intrathecal", "type": "bolus", "site": "T10", "amount": "0.5 mg",
+                 "volume": "1 mL"}], 6, 10, solver=solver)
+    curves["pump"] = (inf, bol)
+    z = inf.z.values
+    p: dict[str, float] = {}
+    for label, c in (("infusion (plateau)", inf.csf_concentration.isel(time=-1).values),
+                     ("bolus (3 h)", bol.csf_concentration.sel(time=3.0,
+                                                               method="nearest").values)):
+        p[f"{label}: rostral cm to 1/2 of tip"] = _first_below(z, c, tip, 0.5)
+        p[f"{label}: rostral cm to 1/10 of tip"] = _first_below(z, c, tip, 0.1)
+        p[f"{label}: CSF T2 / tip"] = float(np.interp(a.level_z("T2"), z, c)
+                                            / np.interp(tip, z, c))
+    p["infusion (plateau): cisterna / tip"] = float(
+        inf.cisternal_csf_concentration.values[-1] / np.interp(tip, z, inf.csf_concentration
+                                                                 .isel(time=-1).values))
+    out["pump"] = p
+
+    lip: dict[str, float] = {}
+    curves["lipophilic"] = {}
+    for drug in ("morphine", "fentanyl", "sufentanil"):
+        d = _sim([{"route": "intrathecal", "type": "bolus", "site": "L3", "amount": "0.1 mg",
+                   "volume": "1 mL"}], 12, 2, drug=drug, solver=solver)
+        curves["lipophilic"][drug] = d
+        td = d.time.values
+        w4 = td <= 4.0
+        aucs = {lv: float(np.trapezoid(d.csf_concentration.interp(z=a.level_z(lv)).values[w4],
+                                       td[w4]))
+                for lv in ("L2", "T11", "T7", "T3")}
+        for lv in ("T11", "T7", "T3"):
+            lip[f"{drug}: CSF AUC {lv}/L2"] = aucs[lv] / aucs["L2"]
+        c2 = d.csf_concentration.interp(z=a.level_z("L2")).values
+        sel = (td >= 0.5) & (td <= 4.0)
+        lip[f"{drug}: L2 CSF half-life 0.5-4 h (min)"] = terminal_half_life(td[sel], c2[sel])
+        cord = d.cord_concentration.sel(segment=["L1", "L2", "L3", "L4", "L5"]).mean("segment")
+        lip[f"{drug}: lumbar cord AUC(0-4 h)/dose (ng*h/mL per mg)"] = float(
+            np.trapezoid(cord.values[w4], td[w4]) / 0.1)
+        bd = d.brain_concentration.values
+        lip[f"{drug}: brain ECF peak time (h)"] = float(td[bd.argmax()])
+    out["lipophilic"] = lip
+    return out, curves
+
+
+def format_predictions(numbers: dict[str, dict[str, float]]) -> str:
+    """The predictions as text, one block per design."""
+    lines = []
+    for design, vals in numbers.items():
+        lines.append(f"[{design}]")
+        for k, v in vals.items():
+            lines.append(f"  {k:<58} {v:10.4g}")
+    return "\n".join(lines)
+
+
+def plot_predictions(curves: dict):
+    """Figure of the predictions not in the calibration table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from csfmodel.anatomy import Anatomy
+
+    a = Anatomy()
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    ax = axes[0, 0]
+    ds = curves["rostral"]
+    t = ds.time.values
+    for lv, col in (("L3", "C0"), ("T10", "C1"), ("T6", "C2"), ("C7", "C3")):
+        z = a.level_z("L3", 1.0) if lv == "L3" else a.level_z(lv)
+        ax.semilogy(t, ds.csf_concentration.interp(z=z), col,
+                    label=f"CSF at {'L3-L4' if lv == 'L3' else lv}")
+    ax.semilogy(t, ds.cisternal_csf_concentration, "k", label="cisterna magna")
+    ax.axvspan(1, 3, color="C3", alpha=0.08, label="cervical CSF rises / peaks (Gourlay 1985)")
+    ax.set(xlabel="time (h)", ylabel="CSF (ng/mL)", ylim=(1, 3e4),
+           title="0.5 mg IT morphine at L3-L4: rostral spread")
+    ax.legend(fontsize=8)
+
+    ax = axes[0, 1]
+    iv = curves["iv"]
+    b = ds.brain_concentration.values
+    bi = iv.brain_concentration.values
+    ax.plot(t, b / b.max(), "C0", label="brain ECF after 0.5 mg IT (peak = 1)")
+    ax.plot(iv.time, bi / bi.max(), "C4", label="brain ECF after 10 mg IV (peak = 1)")
+    ax.axvspan(6, 12, color="C0", alpha=0.1, label="delayed respiratory depression after IT")
+    ax.set(xlabel="time (h)", ylabel="relative brain exposure", xlim=(0, 24),
+           title="supraspinal exposure: IT vs IV")
+    ax.legend(fontsize=8)
+
+    ax = axes[1, 0]
+    inf, bol = curves["pump"]
+    tip = a.level_z("T10")
+    for c, lab, col in ((inf.csf_concentration.isel(time=-1), "infusion 0.5 mg/day, plateau",
+                         "C2"),
+                        (bol.csf_concentration.sel(time=1.0, method="nearest"),
+                         "bolus 0.5 mg in 1 mL, 1 h", "C1"),
+                        (bol.csf_concentration.sel(time=3.0, method="nearest"),
+                         "bolus 0.5 mg in 1 mL, 3 h", "C3")):
+        ax.semilogy(c.z, c / float(c.interp(z=tip)), col, label=lab)
+    ax.axvline(tip, color="0.6", lw=0.8)
+    ax.text(tip, 1.5, " tip T10", fontsize=8)
+    ax.set(xlabel="z from foramen magnum (cm)", ylabel="CSF / CSF at tip", ylim=(1e-3, 3),
+           title="localization: slow infusion vs bolus")
+    ax.legend(fontsize=8)
+
+    ax = axes[1, 1]
+    for drug, col in (("morphine", "C0"), ("fentanyl", "C1"), ("sufentanil", "C2")):
+        d = curves["lipophilic"][drug].sel(time=slice(0, 4.0))
+        auc = np.trapezoid(d.csf_concentration.values, d.time.values, axis=0)
+        ref = float(np.interp(a.level_z("L2"), d.z.values, auc))
+        ax.semilogy(d.z, auc / ref, col, label=drug)
+    for lv in ("T3", "T7", "T11", "L2"):
+        ax.axvline(a.level_z(lv), color="0.85", lw=0.8)
+        ax.text(a.level_z(lv), 1.5e-3, lv, fontsize=8, ha="center")
+    ax.set(xlabel="z from foramen magnum (cm)", ylabel="CSF AUC(0-4 h) / AUC at L2",
+           ylim=(1e-3, 5), title="0.1 mg at L3: lipophilic opioids vs morphine")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
