@@ -137,7 +137,7 @@ class Anatomy:
     #: Sjostrom 1987), which a larger value shortens. 2 cm^2/min (~5000x
     #: morphine's molecular diffusivity; ~1 cm^2/min mid-thoracic) is of the
     #: order that radionuclide cisternography implies (lumbar tracer reaches the
-    #: basal cisterns in 1-3 h) and above the >1000x of fine-anatomy models
+    #: basal cisterns within ~3 h) and above the >1000x of fine-anatomy models
     #: (Stockman 2007 J Biomech 40:1180; open channel 5.8x, Sharp 2019 J Fluid
     #: Mech 874:R2), which leave out body motion, coughing and posture.
     dispersion: float = 2.0
