@@ -298,9 +298,14 @@ DRUGS: dict[str, Drug] = {
                    "bbb_efflux", "bcsfb_efflux", "f_oral")),
     "dtpa": _preset(
         name="dtpa", mw=393.4, octanol_buffer=1e-4, diffusivity=3.6e-4, fu_plasma=0.95,
-        # hydrophilic CSF tracer (111In-DTPA, Kroin 1993); plasma: renal clearance ~GFR
+        # hydrophilic CSF tracer (111In-DTPA, Kroin 1993 Neurosurgery 33:226). Plasma:
+        # DTPA is a glomerular-filtration marker, CL = GFR ~120 mL/min, distributed in
+        # the extracellular fluid, ~14 L (standard physiology; adult 70 kg)
         cl=120.0, v1=14000.0, q2=100.0, v2=1000.0, q3=10.0, v3=100.0,
         f_oral=0.001, ka_ir=0.01, ka_cr=0.01, kpuu_brain=0.01, bbb_efflux=0.0005,
+        # meningeal permeability: estimate for a polar MW-393 chelate, ~1/50 of
+        # morphine's paracellular route; the Kroin T2/T12 ratio hardly depends on
+        # it (x5: 0.244 -> 0.231, see docs/validation.md)
         bcsfb_efflux=0.01, meningeal_permeability=2.0e-5,
         sources=("Kroin 1993 Neurosurgery 33:226 (tracer)",),
         estimated=("meningeal_permeability", "v1", "q2", "v2", "q3", "v3")),

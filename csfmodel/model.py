@@ -58,6 +58,11 @@ Brain (supraspinal target, unbound ECF concentration
 ``X`` by ``P_brain * area_X * (C_X - C^u_b)`` and with plasma across the BBB by
 ``CL_out * M_b * (C^u_b - Kpuu * fu * C_p)``.
 
+An intrathecal bolus is a jump (:func:`deposit`): the injectate mixed into
+``injection_spread * V`` of CSF around the tip, and a fraction
+``injection_loss * min(1, V / 1 mL)`` of the dose put straight into plasma (drug
+that leaves with the injected volume through the dural puncture within minutes).
+
 Systemic: three-compartment plasma kinetics (``CL``, ``Q2``, ``Q3``), oral
 depots absorbed with ``ka * F`` into plasma and ``ka * (1 - F)`` eliminated
 (first pass).
