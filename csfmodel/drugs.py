@@ -303,7 +303,7 @@ DRUGS: dict[str, Drug] = {
         # the extracellular fluid, ~14 L (standard physiology; adult 70 kg)
         cl=120.0, v1=14000.0, q2=100.0, v2=1000.0, q3=10.0, v3=100.0,
         f_oral=0.001, ka_ir=0.01, ka_cr=0.01, kpuu_brain=0.01, bbb_efflux=0.0005,
-        # meningeal permeability: estimate for a polar MW-393 chelate, ~1/50 of
+        # meningeal permeability: estimate for a polar MW-393 chelate, ~1/5 of
         # morphine's paracellular route; the Kroin T2/T12 ratio hardly depends on
         # it (x5: 0.244 -> 0.231, see docs/validation.md)
         bcsfb_efflux=0.01, meningeal_permeability=2.0e-5,
