@@ -467,15 +467,20 @@ def format_table(results: list[RowResult]) -> str:
 
 
 # ------------------------------------------------------------------ sensitivity
-#: Calibrated parameters and how a sensitivity run perturbs them (scenario form).
-CALIBRATED: dict[str, tuple[str, str, float, str]] = {
-    # name: (table, key, default in the unit below, unit)
-    "dispersion": ("patient", "dispersion", 2.0, "cm^2/min"),
-    "injection_spread": ("patient", "injection_spread", 15.0, ""),
-    "injection_loss": ("patient", "injection_loss", 0.4, ""),
-    "meningeal_permeability": ("drug", "meningeal_permeability", 1.2e-3, "cm/min"),
-    "ka_cr": ("drug", "ka_cr", 0.3, "1/h"),
-}
+def _calibrated() -> dict[str, tuple[str, str, float, str]]:
+    """Calibrated parameters: (scenario table, key, default value in unit, unit)."""
+    from csfmodel.anatomy import Anatomy
+    from csfmodel.drugs import get_drug
+
+    a, m = Anatomy(), get_drug("morphine")
+    return {
+        "dispersion": ("patient", "dispersion", a.dispersion, "cm^2/min"),
+        "injection_spread": ("patient", "injection_spread", a.injection_spread, ""),
+        "injection_loss": ("patient", "injection_loss", a.injection_loss, ""),
+        "meningeal_permeability": ("drug", "meningeal_permeability", m.meningeal_p(),
+                                   "cm/min"),
+        "ka_cr": ("drug", "ka_cr", m.ka_cr * 60.0, "1/h"),
+    }
 
 
 def sensitivity(rows: list[Row] | None = None, step: float = 0.1,
@@ -491,7 +496,7 @@ def sensitivity(rows: list[Row] | None = None, step: float = 0.1,
     """
     rows = load_rows() if rows is None else rows
     out: dict[str, dict[str, float]] = {}
-    for name, (table, key, value, unit) in CALIBRATED.items():
+    for name, (table, key, value, unit) in _calibrated().items():
         vals = []
         for f in (1.0 + step, 1.0 - step):
             v = value * f
