@@ -718,6 +718,7 @@ def predictions(solver: str | None = None) -> tuple[dict[str, dict[str, float]],
     * ``rostral``: 0.5 mg morphine in 1 mL at L3-L4 -- CSF peaks at T6, C7 and the
       cisterna, lumbar:cisternal AUC ratio, largest share of the dose in cranial CSF;
     * ``brain``: brain ECF peak time after that IT bolus and after 10 mg IV;
+    * ``systemic_to_csf``: lumbar CSF after 10 mg IV (peak, time, CSF:plasma);
     * ``pump``: 0.5 mg/day at T10 for 7 days vs a 0.5 mg bolus in 1 mL at T10 --
       rostral distance to half and a tenth of the tip concentration, CSF at T2
       over the tip (the tip of an infusion at its plateau, a bolus at 3 h);
@@ -763,6 +764,15 @@ def predictions(solver: str | None = None) -> tuple[dict[str, dict[str, float]],
                     "IT 0.5 mg: brain ECF peak (ng/mL)": float(br.max()),
                     "IV 10 mg: brain ECF peak time (h)": float(iv.time.values[bi.argmax()]),
                     "IV 10 mg: brain ECF peak (ng/mL)": float(bi.max())}
+    ti = iv.time.values
+    cl_iv = iv.csf_concentration.interp(z=lum).values
+    pl_iv = iv.plasma_concentration.values
+    out["systemic_to_csf"] = {
+        "IV 10 mg: lumbar CSF peak (ng/mL)": float(cl_iv.max()),
+        "IV 10 mg: lumbar CSF peak time (h)": float(ti[cl_iv.argmax()]),
+        **{f"IV 10 mg: lumbar CSF / plasma at {h:g} h": float(
+            np.interp(h, ti, cl_iv) / np.interp(h, ti, pl_iv)) for h in (1.0, 3.0, 6.0)},
+    }
 
     tip = a.level_z("T10")
     inf = _sim([{"route": "intrathecal", "type": "infusion", "site": "T10",
