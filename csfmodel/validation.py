@@ -116,6 +116,10 @@ class Row:
     note: str
 
 
+_COLUMNS = ("id", "study", "route", "dose_mg", "dose_site", "injected_volume_ml",
+            "sample_site", "measure", "time_h", "value", "spread", "unit", "note")
+
+
 def _num(text: str) -> float | None:
     text = (text or "").strip()
     return float(text) if text else None
@@ -123,13 +127,25 @@ def _num(text: str) -> float | None:
 
 def load_rows(path: str | Path | None = None) -> list[Row]:
     """Read the calibration table (the packaged copy by default)."""
+    from csfmodel.errors import ScenarioError
+
     if path is None:
         text = resources.files("csfmodel").joinpath("data/calibration.csv").read_text(
             encoding="utf-8")
     else:
-        text = Path(path).read_text(encoding="utf-8")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ScenarioError("--data", str(path), "a readable calibration CSV",
+                                detail=exc.strerror or str(exc)) from None
+    reader = csv.DictReader(text.splitlines())
+    missing = set(_COLUMNS) - set(reader.fieldnames or ())
+    if missing:
+        raise ScenarioError("--data", str(path or "calibration.csv"),
+                            "a CSV with the columns " + ", ".join(_COLUMNS),
+                            detail="missing " + ", ".join(sorted(missing)))
     rows = []
-    for r in csv.DictReader(text.splitlines()):
+    for r in reader:
         rows.append(Row(
             id=r["id"].strip(), study=r["study"].strip(), route=r["route"].strip(),
             dose_mg=_num(r["dose_mg"]), dose_site=r["dose_site"].strip(),

@@ -164,3 +164,12 @@ def test_row_without_a_design_fails(tmp_path, capsys):
     _write(raw, p)
     assert main(["validate", "--data", str(p)]) == 1
     assert "unknown_study_row" in capsys.readouterr().err
+
+
+def test_unreadable_or_malformed_data_is_a_clear_error(tmp_path, capsys):
+    assert main(["validate", "--data", str(tmp_path / "missing.csv")]) == 2
+    assert "--data" in capsys.readouterr().err
+    p = tmp_path / "bad.csv"
+    p.write_text("id,value\nx,1\n")
+    assert main(["validate", "--data", str(p)]) == 2
+    assert "missing" in capsys.readouterr().err
