@@ -663,7 +663,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         print()
     results, runs = run_validation(rows, solver=args.solver, return_runs=True)
     print(format_table(results))
-    if args.figure:
+    if args.figure and not args.no_figure:
         fig = plot_validation(results, runs)
         Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(args.figure, dpi=110)
@@ -695,7 +695,10 @@ def register_cli(subparsers) -> None:
                     "(published human data, packaged with csfmodel), print row, observed, "
                     "model, ratio and pass, and exit with status 1 if any row is outside a "
                     "factor of two.")
-    p.add_argument("--figure", help="write model curves against the observations to this PNG")
+    p.add_argument("--figure", default="validation.png",
+                   help="PNG of model curves against the observations (default: "
+                        "validation.png in the current directory)")
+    p.add_argument("--no-figure", action="store_true", help="do not draw the figure")
     p.add_argument("--data", help="a calibration CSV to use instead of the packaged one")
     p.add_argument("--solver", help="backend (default: the scenario default)")
     p.add_argument("--designs", action="store_true",

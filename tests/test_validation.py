@@ -151,7 +151,7 @@ def test_validate_exits_nonzero_when_a_row_fails(tmp_path, capsys):
             r["value"] = "0.05"  # a gradient the model cannot make
     p = tmp_path / "cal.csv"
     _write(raw, p)
-    assert main(["validate", "--data", str(p)]) == 1
+    assert main(["validate", "--data", str(p), "--no-figure"]) == 1
     cap = capsys.readouterr()
     assert "15/16 rows" in cap.out
     assert "kroin93_tracer_gradient" in cap.err
@@ -162,14 +162,14 @@ def test_row_without_a_design_fails(tmp_path, capsys):
     raw[0] = {**raw[0], "id": "unknown_study_row"}
     p = tmp_path / "cal.csv"
     _write(raw, p)
-    assert main(["validate", "--data", str(p)]) == 1
+    assert main(["validate", "--data", str(p), "--no-figure"]) == 1
     assert "unknown_study_row" in capsys.readouterr().err
 
 
 def test_unreadable_or_malformed_data_is_a_clear_error(tmp_path, capsys):
-    assert main(["validate", "--data", str(tmp_path / "missing.csv")]) == 2
+    assert main(["validate", "--data", str(tmp_path / "missing.csv"), "--no-figure"]) == 2
     assert "--data" in capsys.readouterr().err
     p = tmp_path / "bad.csv"
     p.write_text("id,value\nx,1\n")
-    assert main(["validate", "--data", str(p)]) == 2
+    assert main(["validate", "--data", str(p), "--no-figure"]) == 2
     assert "missing" in capsys.readouterr().err
