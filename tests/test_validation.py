@@ -173,3 +173,11 @@ def test_unreadable_or_malformed_data_is_a_clear_error(tmp_path, capsys):
     p.write_text("id,value\nx,1\n")
     assert main(["validate", "--data", str(p), "--no-figure"]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0, 1.5])
+def test_injection_loss_outside_zero_one_is_refused(value):
+    from csfmodel.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match="injection_loss"):
+        csfmodel.prepare({"patient": {"injection_loss": value}})
