@@ -75,11 +75,10 @@ FACTOR = 2.0
 #: References of the studies in ``calibration.csv`` (titles where checked against the
 #: paper's abstract; otherwise the citation as the table gives it).
 CITATIONS: dict[str, str] = {
-    "Nordberg 1984": "Nordberg G, Hedner T, Mellstrand T, Dahlstrom B. Pharmacokinetic aspects "
-                     "of intrathecal morphine analgesia. Anesthesiology 1984;60:448-454.",
-    "Sjostrom 1987": "Sjostrom S, Tamsen A, Persson MP, Hartvig P. Pharmacokinetics of "
-                     "intrathecal morphine and meperidine in humans. Anesthesiology "
-                     "1987;67:889-895.",
+    "Nordberg 1984": "Nordberg G, et al. Pharmacokinetic aspects of intrathecal morphine "
+                     "analgesia. Anesthesiology 1984;60:448-454.",
+    "Sjostrom 1987": "Sjostrom S, et al. Pharmacokinetics of intrathecal morphine and "
+                     "meperidine in humans. Anesthesiology 1987;67:889-895.",
     "Kroin 1993": "Kroin JS, Ali A, York M, Penn RD. The distribution of medication along the "
                   "spinal canal after chronic intrathecal administration. Neurosurgery "
                   "1993;33:226-230.",
