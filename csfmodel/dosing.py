@@ -55,6 +55,8 @@ class Bolus:
     volume: float = 0.0
     injection_rate: float = np.inf
     source: int = 0
+    #: given through a needle (a fresh dural puncture) rather than a catheter
+    puncture: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,12 @@ class ITPatientBolus:
 
 @dataclass(frozen=True)
 class ITBolus:
-    """Single-shot intrathecal injection (repeat with ``interval``/``count``)."""
+    """Single-shot intrathecal injection (repeat with ``interval``/``count``).
+
+    ``delivery`` is ``"needle"`` (a lumbar puncture, the default: part of the
+    dose leaves through the puncture, see ``Anatomy.injection_loss``) or
+    ``"catheter"`` (through an implanted catheter: no puncture loss).
+    """
 
     site_z: float
     amount: float
@@ -171,12 +178,13 @@ class ITBolus:
     injection_rate: float = 4.0
     interval: float | None = None
     count: int = 1
+    delivery: str = "needle"
 
     def expand(self, t_end: float, source: int = 0) -> tuple[list[Bolus], list[RateStep],
                                                                list[Request]]:
         return [Bolus(t, "spinal", self.amount, self.site_z, self.volume, self.injection_rate,
-                      source) for t in _repeat(self.time, self.interval, self.count)
-                if t < t_end], [], []
+                      source, puncture=self.delivery == "needle")
+                for t in _repeat(self.time, self.interval, self.count) if t < t_end], [], []
 
 
 @dataclass(frozen=True)

@@ -363,9 +363,9 @@ class Model:
     rates: dict[str, float] = field(default_factory=dict)
 
     def deposit_spinal(self, z: float, amount: float, volume: float = 0.0,
-                       injection_rate: float = np.inf) -> np.ndarray:
+                       injection_rate: float = np.inf, puncture: bool = True) -> np.ndarray:
         """State jump (length n_state) for an intrathecal dose at z."""
-        return deposit(self, z, amount, volume, injection_rate)
+        return deposit(self, z, amount, volume, injection_rate, puncture)
 
 
 def dispersion(anatomy: Anatomy, drug: Drug, z: np.ndarray) -> np.ndarray:
@@ -510,7 +510,7 @@ def _hat_weights(grid: Grid, z: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def deposit(model: Model, z: float, amount: float, volume: float = 0.0,
-            injection_rate: float = np.inf) -> np.ndarray:
+            injection_rate: float = np.inf, puncture: bool = True) -> np.ndarray:
     r"""Initial distribution of an intrathecal bolus, as a jump in the state.
 
     The injected volume ``V`` displaces CSF over a length
@@ -522,15 +522,17 @@ def deposit(model: Model, z: float, amount: float, volume: float = 0.0,
     sac end is reflected; mass above z = 0 enters the cisterna. Small volumes
     (pump boluses) reduce to a point dose on the grid.
 
-    A fraction ``injection_loss * min(1, V / 1 mL)`` of the dose leaves the CSF
-    with the injected volume within minutes (through the dural puncture and the
-    needle track into the epidural veins) and is put into plasma at once; it is
-    what makes the early plasma peak after a lumbar injection (Sjostrom 1987).
+    For an injection through a needle (``puncture``), a fraction
+    ``injection_loss * min(1, V / 1 mL)`` of the dose leaves the CSF with the
+    injected volume within minutes (through the dural puncture and the needle
+    track into the epidural veins) and is put into plasma at once; it is what
+    makes the early plasma peak after a lumbar injection (Sjostrom 1987). Doses
+    through an implanted catheter (pump boluses) have no puncture to leave by.
     """
     g = model.grid
     an = model.anatomy
     y = np.zeros(model.system.n_state)
-    lost = amount * an.injection_loss * min(1.0, volume / 1.0)
+    lost = amount * an.injection_loss * min(1.0, volume / 1.0) if puncture else 0.0
     y[model.system.index("plasma")] += lost
     amount -= lost
     half = 0.5 * an.injection_spread * volume / float(an.csf_area(z))
@@ -602,7 +604,8 @@ def build_schedule(model: Model, events: DoseEvents, t_end: float) -> Schedule:
     for b in events.boluses:
         k = int(np.searchsorted(t, b.time))
         if b.target == "spinal":
-            jumps[k] += deposit(model, b.site_z, b.amount, b.volume, b.injection_rate)
+            jumps[k] += deposit(model, b.site_z, b.amount, b.volume, b.injection_rate,
+                                b.puncture)
         else:
             jumps[k, plasma if b.target == "plasma" else model.system.index(b.target)] += b.amount
     for st in events.steps:

@@ -58,7 +58,7 @@ DOSE_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
     ("intrathecal", "patient_bolus"): ("site", "amount", "lockout", "max_per_day", "requests",
                                        "daily_requests", "volume", "injection_rate"),
     ("intrathecal", "bolus"): ("site", "amount", "time", "volume", "injection_rate",
-                               "interval", "count"),
+                               "interval", "count", "delivery"),
     ("oral", "bolus"): ("amount", "time", "formulation", "interval", "count"),
     ("iv", "bolus"): ("amount", "time", "interval", "count"),
     ("iv", "infusion"): ("rate", "start", "duration"),
@@ -282,10 +282,14 @@ def _parse_dose(d: Any, i: int, anatomy: Anatomy) -> Regimen:
             volume=vol, injection_rate=_q(t, "injection_rate", "mL/min", key, 0.1))
     if (route, typ) == ("intrathecal", "bolus"):
         vol = _limited(t, "volume", "volume", key, "mL") if "volume" in t else 1.0
+        delivery = str(t.get("delivery", "needle")).lower()
+        if delivery not in ("needle", "catheter"):
+            raise ScenarioError(f"{key}.delivery", t.get("delivery"),
+                                "'needle' (lumbar puncture) or 'catheter' (implanted)")
         return ITBolus(site_z=site, amount=_limited(t, "amount", "it_amount", key, "ug"),
                        time=time, volume=vol,
                        injection_rate=_q(t, "injection_rate", "mL/min", key, 4.0),
-                       interval=interval, count=_count(t, key))
+                       interval=interval, count=_count(t, key), delivery=delivery)
     if route == "oral":
         form = str(t.get("formulation", "immediate")).lower()
         forms = {"immediate": "immediate", "ir": "immediate", "controlled": "controlled",

@@ -253,3 +253,23 @@ def test_superposition():
     for v in VARS:
         total = sum(p[v].values for p in parts)
         assert np.abs(whole[v].values - total).max() <= 1e-7 * np.abs(total).max()
+
+
+def test_puncture_loss_only_through_a_needle():
+    """A needle injection loses injection_loss * min(1, V/1 mL) to plasma at once; an
+    implanted catheter and pump boluses lose nothing."""
+    base = {"simulation": {"duration": "10 min", "output_interval": "10 min",
+                           "resolution": "2 cm"}}
+    loss = Anatomy().injection_loss
+    for delivery, volume, expected in (("needle", "2 mL", loss), ("needle", "0.5 mL", loss / 2),
+                                       ("catheter", "2 mL", 0.0)):
+        ds = csfmodel.simulate({**base, "dose": [
+            {"route": "intrathecal", "type": "bolus", "site": "L3", "amount": "1 mg",
+             "volume": volume, "delivery": delivery}]}, solver="reference")
+        plasma0 = float(ds.amount.sel(pool="plasma").isel(time=0))
+        assert plasma0 == pytest.approx(expected, abs=1e-12), delivery
+    ds = csfmodel.simulate({**base, "dose": [
+        {"route": "intrathecal", "type": "patient_bolus", "site": "T10", "amount": "1 mg",
+         "volume": "1 mL", "lockout": "1 h", "max_per_day": 4, "requests": ["0 h"]}]},
+        solver="reference")
+    assert float(ds.amount.sel(pool="plasma").isel(time=0)) == 0.0
