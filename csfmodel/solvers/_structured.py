@@ -90,7 +90,7 @@ def _tableau(name: str) -> tuple[float, np.ndarray, np.ndarray, int]:
 METHODS = ("esdirk3", "trbdf2")
 
 #: the interpolant-vs-stage discrepancy may be this many times the tolerance
-INTERP_SLACK = 10.0
+INTERP_SLACK = 3.0
 
 #: number of cached factorizations (distinct step sizes) per scenario
 N_CACHE = 24
@@ -527,12 +527,12 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
         changed = False
         while ke < K and times[ke] <= t:
             for i in range(nst):
+                if jumps[ke, i] != 0.0 or rates[ke, i] != u[i]:
+                    first_after_jump = True    # a new transient starts here
+                    break
+            for i in range(nst):
                 y[i] += jumps[ke, i]
                 u[i] = rates[ke, i]
-            for i in range(nst):
-                if jumps[ke, i] != 0.0:
-                    first_after_jump = True
-                    break
             ke += 1
             changed = True
         while io < n_out and t_out[io] <= t:
