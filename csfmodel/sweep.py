@@ -284,9 +284,11 @@ def _prepare_chunk(scenarios: list[Scenario], asm: _Assembly, variables: Sequenc
         models = [m for _, m, _ in members]
         stack = {f: np.ascontiguousarray(np.stack([getattr(m.system, f) for m in models]))
                  for f in _FIELDS}
-        obs = [_observables(m, variables) for m in models]
-        ptr, idx, _, layout = obs[0]
-        weights = np.stack([o[2] for o in obs])
+        # the pattern and the segment fractions depend on the grid only (shared by the
+        # group); the weights scale with 1/volume of each member
+        ptr, idx, w0, layout = _observables(models[0], variables)
+        vol = stack["volume"][:, idx]
+        weights = np.ascontiguousarray(w0[None, :] * vol[0][None, :] / vol)
         out.append(([p for p, _, _ in members], models[0], stack,
                     np.array([s for _, _, s in members], np.int64), (ptr, idx, weights), layout))
     return out
