@@ -92,6 +92,11 @@ METHODS = ("esdirk3", "trbdf2")
 #: the interpolant-vs-stage discrepancy may be this many times the tolerance
 INTERP_SLACK = 3.0
 
+#: ... for steps starting less than this many step lengths after an input change (fast
+#: transients arise only at dose events: later they have decayed, or the error estimate
+#: of the step sees them)
+INTERP_WINDOW = 2.0
+
 #: number of cached factorizations (distinct step sizes) per scenario
 N_CACHE = 24
 
@@ -522,6 +527,7 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
     h_target = max_step
     h_jump = first_step
     first_after_jump = False
+    t_event = 0.0
     while True:
         # dose events at time t (jumps, then the input in force from t on)
         changed = False
@@ -529,6 +535,7 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
             for i in range(nst):
                 if jumps[ke, i] != 0.0 or rates[ke, i] != u[i]:
                     first_after_jump = True    # a new transient starts here
+                    t_event = t
                     break
             for i in range(nst):
                 y[i] += jumps[ke, i]
@@ -633,7 +640,8 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
                 # is only second order: its own error may be INTERP_SLACK x the
                 # tolerance; a transient gives discrepancies far above that.
                 t1 = stop if j + 1 == nsub else tn + h
-                if io < n_out and t_out[io] < t1 and t_out[io] < stop:
+                if io < n_out and t_out[io] < t1 and t_out[io] < stop and \
+                        tn - t_event < INTERP_WINDOW * h:
                     ri = rtol * INTERP_SLACK
                     e_s = _interp_max(y, y1, F[0], F[ns_st - 1], ys, ivol, c1, h, 0, n)
                     e_c = _interp_max(y, y1, F[0], F[ns_st - 1], ys, ivol, c1, h, n, ns)
