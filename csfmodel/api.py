@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import time as _time
 from pathlib import Path
@@ -97,6 +98,12 @@ def simulate(scenario: Scenario | dict | str | Path, *, solver: str | None = Non
     sc, model, schedule, events, t_out = prepare(scenario)
     name = solver or sc.simulation.solver
     solve = get_solver(name)
+    # backends that report step statistics (steps, largest error estimate, ...) get a
+    # dict to fill; the entries go into the attrs as solver_<name>
+    stats: dict | None = None
+    if "stats" not in solver_options and "stats" in inspect.signature(solve).parameters:
+        stats = {}
+        solver_options = dict(solver_options, stats=stats)
     t0 = _time.perf_counter()
     interrupted = None
     try:
@@ -121,6 +128,12 @@ def simulate(scenario: Scenario | dict | str | Path, *, solver: str | None = Non
         "scenario": json.dumps(sc.source, default=str),
         "Conventions": "CF-1.8",
     }
+    for k, v in (stats or {}).items():
+        if isinstance(v, (int, float, str)):
+            attrs[f"solver_{k}"] = v
+    if "rtol" in inspect.signature(solve).parameters:
+        attrs.setdefault("solver_rtol", solver_options.get(
+            "rtol", inspect.signature(solve).parameters["rtol"].default))
     if interrupted:
         attrs["interrupted"] = interrupted
     ds = to_dataset(model, schedule, t_out, states,

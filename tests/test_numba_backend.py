@@ -236,3 +236,12 @@ def test_dense_output_after_rate_change():
     ds = simulate(scen, solver="numba", rtol=5e-5)
     errors = _relative_errors(ds, ref)
     assert max(errors.values()) < 5e-4, errors
+
+
+def test_simulate_reports_the_error_control():
+    """The Dataset says what the integrator did: tolerance, steps, largest estimate."""
+    ds = simulate(_scenario("iv"))
+    assert ds.attrs["solver"] == "numba"
+    assert ds.attrs["solver_rtol"] == numba_backend.DEFAULT_RTOL
+    assert ds.attrs["solver_steps"] > 10
+    assert 0.0 < ds.attrs["solver_max_error_estimate"] <= 1.0
