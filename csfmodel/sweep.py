@@ -359,7 +359,7 @@ def iter_batches(base: Scenario | dict | str | Path,
                  parameters: Mapping[str, Sequence[Any]] | None = None, *,
                  scenarios: Sequence[Scenario | dict | str | Path] | None = None,
                  mode: str = "zip", variables: Sequence[str] = DEFAULT_VARIABLES,
-                 rtol: float | None = None, chunk_size: int = 256, summary: bool = False,
+                 rtol: float | None = None, chunk_size: int = 64, summary: bool = False,
                  skip_chunks: Iterable[int] = ()) -> Iterator[tuple[int, xr.Dataset]]:
     """Yield ``(chunk_index, Dataset)`` chunk by chunk (see :func:`run_batch`)."""
     from csfmodel.solvers.numba_backend import DEFAULT_RTOL
@@ -428,7 +428,7 @@ def run_batch(base: Scenario | dict | str | Path | None = None,
               parameters: Mapping[str, Sequence[Any]] | None = None, *,
               scenarios: Sequence[Scenario | dict | str | Path] | None = None,
               mode: str = "zip", variables: Sequence[str] = DEFAULT_VARIABLES,
-              rtol: float | None = None, chunk_size: int = 256,
+              rtol: float | None = None, chunk_size: int = 64,
               summary: bool = False) -> xr.Dataset:
     """Simulate many scenarios with the numba backend in parallel batches.
 
@@ -488,7 +488,7 @@ def _write_atomic(ds: xr.Dataset, path: Path) -> None:
 def run_to_directory(base: Scenario | dict | str | Path,
                      parameters: Mapping[str, Sequence[Any]], out_dir: str | Path, *,
                      mode: str = "zip", variables: Sequence[str] = DEFAULT_VARIABLES,
-                     rtol: float | None = None, chunk_size: int = 256, summary: bool = True,
+                     rtol: float | None = None, chunk_size: int = 64, summary: bool = True,
                      resume: bool = False, progress: Any = None) -> list[Path]:
     """Run a sweep writing ``chunk_NNNNN.nc`` files to ``out_dir`` as chunks finish.
 
@@ -612,6 +612,6 @@ def register_cli(subparsers: Any) -> None:
     s.add_argument("--series", action="store_true",
                    help="store time series instead of summaries (large)")
     s.add_argument("--rtol", type=float, help="solver tolerance (default the backend's)")
-    s.add_argument("--chunk-size", type=int, default=256, help="scenarios per file/batch")
+    s.add_argument("--chunk-size", type=int, default=64, help="scenarios per file/batch")
     s.add_argument("--resume", action="store_true", help="skip chunks already written")
     s.set_defaults(func=_cmd_sweep)

@@ -246,6 +246,27 @@ def _run_batch(stack: dict, schedules: list[Schedule], schedule_index: np.ndarra
     elif out is None or out.shape != (B, len(t_out), n_obs) or not out.flags.c_contiguous:
         out = np.empty((B, len(t_out), n_obs))
     st = np.zeros((B, k.N_STATS))
+    import numba
+
+    # dynamic scheduling (one member at a time): members differ in cost, and the
+    # caller may be assembling the next chunk on one of the cores meanwhile
+    old_chunk = numba.set_parallel_chunksize(1)
+    try:
+        _call_batch_kernel(k, stack, act, ptr, idx, times, jumps, rates, s_ptr, schedule_index,
+                           t_end, t_out, o_ptr, o_idx, o_w, method, rt, floor, max_step, out,
+                           st, summ)
+    finally:
+        numba.set_parallel_chunksize(old_chunk)
+    if stats is not None:
+        for row in st:
+            stats.append({name: (int(v) if i < 3 else float(v))
+                          for i, (name, v) in enumerate(zip(_STAT_NAMES, row))})
+    return summ if summary else out
+
+
+def _call_batch_kernel(k, stack, act, ptr, idx, times, jumps, rates, s_ptr, schedule_index,
+                       t_end, t_out, o_ptr, o_idx, o_w, method, rt, floor, max_step, out, st,
+                       summ) -> None:
     k.integrate_batch(stack["lower"], stack["diag"], stack["upper"], stack["cord_diag"],
                       stack["csf_to_cord"], stack["cord_to_csf"], stack["border_rows"],
                       stack["border_cols"], stack["block"], stack["volume"], act, ptr, idx,
@@ -253,8 +274,3 @@ def _run_batch(stack: dict, schedules: list[Schedule], schedule_index: np.ndarra
                       o_ptr, o_idx, o_w, *k._tableau(method)[:3], rt, floor,
                       float(np.inf if max_step is None else max_step), float(np.inf), out, st,
                       summ)
-    if stats is not None:
-        for row in st:
-            stats.append({name: (int(v) if i < 3 else float(v))
-                          for i, (name, v) in enumerate(zip(_STAT_NAMES, row))})
-    return summ if summary else out
