@@ -304,7 +304,8 @@ def _solve_chunk(groups, schedules: list[Schedule], t_out: np.ndarray, rtol: flo
     stats: list = [None] * n_total
     for positions, _model, stack, sidx, obs, _layout in groups:
         st: list = []
-        values[positions] = _run_batch(stack, schedules, sidx, t_out, obs,
+        used, local = np.unique(sidx, return_inverse=True)   # only this group's schedules
+        values[positions] = _run_batch(stack, [schedules[i] for i in used], local, t_out, obs,
                                        np.full(len(positions), float(rtol)), None, "esdirk3",
                                        st, summary=summary)
         for p, s in zip(positions, st):
