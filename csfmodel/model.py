@@ -287,7 +287,8 @@ class _Assembler:
             v.ravel()[keep]
         n, s = self.n, self.s
         spinal = (r < n) & (c < n)
-        if spinal.any():
+        only_spinal = bool(spinal.all())
+        if only_spinal or spinal.any():
             rs, cs, vs = r[spinal], c[spinal], v[spinal]
             d, lo, up = rs == cs, rs == cs + 1, cs == rs + 1
             if not np.all(d | lo | up):
@@ -295,6 +296,8 @@ class _Assembler:
             np.add.at(self.diag, rs[d], vs[d])
             np.add.at(self.lower, cs[lo], vs[lo])
             np.add.at(self.upper, rs[up], vs[up])
+            if only_spinal:
+                return
         cord = (r < s) & (c < s) & ~spinal
         if cord.any():
             rs, cs, vs = r[cord], c[cord], v[cord]
@@ -307,11 +310,14 @@ class _Assembler:
             np.add.at(self.csf_to_cord, cs[to_cord], vs[to_cord])
             np.add.at(self.cord_to_csf, rs[to_csf], vs[to_csf])
         m = (r >= s) & (c < s)
-        np.add.at(self.rows, (r[m] - s, c[m]), v[m])
+        if m.any():
+            np.add.at(self.rows, (r[m] - s, c[m]), v[m])
         m = (r < s) & (c >= s)
-        np.add.at(self.cols, (r[m], c[m] - s), v[m])
+        if m.any():
+            np.add.at(self.cols, (r[m], c[m] - s), v[m])
         m = (r >= s) & (c >= s)
-        np.add.at(self.block, (r[m] - s, c[m] - s), v[m])
+        if m.any():
+            np.add.at(self.block, (r[m] - s, c[m] - s), v[m])
 
     def _add_one(self, rr: int, cc: int, vv: float) -> None:
         n, s = self.n, self.s
