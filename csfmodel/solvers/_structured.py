@@ -100,6 +100,9 @@ INTERP_WINDOW = 2.0
 #: number of cached factorizations (distinct step sizes) per scenario
 N_CACHE = 24
 
+#: leading entries of the ``resume`` vector of :func:`integrate` (then the peaks)
+RESUME_SIZE = 8
+
 # indices of the statistics vector returned by the kernels
 ST_STEPS, ST_REJECTED, ST_FACTORIZATIONS, ST_MAX_ERR, ST_MIN_H, ST_MAX_H = range(6)
 N_STATS = 6
@@ -458,14 +461,19 @@ def _group_max(est, y, ivol, i0, i1):
 def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bcol, block,
               volume, act, r_ptr, r_idx, times, jumps, rates, t_end, t_out, y0,
               o_ptr, o_idx, o_w, gamma, tab_a, tab_e, rtol, atol_floor, max_step, first_step,
-              adaptive, out, stats, summ):
+              adaptive, out, stats, summ, resume, io_stop):
     """Integrate ``dy/dt = J y + u`` with jumps over ``[0, t_end]``.
 
     Writes the state (or the observables ``o_*``, CSR rows over the state) at
     ``t_out`` into ``out`` and the step statistics into ``stats``. If ``summ``
     has columns (one per observable), ``out`` is left alone and ``summ`` gets
     each observable's maximum, time of maximum, trapezoidal integral over
-    ``t_out`` and final value (rows 0-3). With
+    ``t_out`` and final value (rows 0-3).
+
+    The run can be done in windows: it returns once the outputs before index
+    ``io_stop`` are written (stepping exactly to ``t_out[io_stop - 1]``), with
+    the integrator's state saved in ``resume`` (``RESUME_SIZE + 2 + m``) and the
+    state vector in ``y0``; a call with ``resume[0] == 1`` continues from there. With
     ``adaptive`` false every step is ``min(max_step, gap)`` divided into equal
     powers of two of the gap between dose events, with no error control (used
     to measure the order of the method).
@@ -516,18 +524,33 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
     fl_c = atol_floor / max(np.max(volume[n:ns]), 1e-300) if m_c > 0 else 1.0
     # running peak of each output variable (concentration units): spinal, cord, compartments
     peak = np.zeros(2 + m)
-    for s_ in range(N_STATS):
-        stats[s_] = 0.0
-    stats[ST_MIN_H] = np.inf
     K = times.shape[0]
     n_out = t_out.shape[0]
-    t = 0.0
-    ke = 0
-    io = 0
-    h_target = max_step
-    h_jump = first_step
-    first_after_jump = False
-    t_event = 0.0
+    if resume[0] == 1.0:
+        t = resume[1]
+        ke = int(resume[2])
+        io = int(resume[3])
+        h_target = resume[4]
+        h_jump = resume[5]
+        first_after_jump = resume[6] != 0.0
+        t_event = resume[7]
+        for q in range(2 + m):
+            peak[q] = resume[RESUME_SIZE + q]
+        if ke > 0:
+            for i in range(nst):
+                u[i] = rates[ke - 1, i]
+    else:
+        for s_ in range(N_STATS):
+            stats[s_] = 0.0
+        stats[ST_MIN_H] = np.inf
+        t = 0.0
+        ke = 0
+        io = 0
+        h_target = max_step
+        h_jump = first_step
+        first_after_jump = False
+        t_event = 0.0
+    t_window = t_out[io_stop - 1] if io_stop < n_out else np.inf
     while True:
         # dose events at time t (jumps, then the input in force from t on)
         changed = False
@@ -549,11 +572,13 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
             else:
                 _emit(y, out, io, o_ptr, o_idx, o_w)
             io += 1
-        if t >= t_end or io >= n_out:
+        if t >= t_end or io >= n_out or io >= io_stop:
             break
         stop = t_end
         if ke < K and times[ke] < stop:
             stop = times[ke]
+        if t < t_window < stop:
+            stop = t_window
         gap = stop - t
         _matvec(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bcol, block,
                 act, r_ptr, r_idx, y, u, F[0])
@@ -750,6 +775,19 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
                     nsub *= 2
                     j *= 2
         t = stop
+    # state for a later call (windowed runs)
+    resume[0] = 1.0
+    resume[1] = t
+    resume[2] = ke
+    resume[3] = io
+    resume[4] = h_target
+    resume[5] = h_jump
+    resume[6] = 1.0 if first_after_jump else 0.0
+    resume[7] = t_event
+    for q in range(2 + m):
+        resume[RESUME_SIZE + q] = peak[q]
+    for i in range(nst):
+        y0[i] = y[i]
 
 
 @njit(cache=True, parallel=True, nogil=True, error_model="numpy")
@@ -777,4 +815,5 @@ def integrate_batch(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, bro
                   brow[b], bcol[b], block[b], volume[b], act, r_ptr, r_idx, times[a0:a1],
                   jumps[a0:a1], rates[a0:a1], t_end[b], t_out, y0, o_ptr, o_idx, o_w[b],
                   gamma, tab_a, tab_e, rtol[b], atol_floor[b], max_step, first_step, True,
-                  out[b], stats[b], summ[b])
+                  out[b], stats[b], summ[b], np.zeros(RESUME_SIZE + 2 + block.shape[1]),
+                  t_out.shape[0])

@@ -32,6 +32,8 @@ __all__ = ["solve", "solve_batch", "border_pattern", "DEFAULT_RTOL"]
 DEFAULT_RTOL = 5e-5
 #: default time-stepping method
 DEFAULT_METHOD = "esdirk3"
+#: simulated time per kernel call (min); Ctrl-C is honoured between calls
+WINDOW_MIN = 7 * 1440.0
 
 _STAT_NAMES = ("steps", "rejected", "factorizations", "max_error_estimate",
                "min_step_min", "max_step_min")
@@ -135,16 +137,32 @@ def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
     out = np.empty((len(t_out), s.n_state))
     st = np.zeros(k.N_STATS)
     empty_i = np.zeros(0, np.int64)
-    k.integrate(s.lower, s.diag, s.upper, s.cord_diag, s.csf_to_cord, s.cord_to_csf,
-                np.ascontiguousarray(s.border_rows), np.ascontiguousarray(s.border_cols),
-                np.ascontiguousarray(s.block), s.volume, act, ptr, idx,
-                np.ascontiguousarray(schedule.times, dtype=float),
-                np.ascontiguousarray(schedule.jumps), np.ascontiguousarray(schedule.rates),
-                float(schedule.t_end), t_out, y, empty_i, empty_i, np.zeros(0),
-                *k._tableau(method)[:3], float(rtol), _floor(total_input(schedule), rtol),
-                float(np.inf if max_step is None else max_step),
-                float(np.inf if first_step is None else first_step), bool(adaptive), out, st,
-                np.zeros((4, 0)))
+    args = (s.lower, s.diag, s.upper, s.cord_diag, s.csf_to_cord, s.cord_to_csf,
+            np.ascontiguousarray(s.border_rows), np.ascontiguousarray(s.border_cols),
+            np.ascontiguousarray(s.block), s.volume, act, ptr, idx,
+            np.ascontiguousarray(schedule.times, dtype=float),
+            np.ascontiguousarray(schedule.jumps), np.ascontiguousarray(schedule.rates),
+            float(schedule.t_end), t_out, y, empty_i, empty_i, np.zeros(0),
+            *k._tableau(method)[:3], float(rtol), _floor(total_input(schedule), rtol),
+            float(np.inf if max_step is None else max_step),
+            float(np.inf if first_step is None else first_step), bool(adaptive), out, st,
+            np.zeros((4, 0)))
+    # integrate in windows of WINDOW_MIN simulated minutes: between two windows Python
+    # can act on Ctrl-C, and the rows already computed are handed back
+    resume = np.zeros(k.RESUME_SIZE + 2 + s.block.shape[0])
+    done = 0
+    try:
+        while done < len(t_out):
+            io_stop = max(int(np.searchsorted(t_out, t_out[done] + WINDOW_MIN, side="right")),
+                          done + 1)
+            k.integrate(*args, resume, io_stop)
+            done = int(resume[3])
+            if resume[1] >= schedule.t_end:
+                break
+    except KeyboardInterrupt:
+        from csfmodel.solvers import SolveInterrupted
+
+        raise SolveInterrupted(out[:done]) from None
     if stats is not None:
         stats.update({name: (int(v) if i < 3 else float(v))
                       for i, (name, v) in enumerate(zip(_STAT_NAMES, st))})
