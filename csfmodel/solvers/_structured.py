@@ -45,6 +45,14 @@ they land exactly on every event, and output times in between are filled by
 cubic Hermite interpolation (third order; it conserves mass exactly: the total
 of the interpolant is the exact integral of the inputs).
 
+Fast transients arise only at dose events (a bolus, or a change of an infusion
+rate at a point). After each such event the step restarts from the size that
+worked after the previous one, and for the steps right after it the
+interpolant is compared with the first implicit stage (a trapezoidal step,
+``R(-inf) = -1``, so it shows any transient left inside the step): a long
+step that damps a transient correctly at its end but would interpolate it
+badly at the output times inside is rejected.
+
 Because every column of ``J`` sums to zero, ``1^T (I - cJ) = 1^T``: each solve
 preserves the total amount, so dosed = present + eliminated holds to round-off.
 """
