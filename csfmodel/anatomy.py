@@ -158,10 +158,10 @@ class Anatomy:
     injection_spread: float = 15.0
     #: Jet mixing dispersion during an injection, cm^2/min (estimate).
     injection_mixing: float = 2.0
-    #: Fraction of an intrathecal injection of >= 1 mL that leaves the CSF within
-    #: minutes with the injected volume (back through the dural puncture and
-    #: along the needle track into the epidural veins), scaled by V / 1 mL below
-    #: 1 mL so that pump boluses of tens of uL lose almost nothing. Treated as
+    #: Fraction of an intrathecal needle injection of >= 1 mL that leaves the CSF
+    #: within minutes with the injected volume (back through the dural puncture
+    #: and along the needle track into the epidural veins), scaled by V / 1 mL
+    #: below 1 mL; doses through an implanted catheter lose nothing. Treated as
     #: reaching plasma at once. Calibrated (``csfmodel validate``) on the plasma
     #: peak 4.5 +- 1.1 ng/mL at 5-10 min after 0.3 mg IT (Sjostrom 1987), which
     #: the slow meningeal route cannot produce; an estimate, at the high end of
