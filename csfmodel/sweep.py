@@ -294,20 +294,37 @@ def _prepare_chunk(scenarios: list[Scenario], asm: _Assembly, variables: Sequenc
     return out
 
 
-def _solve_chunk(groups, schedules: list[Schedule], t_out: np.ndarray, rtol: float,
-                 n_total: int, n_obs_total: int, summary: bool):
-    """Integrate the groups of a chunk: time series ``(n, T, n_obs)`` or, with
-    ``summary``, ``(n, 4, n_obs)`` max / time of max / integral / final (kernel-side)."""
-    from csfmodel.solvers.numba_backend import _run_batch
+def _make_jobs(groups, schedules: list[Schedule], t_out: np.ndarray, rtol: float,
+               summary: bool) -> list:
+    """Kernel jobs of a chunk's groups, prepared in Python (main thread)."""
+    from csfmodel.solvers.numba_backend import batch_job
 
-    values = np.empty((n_total, 4 if summary else len(t_out), n_obs_total))
-    stats: list = [None] * n_total
+    jobs = []
     for positions, _model, stack, sidx, obs, _layout in groups:
-        st: list = []
         used, local = np.unique(sidx, return_inverse=True)   # only this group's schedules
-        values[positions] = _run_batch(stack, [schedules[i] for i in used], local, t_out, obs,
-                                       np.full(len(positions), float(rtol)), None, "esdirk3",
-                                       st, summary=summary)
+        jobs.append((positions, batch_job(stack, [schedules[i] for i in used], local, t_out,
+                                          obs, np.full(len(positions), float(rtol)), None,
+                                          "esdirk3", summary=summary)))
+    return jobs
+
+
+def _run_jobs(jobs: list) -> None:
+    """Run the compiled kernel on every job (worker thread: the GIL is released)."""
+    from csfmodel.solvers.numba_backend import run_batch_job
+
+    for _, job in jobs:
+        run_batch_job(job)
+
+
+def _collect(jobs: list, n_total: int, n_rows: int, n_obs: int):
+    """Values ``(n, rows, n_obs)`` and step statistics of a finished chunk."""
+    from csfmodel.solvers.numba_backend import job_result
+
+    values = np.empty((n_total, n_rows, n_obs))
+    stats: list = [None] * n_total
+    for positions, job in jobs:
+        st: list = []
+        values[positions] = job_result(job, st)
         for p, s in zip(positions, st):
             stats[p] = s
     return values, stats
@@ -406,7 +423,8 @@ def iter_batches(base: Scenario | dict | str | Path,
 
     def prepare(c: int):
         scs = parse(c)
-        return scs, _prepare_chunk(scs, asm, variables)
+        groups = _prepare_chunk(scs, asm, variables)
+        return scs, groups, _make_jobs(groups, asm.schedule_list, t_out_ref[0], rtol, summary)
 
     todo = [c for c in range(n_chunks) if c not in skip]
     if not todo:
@@ -414,13 +432,14 @@ def iter_batches(base: Scenario | dict | str | Path,
     with ThreadPoolExecutor(max_workers=1) as pool:
         nxt = prepare(todo[0])
         for pos, c in enumerate(todo):
-            scs, groups = nxt
-            n_obs = groups[0][4][0].shape[0] - 1
-            fut = pool.submit(_solve_chunk, groups, list(asm.schedule_list), t_out_ref[0],
-                              rtol, len(scs), n_obs, summary)
+            scs, groups, jobs = nxt
+            fut = pool.submit(_run_jobs, jobs)
             if pos + 1 < len(todo):
                 nxt = prepare(todo[pos + 1])    # overlaps with the compiled kernel (no GIL)
-            values, stats = fut.result()
+            fut.result()
+            n_obs = groups[0][4][0].shape[0] - 1
+            values, stats = _collect(jobs, len(scs), 4 if summary else len(t_out_ref[0]),
+                                     n_obs)
             yield c, _to_dataset(values, stats, t_out_ref[0], groups[0][5], groups[0][1],
                                  params, c * chunk_size, summary)
 

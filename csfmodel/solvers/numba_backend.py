@@ -243,6 +243,20 @@ def _run_batch(stack: dict, schedules: list[Schedule], schedule_index: np.ndarra
     (observables only) the result is ``(B, 4, n_obs)``: maximum, time of maximum
     (min), integral over the output times (x min) and final value.
     """
+    job = batch_job(stack, schedules, schedule_index, t_out, observables, rt, max_step,
+                    method, out, summary)
+    run_batch_job(job)
+    return job_result(job, stats)
+
+
+def batch_job(stack: dict, schedules: list[Schedule], schedule_index: np.ndarray,
+              t_out: np.ndarray, observables, rt: np.ndarray, max_step: float | None,
+              method: str, out: np.ndarray | None = None, summary: bool = False) -> dict:
+    """Everything the batch kernel needs, prepared in Python (see :func:`run_batch_job`).
+
+    Separate from the kernel call so that a caller can prepare the next batch
+    while the compiled kernel (which releases the GIL) runs in another thread.
+    """
     from csfmodel.solvers import _structured as k
 
     B = stack["diag"].shape[0]
@@ -274,31 +288,35 @@ def _run_batch(stack: dict, schedules: list[Schedule], schedule_index: np.ndarra
     elif out is None or out.shape != (B, len(t_out), n_obs) or not out.flags.c_contiguous:
         out = np.empty((B, len(t_out), n_obs))
     st = np.zeros((B, k.N_STATS))
+    args = (stack["lower"], stack["diag"], stack["upper"], stack["cord_diag"],
+            stack["csf_to_cord"], stack["cord_to_csf"], stack["border_rows"],
+            stack["border_cols"], stack["block"], stack["volume"], act, ptr, idx,
+            times, jumps, rates, np.ascontiguousarray(s_ptr),
+            np.ascontiguousarray(schedule_index, np.int64), t_end, t_out,
+            o_ptr, o_idx, o_w, *k._tableau(method)[:3], np.ascontiguousarray(rt, float), floor,
+            float(np.inf if max_step is None else max_step), float(np.inf), out, st, summ)
+    return {"args": args, "out": out, "summ": summ, "stats": st, "summary": summary}
+
+
+def run_batch_job(job: dict) -> None:
+    """Run the parallel kernel on a prepared job (no Python work: the GIL is free)."""
     import numba
 
+    from csfmodel.solvers import _structured as k
+
     # dynamic scheduling (one member at a time): members differ in cost, and the
-    # caller may be assembling the next chunk on one of the cores meanwhile
+    # caller may be assembling the next batch on one of the cores meanwhile
     old_chunk = numba.set_parallel_chunksize(1)
     try:
-        _call_batch_kernel(k, stack, act, ptr, idx, times, jumps, rates, s_ptr, schedule_index,
-                           t_end, t_out, o_ptr, o_idx, o_w, method, rt, floor, max_step, out,
-                           st, summ)
+        k.integrate_batch(*job["args"])
     finally:
         numba.set_parallel_chunksize(old_chunk)
+
+
+def job_result(job: dict, stats: list | None = None) -> np.ndarray:
+    """The result of a finished job (and its step statistics appended to ``stats``)."""
     if stats is not None:
-        for row in st:
+        for row in job["stats"]:
             stats.append({name: (int(v) if i < 3 else float(v))
                           for i, (name, v) in enumerate(zip(_STAT_NAMES, row))})
-    return summ if summary else out
-
-
-def _call_batch_kernel(k, stack, act, ptr, idx, times, jumps, rates, s_ptr, schedule_index,
-                       t_end, t_out, o_ptr, o_idx, o_w, method, rt, floor, max_step, out, st,
-                       summ) -> None:
-    k.integrate_batch(stack["lower"], stack["diag"], stack["upper"], stack["cord_diag"],
-                      stack["csf_to_cord"], stack["cord_to_csf"], stack["border_rows"],
-                      stack["border_cols"], stack["block"], stack["volume"], act, ptr, idx,
-                      times, jumps, rates, s_ptr, schedule_index, t_end, t_out,
-                      o_ptr, o_idx, o_w, *k._tableau(method)[:3], rt, floor,
-                      float(np.inf if max_step is None else max_step), float(np.inf), out, st,
-                      summ)
+    return job["summ"] if job["summary"] else job["out"]
