@@ -38,7 +38,7 @@ def test_batch_kernel(benchmark, prepared):
     benchmark.extra_info.update(scenarios=N_BATCH, threads=numba.get_num_threads())
     out = benchmark.pedantic(solve_batch, args=(systems, asm.schedule_list, t_out),
                              kwargs={"schedule_index": sidx, "observables": (ptr, idx, weights)},
-                             rounds=3, iterations=1)
+                             rounds=10, iterations=1)
     assert out.shape == (N_BATCH, len(t_out), len(ptr) - 1) and np.all(np.isfinite(out))
 
 
