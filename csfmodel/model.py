@@ -583,6 +583,11 @@ class Schedule:
     rates: np.ndarray
     t_end: float
 
+    def total_dosed(self) -> float:
+        """Total amount dosed over [0, t_end] (ug): jumps plus infused amounts."""
+        durations = np.diff(np.append(self.times, self.t_end))
+        return float(self.jumps.sum() + self.rates.sum(axis=1) @ durations)
+
     def dosed(self, t: np.ndarray) -> np.ndarray:
         """Cumulative amount dosed at times ``t`` (right-continuous), ug."""
         t = np.asarray(t, float)

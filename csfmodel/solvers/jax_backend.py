@@ -397,11 +397,6 @@ def stack_systems(systems: Sequence[LinearSystem] | LinearSystem | Mapping[str, 
     return stack
 
 
-def _total_input(schedule: Schedule) -> float:
-    dur = np.diff(np.append(schedule.times, schedule.t_end))
-    return float(np.abs(schedule.jumps).sum() + np.abs(schedule.rates).sum(axis=1) @ dur)
-
-
 def _tables(schedules: list[Schedule], bp: np.ndarray, n_state: int):
     """Jump/rate tables per schedule and their row index at each breakpoint."""
     S, P = len(schedules), len(bp)
@@ -573,7 +568,7 @@ def solve_batch(systems: Sequence[LinearSystem] | LinearSystem | Mapping[str, An
     else:
         y_init = np.broadcast_to(np.asarray(y0, float), (B, n_state)).copy()
     if atol is None:
-        totals = np.array([_total_input(s) for s in schedules])[sidx] + np.abs(y_init).sum(1)
+        totals = np.array([s.total_dosed() for s in schedules])[sidx] + np.abs(y_init).sum(1)
         at = np.maximum(1e-4 * rt * totals, 1e-300)
     else:
         at = np.broadcast_to(np.asarray(atol, float), (B,)).copy()

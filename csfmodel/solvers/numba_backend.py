@@ -72,12 +72,6 @@ def border_pattern(border_rows: np.ndarray, border_cols: np.ndarray
     return act, ptr, idx
 
 
-def total_input(schedule: Schedule) -> float:
-    """Total amount dosed over the schedule (ug)."""
-    dur = np.diff(np.append(schedule.times, schedule.t_end))
-    return float(schedule.jumps.sum() + schedule.rates.sum(axis=1) @ dur)
-
-
 def _floor(total: float, rtol: float) -> float:
     # absolute floor of the error scale (ug): 1e-4 of the tolerance on the total dose,
     # far below rtol x the peak of any reported variable in practice
@@ -153,7 +147,7 @@ def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
             np.ascontiguousarray(schedule.times, dtype=float),
             np.ascontiguousarray(schedule.jumps), np.ascontiguousarray(schedule.rates),
             float(schedule.t_end), t_out, y, empty_i, empty_i, np.zeros(0),
-            *k._tableau(method)[:3], float(rtol), _floor(total_input(schedule), rtol),
+            *k._tableau(method)[:3], float(rtol), _floor(schedule.total_dosed(), rtol),
             float(np.inf if max_step is None else max_step),
             float(np.inf if first_step is None else first_step), bool(adaptive), out, st,
             np.zeros((4, 0)))
@@ -267,7 +261,7 @@ def batch_job(stack: dict, schedules: list[Schedule], schedule_index: np.ndarray
     times = np.concatenate([s.times for s in schedules]).astype(float)
     jumps = np.ascontiguousarray(np.concatenate([s.jumps for s in schedules]))
     rates = np.ascontiguousarray(np.concatenate([s.rates for s in schedules]))
-    totals = np.array([total_input(s) for s in schedules])[schedule_index]
+    totals = np.array([s.total_dosed() for s in schedules])[schedule_index]
     t_end = np.array([s.t_end for s in schedules], float)[schedule_index]
     floor = np.array([_floor(tot, r) for tot, r in zip(totals, rt)])
     if observables is None:

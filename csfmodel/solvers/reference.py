@@ -38,8 +38,7 @@ def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
     J = system.to_sparse().tocsc()
     n = system.n_state
     t_out = np.asarray(t_out, float)
-    total = schedule.jumps.sum() + schedule.rates.sum(axis=1) @ np.diff(
-        np.append(schedule.times, schedule.t_end))
+    total = schedule.total_dosed()
     y = np.zeros(n) if y0 is None else np.array(y0, float)
     total += np.abs(y).sum()
     if atol is None:
