@@ -265,19 +265,30 @@ DRUGS: dict[str, Drug] = {
         cl=180.0, v1=15000.0, q2=300.0, v2=34000.0, q3=10.0, v3=1000.0,
         f_oral=0.8, ka_ir=1.0 / 60.0, ka_cr=0.3 / 60.0, kpuu_brain=0.1,
         bbb_efflux=0.005, bcsfb_efflux=0.2,
+        # Baclofen leaves the CSF far faster than its lipophilicity predicts (carrier-
+        # mediated; CSF t1/2 1.51 h over the first 4 h, CSF clearance ~30 mL/h: Lioresal
+        # Intrathecal label; Kroin 1993 Clin Neuropharmacol). Set directly, chosen so the
+        # lumbar CSF half-life over 0.5-4 h after a lumbar bolus is ~1.8 h.
+        meningeal_permeability=1.6e-3,
         sources=("Wuis 1989 Eur J Clin Pharmacol 37:181 (PK)",
-                 "Bernards 2003 Anesthesiology 98:1233 (spinal distribution)"),
+                 "Bernards 2003 Anesthesiology 98:1233 (spinal distribution)",
+                 "Lioresal Intrathecal label (CSF t1/2 1.51 h, CSF clearance 30 mL/h)"),
         estimated=("octanol_buffer", "diffusivity", "v1", "q2", "v2", "q3", "v3",
-                   "kpuu_brain", "bbb_efflux", "bcsfb_efflux")),
+                   "kpuu_brain", "bbb_efflux", "bcsfb_efflux", "meningeal_permeability")),
     "ziconotide": _preset(
         name="ziconotide", mw=2639.0, octanol_buffer=0.001, diffusivity=1.5e-4, fu_plasma=0.5,
         # Prialt label (2004): plasma t1/2 ~1.3 h, V ~30 L, CL ~270 mL/min
         cl=270.0, v1=10000.0, q2=500.0, v2=20000.0, q3=10.0, v3=1000.0,
         f_oral=0.001, ka_ir=0.01, ka_cr=0.01, kpuu_brain=0.02, bbb_efflux=0.001,
         bcsfb_efflux=0.05,
-        sources=("Prialt label 2004 (CSF t1/2 4.6 h; plasma PK)",),
+        # The peptide's CSF clearance (0.38 mL/min, t1/2 4.6 h: Prialt label 2004) is
+        # bulk/paracellular, not the lipid route; set directly so that the lumbar CSF
+        # half-life 4-12 h after a lumbar bolus is ~3 h (within the label's spread).
+        meningeal_permeability=1.2e-3,
+        sources=("Prialt label 2004 (CSF t1/2 4.6 h, CSF clearance 0.38 mL/min; plasma PK)",),
         estimated=("octanol_buffer", "diffusivity", "v1", "q2", "v2", "q3", "v3",
-                   "kpuu_brain", "bbb_efflux", "bcsfb_efflux", "f_oral")),
+                   "kpuu_brain", "bbb_efflux", "bcsfb_efflux", "f_oral",
+                   "meningeal_permeability")),
     "clonidine": _preset(
         name="clonidine", mw=230.1, octanol_buffer=114.0, diffusivity=4.4e-4, fu_plasma=0.7,
         # Frisk-Holmberg 1978: CL ~200 mL/min, Vss ~2 L/kg
