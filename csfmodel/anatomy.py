@@ -19,6 +19,7 @@ source; all of them can be overridden in a scenario's ``[patient]`` table.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -189,7 +190,15 @@ class Anatomy:
 
     def level_edges(self) -> np.ndarray:
         """z of the top of each vertebral level and of the end of the sac (cm)."""
-        return np.concatenate([[0.0], np.cumsum(self.level_lengths())])
+        return self._level_edges
+
+    # Derived geometry is computed once per (immutable) instance: these are the hot
+    # paths of model assembly and dose placement.
+    @cached_property
+    def _level_edges(self) -> np.ndarray:
+        e = np.concatenate([[0.0], np.cumsum(self.level_lengths())])
+        e.setflags(write=False)
+        return e
 
     @property
     def length(self) -> float:
@@ -215,11 +224,21 @@ class Anatomy:
 
     # ------------------------------------------------------------- geometry
     def _shape_nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._shape_nodes_cached
+
+    @cached_property
+    def _shape_nodes_cached(self) -> tuple[np.ndarray, np.ndarray]:
         z = np.array([self.level_z(lv, f) for lv, f, _ in self.area_shape])
         a = np.array([a for _, _, a in self.area_shape])
+        z.setflags(write=False)
+        a.setflags(write=False)
         return z, a
 
     def _area_scale(self) -> float:
+        return self._area_scale_cached
+
+    @cached_property
+    def _area_scale_cached(self) -> float:
         z, a = self._shape_nodes()
         return self.spinal_csf_volume / float(np.trapezoid(a, z))
 
@@ -250,6 +269,10 @@ class Anatomy:
         have equal lengths. When the conus is moved, the boundaries below the
         cervical region scale with it.
         """
+        return self._segment_edges
+
+    @cached_property
+    def _segment_edges(self) -> np.ndarray:
         z_ct = self.level_z("C7", 0.75)
         z_tl = self.level_z("T10", 0.5)
         z_ls = self.level_z("T12", 0.5)
@@ -267,19 +290,26 @@ class Anatomy:
             # adult conus positions range T11-L3 (Saifuddin 1998 J Anat 193:137, n=504)
             raise ScenarioError("patient.conus_level", self.conus_level,
                                 "a conus between T11 and L3 (adult range)")
-        return np.concatenate([
+        e = np.concatenate([
             np.linspace(0.0, z_ct, 9)[:-1],
             np.linspace(z_ct, z_tl, 13)[:-1],
             np.linspace(z_tl, z_ls, 6)[:-1],
             np.linspace(z_ls, conus, 6),
         ])
+        e.setflags(write=False)
+        return e
 
-    def cord_area(self, z: np.ndarray | float) -> np.ndarray:
-        """Cord cross-sectional area (cm^2) at z; zero below the conus."""
+    @cached_property
+    def _cord_nodes(self) -> tuple[np.ndarray, np.ndarray]:
         edges = self.segment_edges()
         zn = np.array([edges[CORD_SEGMENTS.index(s)] + f * (edges[CORD_SEGMENTS.index(s) + 1]
                        - edges[CORD_SEGMENTS.index(s)]) for s, f, _ in self.cord_area_profile])
         an = np.array([a for _, _, a in self.cord_area_profile])
+        return zn, an
+
+    def cord_area(self, z: np.ndarray | float) -> np.ndarray:
+        """Cord cross-sectional area (cm^2) at z; zero below the conus."""
+        zn, an = self._cord_nodes
         z = np.asarray(z, float)
         return np.where(z <= self.conus_z, np.interp(z, zn, an), 0.0)
 

@@ -546,26 +546,33 @@ def deposit(model: Model, z: float, amount: float, volume: float = 0.0,
     sigma = np.sqrt(2.0 * an.injection_mixing * t_inj)
     k_pts = 64 if half > 0.05 * g.dz else 1
     pts = z + half * (np.linspace(-1, 1, 2 * k_pts + 1)[1::2] if k_pts > 1 else np.zeros(1))
-    w = np.full(len(pts), amount / len(pts))
+    wt = amount / len(pts)
     L = an.length
+    cis = model.system.index("cisterna")
+    p = np.where(pts > L, np.mod(pts, 2 * L), pts)
+    p = np.where(p > L, 2 * L - p, p)                   # reflected at the closed sac end
     if sigma < 0.1 * g.dz:
-        for p, wt in zip(pts, w):
-            if p < 0:
-                y[model.system.index("cisterna")] += wt
-                continue
-            p = 2 * L - p if p > L else p
-            idx, hw = _hat_weights(g, p)
-            y[idx] += wt * hw
+        y[cis] += wt * np.count_nonzero(p < 0)          # pushed above the foramen magnum
+        p = p[p >= 0]
+        c = g.centers
+        k = np.clip(np.searchsorted(c, p) - 1, 0, g.n - 2)
+        t = np.clip((p - c[k]) / (c[k + 1] - c[k]), 0.0, 1.0)  # hat weights, clamped
+        np.add.at(y, k, wt * (1.0 - t))
+        np.add.at(y, k + 1, wt * t)
         return y
     from scipy.special import ndtr
 
-    e = g.edges
-    for p, wt in zip(pts, w):
-        cdf = ndtr((e - p) / sigma)
-        cdf_mirror = ndtr((2 * L - e - p) / sigma)  # mass beyond L reflected back
-        frac = np.diff(cdf) - np.diff(cdf_mirror)
-        y[: g.n] += wt * frac
-        y[model.system.index("cisterna")] += wt * ndtr(-p / sigma)
+    e = g.edges[None, :]
+    pc = p[:, None]
+    # Gaussian mass per cell plus its mirror image beyond the sac end; the mass above
+    # z = 0 goes to the cisterna; each point's total is kept exactly (what a second
+    # reflection would add is renormalized into the spinal cells)
+    frac = np.diff(ndtr((e - pc) / sigma), axis=1) - np.diff(ndtr((2 * L - e - pc) / sigma),
+                                                               axis=1)
+    up = ndtr(-p / sigma)
+    frac *= ((1.0 - up) / frac.sum(axis=1))[:, None]
+    y[: g.n] += wt * frac.sum(axis=0)
+    y[cis] += wt * float(up.sum())
     return y
 
 

@@ -273,3 +273,13 @@ def test_puncture_loss_only_through_a_needle():
          "volume": "1 mL", "lockout": "1 h", "max_per_day": 4, "requests": ["0 h"]}]},
         solver="reference")
     assert float(ds.amount.sel(pool="plasma").isel(time=0)) == 0.0
+
+
+@pytest.mark.parametrize("z", [0.0, 2.0, 35.0, 60.5])
+@pytest.mark.parametrize("volume,rate", [(0.02, 0.1), (2.0, 4.0), (10.0, 1.0), (20.0, np.inf)])
+def test_bolus_deposit_conserves_the_dose(z, volume, rate):
+    """However large the injection and wherever the tip, the whole dose is placed."""
+    m = build_model(Anatomy(), get_drug("morphine"), 0.5)
+    y = m.deposit_spinal(z, 100.0, volume, rate, puncture=True)
+    assert y.sum() == pytest.approx(100.0, rel=1e-12)
+    assert y.min() >= 0.0
