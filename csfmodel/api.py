@@ -55,11 +55,7 @@ def prepare(scenario: Scenario | dict | str | Path) -> tuple[Scenario, Model, Sc
     model = build_model(sc.anatomy, sc.drug, sim.resolution)
     events = expand(sc.doses, sim.duration)
     schedule = build_schedule(model, events, sim.duration)
-    n_out = int(np.floor(sim.duration / sim.output_interval + 1e-9)) + 1
-    t_out = np.arange(n_out) * sim.output_interval
-    if t_out[-1] < sim.duration - 1e-9:
-        t_out = np.append(t_out, sim.duration)
-    return sc, model, schedule, events, t_out
+    return sc, model, schedule, events, sim.output_times()
 
 
 def simulate(scenario: Scenario | dict | str | Path, *, solver: str | None = None,

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from csfmodel.anatomy import PATIENT_UNITS, VERTEBRAL_LEVELS, Anatomy
 from csfmodel.dosing import (
     ITBolus,
@@ -91,6 +93,14 @@ class SimulationOptions:
     output_interval: float = 5.0
     resolution: float = 0.5
     solver: str = "numba"
+
+    def output_times(self) -> np.ndarray:
+        """Output times (min): every ``output_interval`` from 0, and the end."""
+        n_out = int(np.floor(self.duration / self.output_interval + 1e-9)) + 1
+        t = np.arange(n_out) * self.output_interval
+        if t[-1] < self.duration - 1e-9:
+            t = np.append(t, self.duration)
+        return t
 
 
 @dataclass(frozen=True)

@@ -228,15 +228,6 @@ def merge_schedules(a: Schedule, b: Schedule) -> Schedule:
     return Schedule(times=times, jumps=jumps, rates=rates, t_end=a.t_end)
 
 
-def _t_out(sc: Scenario) -> np.ndarray:
-    sim = sc.simulation
-    n_out = int(np.floor(sim.duration / sim.output_interval + 1e-9)) + 1
-    t = np.arange(n_out) * sim.output_interval
-    if t[-1] < sim.duration - 1e-9:
-        t = np.append(t, sim.duration)
-    return t
-
-
 def _observables(model: Model, variables: Sequence[str]) -> tuple[np.ndarray, np.ndarray,
                                                                    np.ndarray, list]:
     """CSR rows (ng/mL) of the recorded variables over the state, and their layout."""
@@ -409,9 +400,9 @@ def iter_batches(base: Scenario | dict | str | Path,
             except ScenarioError as exc:
                 raise ScenarioError(f"scenario[{i}].{exc.key}", exc.value, exc.allowed,
                                     detail=exc.detail) from None
-        t = _t_out(out[0])
+        t = out[0].simulation.output_times()
         for k, sc in enumerate(out):
-            tk = _t_out(sc)
+            tk = sc.simulation.output_times()
             if not t_out_ref:
                 t_out_ref.append(tk)
             if len(tk) != len(t_out_ref[0]) or not np.array_equal(tk, t_out_ref[0]):
