@@ -23,6 +23,7 @@ from functools import cached_property
 
 import numpy as np
 
+from csfmodel.bounds import Bound
 from csfmodel.errors import ScenarioError
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "CORD_SEGMENTS",
     "default_anatomy",
     "PATIENT_UNITS",
+    "PATIENT_PARAMETERS",
 ]
 
 #: Vertebral levels along the spinal SAS, rostral to caudal. The dural sac ends
@@ -41,6 +43,9 @@ VERTEBRAL_LEVELS: tuple[str, ...] = (
     + tuple(f"L{i}" for i in range(1, 6))
     + ("S1", "S2")
 )
+
+#: Vertebral levels where an adult conus can end (Saifuddin 1998 J Anat 193:137, n=504).
+_CONUS_LEVELS = ("T11", "T12", "L1", "L2", "L3")
 
 #: Spinal cord segments, rostral to caudal.
 CORD_SEGMENTS: tuple[str, ...] = (
@@ -207,10 +212,9 @@ class Anatomy:
 
     def level_z(self, level: str, fraction: float = 0.5, key: str = "site") -> float:
         """z (cm) of a point ``fraction`` of the way through vertebral ``level``."""
-        name = level.strip().upper()
+        name = level.strip().upper() if isinstance(level, str) else ""
         if name not in VERTEBRAL_LEVELS:
-            raise ScenarioError(key, level, "a vertebral level C1…C7, T1…T12, L1…L5, S1, S2 "
-                                "or a distance such as '45 cm'")
+            raise ScenarioError(key, level, "a vertebral level C1…C7, T1…T12, L1…L5, S1, S2")
         i = VERTEBRAL_LEVELS.index(name)
         edges = self.level_edges()
         return float(edges[i] + fraction * (edges[i + 1] - edges[i]))
@@ -256,7 +260,12 @@ class Anatomy:
     @property
     def conus_z(self) -> float:
         """z of the conus medullaris (end of the cord), cm."""
-        return self.level_z(self.conus_level, self.conus_fraction, key="patient.conus_level")
+        lv = self.conus_level.strip().upper() if isinstance(self.conus_level, str) else ""
+        if lv not in _CONUS_LEVELS:
+            raise ScenarioError("patient.conus_level", self.conus_level,
+                                "one of the levels " + ", ".join(_CONUS_LEVELS)
+                                + " (adult range, Saifuddin 1998)")
+        return self.level_z(lv, self.conus_fraction, key="patient.conus_level")
 
     def segment_edges(self) -> np.ndarray:
         """z (cm) of the top of each cord segment and of the conus.
@@ -345,25 +354,13 @@ class Anatomy:
     def validate(self, key: str = "patient", given: dict | None = None) -> None:
         """Check every value is physically possible."""
         given = given or {}
-        for f in fields(self):
-            v = given.get(f.name, getattr(self, f.name))
-            if isinstance(getattr(self, f.name), float) and f.name not in ("spinal_bulk_flow",
-                                                      "dispersion_caudal_fraction",
-                                                      "injection_loss") \
-                    and not getattr(self, f.name) > 0:
-                raise ScenarioError(f"{key}.{f.name}", v, "a positive quantity")
-        if self.spinal_bulk_flow < 0 or self.spinal_bulk_flow >= self.csf_production:
+        for name, bound in PATIENT_PARAMETERS.items():
+            if bound.unit != "str":
+                bound.check(f"{key}.{name}", getattr(self, name), given.get(name))
+        if self.spinal_bulk_flow >= self.csf_production:
             raise ScenarioError(f"{key}.spinal_bulk_flow",
                                 given.get("spinal_bulk_flow", self.spinal_bulk_flow),
                                 f"0 <= flow < csf_production ({self.csf_production} mL/min)")
-        if not 0 <= self.dispersion_caudal_fraction <= 1:
-            raise ScenarioError(f"{key}.dispersion_caudal_fraction",
-                                self.dispersion_caudal_fraction, "a number in [0, 1]")
-        if not 0 <= self.injection_loss < 1:
-            raise ScenarioError(f"{key}.injection_loss", self.injection_loss,
-                                "a fraction in [0, 1)")
-        if not 0 <= self.conus_fraction <= 1:
-            raise ScenarioError(f"{key}.conus_fraction", self.conus_fraction, "a number in [0, 1]")
         self.segment_edges()
 
 
@@ -372,15 +369,38 @@ def default_anatomy() -> Anatomy:
     return Anatomy()
 
 
-#: Units users write ``[patient]`` overrides in (``str`` for names).
-PATIENT_UNITS: dict[str, str] = {
-    "cervical_length": "cm", "thoracic_length": "cm", "lumbar_length": "cm",
-    "sacral_s1_length": "cm", "sacral_s2_length": "cm", "spinal_csf_volume": "mL",
-    "conus_level": "str", "conus_fraction": "1", "cisternal_volume": "mL",
-    "cortical_sas_volume": "mL", "ventricular_volume": "mL", "csf_production": "mL/min",
-    "spinal_bulk_flow": "mL/min", "dispersion": "cm^2/min",
-    "dispersion_caudal_fraction": "1", "ventricular_mixing": "mL/min",
-    "cranial_mixing": "mL/min", "injection_spread": "1", "injection_mixing": "cm^2/min",
-    "injection_loss": "1",
-    "brain_mass": "g", "body_weight": "kg",
+_ADULT = "adult range (Gray's Anatomy), widened for sweeps"
+#: Every ``[patient]`` value: internal unit and allowed range, with its basis.
+PATIENT_PARAMETERS: dict[str, Bound] = {
+    "cervical_length": Bound("cm", 8.0, 20.0, _ADULT),
+    "thoracic_length": Bound("cm", 18.0, 40.0, _ADULT),
+    "lumbar_length": Bound("cm", 12.0, 26.0, _ADULT),
+    "sacral_s1_length": Bound("cm", 0.5, 4.0, "S1 inside the dural sac"),
+    "sacral_s2_length": Bound("cm", 0.2, 4.0, "S2 down to the end of the dural sac"),
+    "spinal_csf_volume": Bound("mL", 40.0, 200.0, "Chen 2017: ~95 mL; Hogan 1996: "
+                               "lumbosacral 28-81 mL"),
+    "conus_level": Bound("str", basis="a vertebral level T11-L3 (Saifuddin 1998)"),
+    "conus_fraction": Bound("1", 0.0, 1.0, "fraction through the conus level"),
+    "cisternal_volume": Bound("mL", 1.0, 50.0, "cisterna magna and basal cisterns"),
+    "cortical_sas_volume": Bound("mL", 2.0, 200.0, "cranial SAS (Sakka 2011)"),
+    "ventricular_volume": Bound("mL", 5.0, 200.0, "adult ventricles 10-40 mL, more in "
+                                "ventriculomegaly"),
+    "csf_production": Bound("mL/min", 0.1, 1.0, "0.3-0.4 mL/min (Sakka 2011)"),
+    "spinal_bulk_flow": Bound("mL/min", 0.0, 0.2, "net spinal flow is small "
+                              "(Enzmann & Pelc 1993); less than csf_production"),
+    "dispersion": Bound("cm^2/min", 0.01, 100.0, "25x to 250000x morphine's molecular "
+                        "diffusivity (Stockman 2007; Sharp 2019)"),
+    "dispersion_caudal_fraction": Bound("1", 0.0, 1.0, "fraction of the rostral value"),
+    "ventricular_mixing": Bound("mL/min", 1e-3, 10.0, "aqueductal exchange "
+                                "(Baledent 2004: ~0.03 mL/beat)"),
+    "cranial_mixing": Bound("mL/min", 1e-3, 50.0, "cisternal-cortical exchange (estimate)"),
+    "injection_spread": Bound("1", 1.0, 100.0, "an injectate mixes into at least its own "
+                              "volume"),
+    "injection_mixing": Bound("cm^2/min", 0.01, 100.0, "jet mixing (estimate)"),
+    "injection_loss": Bound("1", 0.0, 1.0, "a fraction", high_open=True),
+    "brain_mass": Bound("g", 800.0, 2000.0, "adult brain (Dekaban 1978)"),
+    "body_weight": Bound("kg", 30.0, 250.0, "adult body weight"),
 }
+
+#: Units users write ``[patient]`` overrides in (``str`` for names).
+PATIENT_UNITS: dict[str, str] = {k: b.unit for k, b in PATIENT_PARAMETERS.items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import time as _time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from csfmodel.model import Model, Schedule, build_model, build_schedule
 from csfmodel.results import to_dataset
 from csfmodel.scenario import Scenario, load_scenario, parse_scenario
 
-__all__ = ["simulate", "prepare", "SimulationInterrupted"]
+__all__ = ["simulate", "prepare", "check_memory", "SimulationInterrupted"]
 
 
 class SimulationInterrupted(KeyboardInterrupt):
@@ -53,9 +54,49 @@ def prepare(scenario: Scenario | dict | str | Path) -> tuple[Scenario, Model, Sc
     sc = _as_scenario(scenario)
     sim = sc.simulation
     model = build_model(sc.anatomy, sc.drug, sim.resolution)
+    t_out = sim.output_times()
+    check_memory(len(t_out), model.system.n_state)
     events = expand(sc.doses, sim.duration)
     schedule = build_schedule(model, events, sim.duration)
-    return sc, model, schedule, events, sim.output_times()
+    return sc, model, schedule, events, t_out
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to this process now (None where unknown)."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return None
+
+
+#: copies of the state array a simulation holds at its peak (states, concentrations,
+#: the Dataset's variables)
+_COPIES = 3
+
+
+def check_memory(n_times: int, n_state: int, available: int | None = None) -> int:
+    """Refuse, before any work, a simulation whose results would not fit in memory.
+
+    The estimate is ``3 x n_times x n_state x 8`` bytes (the states, their
+    concentrations and the Dataset built from them); it must stay below half of
+    the memory available now. Returns the estimate in bytes.
+
+    Raises
+    ------
+    ScenarioError
+        Naming ``simulation.output_interval`` with the estimate, what is available
+        and what to change.
+    """
+    need = _COPIES * n_times * n_state * 8
+    avail = _available_memory() if available is None else available
+    if avail is not None and need > 0.5 * avail:
+        raise ScenarioError(
+            "simulation.output_interval", f"{n_times:,} output times x {n_state:,} states",
+            f"results that fit in memory: this run needs ~{need / 2**30:.3g} GiB and "
+            f"{avail / 2**30:.3g} GiB are available; use a longer output_interval, a "
+            "coarser resolution or a shorter duration (or `csfmodel sweep --summary` for "
+            "peak, AUC and final values only)", detail="too large")
+    return need
 
 
 def simulate(scenario: Scenario | dict | str | Path, *, solver: str | None = None,
@@ -112,7 +153,9 @@ def simulate(scenario: Scenario | dict | str | Path, *, solver: str | None = Non
         t_out = t_out[: len(states)]
     elapsed = _time.perf_counter() - t0
     if not np.all(np.isfinite(states)):  # pragma: no cover - a solver bug, never silent
-        raise RuntimeError(f"solver {name!r} produced non-finite values")
+        from csfmodel.solvers import SolverFailure
+
+        raise SolverFailure(f"solver {name!r} produced non-finite values")
     attrs = {
         "title": "csfmodel simulation",
         "csfmodel_version": __version__,

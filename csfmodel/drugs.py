@@ -37,9 +37,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+from csfmodel.bounds import Bound
 from csfmodel.errors import ScenarioError
 
-__all__ = ["Drug", "DRUGS", "get_drug", "DRUG_UNITS", "CNS_CONSTANTS"]
+__all__ = ["Drug", "DRUGS", "get_drug", "DRUG_UNITS", "DRUG_PARAMETERS", "CNS_CONSTANTS"]
 
 
 #: Constants of the property → rate relations (internal units). Calibrated
@@ -167,30 +168,39 @@ class Drug:
     def validate(self, key: str = "drug", given: dict | None = None) -> None:
         """Check every property is in its allowed range."""
         given = given or {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            shown = given.get(f.name, v)
-            if f.name in ("name", "sources", "estimated"):
-                continue
-            if f.name == "meningeal_permeability":
-                if v is not None and not v > 0:
-                    raise ScenarioError(f"{key}.{f.name}", shown, "a positive permeability")
-                continue
-            if not (v > 0):
-                raise ScenarioError(f"{key}.{f.name}", shown, "a positive value")
-        for k in ("fu_plasma", "f_oral"):
-            if not getattr(self, k) <= 1:
-                raise ScenarioError(f"{key}.{k}", given.get(k, getattr(self, k)),
-                                    "a fraction in (0, 1]")
+        for name, bound in DRUG_PARAMETERS.items():
+            v = getattr(self, name)
+            if v is not None:
+                bound.check(f"{key}.{name}", v, given.get(name))
 
+
+#: Every ``[drug]`` value: internal unit and allowed range, with its basis (the
+#: presets span the small molecules and the peptide ziconotide).
+DRUG_PARAMETERS: dict[str, Bound] = {
+    "mw": Bound("1", 50.0, 10000.0, "g/mol: small molecules to peptides (ziconotide 2639)"),
+    "octanol_buffer": Bound("1", 1e-5, 1e5, "partition at pH 7.4: DTPA 1e-4 to "
+                            "sufentanil 1737"),
+    "diffusivity": Bound("cm^2/min", 1e-5, 1e-2, "aqueous diffusivity of solutes "
+                         "(morphine 3.9e-4)"),
+    "fu_plasma": Bound("1", 0.0, 1.0, "a fraction", low_open=True),
+    "cl": Bound("mL/min", 0.1, 10000.0, "up to about twice the cardiac output"),
+    "v1": Bound("mL", 10.0, 2e6, "10 mL to 2000 L"),
+    "q2": Bound("mL/min", 0.1, 20000.0, "up to a few times the cardiac output"),
+    "v2": Bound("mL", 10.0, 2e6, "10 mL to 2000 L"),
+    "q3": Bound("mL/min", 0.1, 20000.0, "up to a few times the cardiac output"),
+    "v3": Bound("mL", 10.0, 2e6, "10 mL to 2000 L"),
+    "f_oral": Bound("1", 0.0, 1.0, "a fraction", low_open=True),
+    "ka_ir": Bound("1/min", 1e-5, 1.0, "absorption half-lives from 0.7 min to 48 days"),
+    "ka_cr": Bound("1/min", 1e-5, 1.0, "absorption half-lives from 0.7 min to 48 days"),
+    "kpuu_brain": Bound("1", 1e-3, 10.0, "unbound brain:plasma ratio (morphine 0.29)"),
+    "bbb_efflux": Bound("mL/min/g", 1e-5, 10.0, "per g of brain or cord"),
+    "bcsfb_efflux": Bound("mL/min", 1e-4, 100.0, "choroid plexus clearance"),
+    "meningeal_permeability": Bound("cm/min", 1e-6, 0.1, "Bernards & Hill 1990-1992: "
+                                    "~1e-3 cm/min"),
+}
 
 #: Units users write overrides in (converted to internal units).
-DRUG_UNITS: dict[str, str] = {
-    "mw": "1", "octanol_buffer": "1", "diffusivity": "cm^2/min", "fu_plasma": "1",
-    "cl": "mL/min", "v1": "mL", "q2": "mL/min", "v2": "mL", "q3": "mL/min", "v3": "mL",
-    "f_oral": "1", "ka_ir": "1/min", "ka_cr": "1/min", "kpuu_brain": "1",
-    "bbb_efflux": "mL/min/g", "bcsfb_efflux": "mL/min", "meningeal_permeability": "cm/min",
-}
+DRUG_UNITS: dict[str, str] = {k: b.unit for k, b in DRUG_PARAMETERS.items()}
 
 _LH = 1000.0 / 60.0  # L/h -> mL/min
 

@@ -570,8 +570,15 @@ def deposit(model: Model, z: float, amount: float, volume: float = 0.0,
     frac = np.diff(ndtr((e - pc) / sigma), axis=1) - np.diff(ndtr((2 * L - e - pc) / sigma),
                                                                axis=1)
     up = ndtr(-p / sigma)
-    frac *= ((1.0 - up) / frac.sum(axis=1))[:, None]
+    share = 1.0 - up                                    # each point's share in the spine
+    tot = frac.sum(axis=1)
+    good = tot > 0.0
+    frac *= np.divide(share, tot, out=np.zeros_like(tot), where=good)[:, None]
     y[: g.n] += wt * frac.sum(axis=0)
+    # a point far above the foramen magnum has all its mass in the cisterna: its
+    # Gaussian tail in the spine underflows (tot == 0); whatever share is left of it
+    # goes to the top cell rather than making 0/0
+    np.add.at(y, np.where(p[~good] < 0.5 * L, 0, g.n - 1), wt * share[~good])
     y[cis] += wt * float(up.sum())
     return y
 

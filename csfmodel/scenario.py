@@ -28,6 +28,7 @@ allowed.
 from __future__ import annotations
 
 import copy
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from csfmodel.anatomy import PATIENT_UNITS, VERTEBRAL_LEVELS, Anatomy
+from csfmodel.bounds import Bound
 from csfmodel.dosing import (
     ITBolus,
     ITInfusion,
@@ -50,7 +52,8 @@ from csfmodel.drugs import DRUG_UNITS, Drug, get_drug
 from csfmodel.errors import ScenarioError
 from csfmodel.units import convert
 
-__all__ = ["Scenario", "SimulationOptions", "load_scenario", "parse_scenario", "DOSE_KEYS"]
+__all__ = ["Scenario", "SimulationOptions", "load_scenario", "parse_scenario", "DOSE_KEYS",
+           "LIMITS"]
 
 _SECTIONS = ("simulation", "patient", "drug", "dose")
 
@@ -73,16 +76,30 @@ _REQUIRED: dict[tuple[str, str], tuple[str, ...]] = {
     ("iv", "bolus"): ("amount",),
     ("iv", "infusion"): ("rate",),
 }
-# plausibility limits in user units, to catch unit slips ("5 kg/day")
-_LIMITS = {
-    "it_rate": (0.0, 100.0, "mg/day", "0 to 100 mg/day (IT practice 0.1-25 mg/day, "
-                "Wallace & Yaksh 2012)"),
-    "it_amount": (0.0, 50.0, "mg", "more than 0 and at most 50 mg"),
-    "oral_amount": (0.0, 5000.0, "mg", "more than 0 and at most 5000 mg"),
-    "iv_amount": (0.0, 1000.0, "mg", "more than 0 and at most 1000 mg"),
-    "iv_rate": (0.0, 5000.0, "mg/day", "0 to 5000 mg/day"),
-    "volume": (0.0, 20.0, "mL", "more than 0 and at most 20 mL"),
+_YEAR = 366 * 1440.0  # min
+#: Allowed ranges of dose and simulation quantities, in the units users think in
+#: (to catch unit slips such as "5 kg/day", and values no pump or clinic uses).
+LIMITS: dict[str, Bound] = {
+    "it_rate": Bound("mg/day", 0.0, 100.0, "IT practice 0.1-25 mg/day, Wallace & Yaksh 2012"),
+    "it_amount": Bound("mg", 0.0, 50.0, "an IT dose", low_open=True),
+    "oral_amount": Bound("mg", 0.0, 5000.0, "an oral dose", low_open=True),
+    "iv_amount": Bound("mg", 0.0, 1000.0, "an IV dose", low_open=True),
+    "iv_rate": Bound("mg/day", 0.0, 5000.0, "an IV infusion rate"),
+    "volume": Bound("mL", 0.0, 20.0, "an IT injection volume", low_open=True),
+    "injection_rate": Bound("mL/min", 1e-3, 60.0, "pump boluses ~0.1 mL/min to hand "
+                            "injections of 1 mL/s"),
+    "lockout": Bound("min", 1.0, 1440.0, "a pump lockout", high_open=True),
+    "interval": Bound("min", 1.0, _YEAR, "a dosing interval of 1 min to 366 days"),
+    "time": Bound("min", 0.0, _YEAR, "a time within 366 days of the start"),
+    "dose_duration": Bound("min", 0.0, math.inf, "a positive duration", low_open=True),
+    "duration": Bound("min", 1.0, _YEAR, "1 min to 366 days"),
+    "output_interval": Bound("min", 1.0 / 60.0, _YEAR, "1 s or more"),
+    "resolution": Bound("cm", 0.02, 5.0, "a grid spacing between 0.2 mm and 5 cm; default 5 mm"),
 }
+#: most doses one regimen may expand to (count, or requests listed)
+MAX_EVENTS = 100_000
+#: most output times of one simulation
+MAX_OUTPUT_TIMES = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -95,12 +112,17 @@ class SimulationOptions:
     solver: str = "numba"
 
     def output_times(self) -> np.ndarray:
-        """Output times (min): every ``output_interval`` from 0, and the end."""
+        """Output times (min): every ``output_interval`` from 0, and the end.
+
+        The last time is exactly ``duration``: a multiple of the interval that rounding
+        puts within 1e-9 of the end (``"4.1 h"`` is 245.99999999999997 min, and 41
+        intervals of 6 min are 246.0) is the end itself, never a time beyond it.
+        """
         n_out = int(np.floor(self.duration / self.output_interval + 1e-9)) + 1
         t = np.arange(n_out) * self.output_interval
-        if t[-1] < self.duration - 1e-9:
-            t = np.append(t, self.duration)
-        return t
+        tol = 1e-9 * max(self.duration, self.output_interval)
+        t = t[t < self.duration - tol]
+        return np.append(t, self.duration)
 
 
 @dataclass(frozen=True)
@@ -137,24 +159,14 @@ def _check_keys(table: dict, allowed: tuple[str, ...], key: str) -> None:
                                 "one of the keys: " + ", ".join(allowed), detail="unknown key")
 
 
-def _q(table: dict, name: str, unit: str, key: str, default: Any = None,
-       positive: bool = True) -> Any:
+def _limited(table: dict, name: str, limit: str, key: str, internal: str,
+              default: Any = None) -> Any:
+    """``table[name]`` checked against ``LIMITS[limit]`` and converted to ``internal``."""
     if name not in table:
         return default
-    v = convert(table[name], unit, f"{key}.{name}")
-    if positive and not v > 0:
-        raise ScenarioError(f"{key}.{name}", table[name], f"a positive quantity in {unit}")
-    if not positive and v < 0:
-        raise ScenarioError(f"{key}.{name}", table[name], f"a non-negative quantity in {unit}")
-    return v
-
-
-def _limited(table: dict, name: str, limit: str, key: str, internal: str,
-             allow_zero: bool = False) -> float:
-    lo, hi, unit, text = _LIMITS[limit]
-    user = convert(table[name], unit, f"{key}.{name}")
-    if not ((lo <= user if allow_zero else lo < user) and user <= hi):
-        raise ScenarioError(f"{key}.{name}", table[name], text)
+    bound = LIMITS[limit]
+    bound.check(f"{key}.{name}", convert(table[name], bound.unit, f"{key}.{name}"),
+                table[name])
     return convert(table[name], internal, f"{key}.{name}")
 
 
@@ -186,21 +198,22 @@ def parse_site(value: Any, anatomy: Anatomy, key: str) -> float:
 
 
 def _times(values: Any, key: str) -> tuple[float, ...]:
-    if not isinstance(values, list):
-        raise ScenarioError(key, values, "a list of times such as ['2 h', '14 h']")
-    out = []
-    for i, v in enumerate(values):
-        t = convert(v, "min", f"{key}[{i}]")
-        if t < 0:
-            raise ScenarioError(f"{key}[{i}]", v, "a time at or after the start (>= 0 h)")
-        out.append(t)
-    return tuple(out)
+    if not isinstance(values, list) or len(values) > MAX_EVENTS:
+        raise ScenarioError(key, values if isinstance(values, list) and len(values) < 10
+                            else type(values).__name__,
+                            f"a list of at most {MAX_EVENTS} times such as ['2 h', '14 h']")
+    return tuple(_time_value(v, f"{key}[{i}]") for i, v in enumerate(values))
+
+
+def _time_value(value: Any, key: str) -> float:
+    bound = LIMITS["time"]
+    return bound.check(key, convert(value, bound.unit, key), value)
 
 
 def _count(table: dict, key: str) -> int:
     c = table.get("count", 1)
-    if isinstance(c, bool) or not isinstance(c, int) or c < 1:
-        raise ScenarioError(f"{key}.count", c, "a whole number >= 1")
+    if isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= MAX_EVENTS:
+        raise ScenarioError(f"{key}.count", c, f"a whole number from 1 to {MAX_EVENTS}")
     if c > 1 and "interval" not in table:
         raise ScenarioError(f"{key}.interval", None, "an interval such as '12 h' when count > 1",
                             detail="missing")
@@ -231,10 +244,10 @@ def _parse_dose(d: Any, i: int, anatomy: Anatomy) -> Regimen:
             raise ScenarioError(f"{key}.{req}", None, f"a value (required for {route} {typ})",
                                 detail="missing")
     t = d
-    start = _q(t, "start", "min", key, 0.0, positive=False)
-    duration = _q(t, "duration", "min", key, float("inf"))
-    time = _q(t, "time", "min", key, 0.0, positive=False)
-    interval = _q(t, "interval", "min", key, None)
+    start = _limited(t, "start", "time", key, "min", 0.0)
+    duration = _limited(t, "duration", "dose_duration", key, "min", float("inf"))
+    time = _limited(t, "time", "time", key, "min", 0.0)
+    interval = _limited(t, "interval", "interval", key, "min")
     if route == "intrathecal":
         site = parse_site(t["site"], anatomy, f"{key}.site")
     if (route, typ) == ("intrathecal", "infusion"):
@@ -242,7 +255,7 @@ def _parse_dose(d: Any, i: int, anatomy: Anatomy) -> Regimen:
             raise ScenarioError(f"{key}.rate", t.get("rate"),
                                 "either rate = '1 mg/day' or a program, not both or neither")
         if "rate" in t:
-            program = ((0.0, _limited(t, "rate", "it_rate", key, "ug/min", True)),)
+            program = ((0.0, _limited(t, "rate", "it_rate", key, "ug/min")),)
         else:
             prog = t["program"]
             if not isinstance(prog, list) or not prog:
@@ -260,18 +273,16 @@ def _parse_dose(d: Any, i: int, anatomy: Anatomy) -> Regimen:
                 at = convert(st["at"], "min", f"{sk}.at")
                 if not 0 <= at < 1440:
                     raise ScenarioError(f"{sk}.at", st["at"], "a time of day in [0 h, 24 h)")
-                steps.append((at, _limited(st, "rate", "it_rate", sk, "ug/min", True)))
+                steps.append((at, _limited(st, "rate", "it_rate", sk, "ug/min")))
             if len({a for a, _ in steps}) != len(steps):
                 raise ScenarioError(f"{key}.program", prog, "steps at distinct times of day")
             program = tuple(sorted(steps))
         return ITInfusion(site_z=site, program=program, start=start, duration=duration)
     if (route, typ) == ("intrathecal", "patient_bolus"):
-        lockout = _q(t, "lockout", "min", key)
+        lockout = _limited(t, "lockout", "lockout", key, "min")
         mpd = t["max_per_day"]
         if isinstance(mpd, bool) or not isinstance(mpd, int) or mpd < 1:
             raise ScenarioError(f"{key}.max_per_day", mpd, "a whole number >= 1")
-        if lockout >= 1440.0:
-            raise ScenarioError(f"{key}.lockout", t["lockout"], "a lockout shorter than 24 h")
         if mpd * lockout > 1440.0 + 1e-9:
             raise ScenarioError(f"{key}.max_per_day", mpd,
                                 f"at most {int(1440 // lockout)} per day with a "
@@ -284,21 +295,23 @@ def _parse_dose(d: Any, i: int, anatomy: Anatomy) -> Regimen:
         if any(x >= 1440 for x in daily):
             raise ScenarioError(f"{key}.daily_requests", t["daily_requests"],
                                 "times of day in [0 h, 24 h)")
-        vol = _limited(t, "volume", "volume", key, "mL") if "volume" in t else 0.02
+        vol = _limited(t, "volume", "volume", key, "mL", 0.02)
         return ITPatientBolus(
             site_z=site, amount=_limited(t, "amount", "it_amount", key, "ug"),
             lockout=lockout, max_per_day=mpd,
             requests=_times(t.get("requests", []), f"{key}.requests"), daily_requests=daily,
-            volume=vol, injection_rate=_q(t, "injection_rate", "mL/min", key, 0.1))
+            volume=vol,
+            injection_rate=_limited(t, "injection_rate", "injection_rate", key, "mL/min", 0.1))
     if (route, typ) == ("intrathecal", "bolus"):
-        vol = _limited(t, "volume", "volume", key, "mL") if "volume" in t else 1.0
+        vol = _limited(t, "volume", "volume", key, "mL", 1.0)
         delivery = str(t.get("delivery", "needle")).lower()
         if delivery not in ("needle", "catheter"):
             raise ScenarioError(f"{key}.delivery", t.get("delivery"),
                                 "'needle' (lumbar puncture) or 'catheter' (implanted)")
         return ITBolus(site_z=site, amount=_limited(t, "amount", "it_amount", key, "ug"),
                        time=time, volume=vol,
-                       injection_rate=_q(t, "injection_rate", "mL/min", key, 4.0),
+                       injection_rate=_limited(t, "injection_rate", "injection_rate", key, "mL/min",
+                                                     4.0),
                        interval=interval, count=_count(t, key), delivery=delivery)
     if route == "oral":
         form = str(t.get("formulation", "immediate")).lower()
@@ -345,20 +358,18 @@ def parse_scenario(data: dict) -> Scenario:
     if not isinstance(sim_t, dict):
         raise ScenarioError("simulation", sim_t, "a table")
     _check_keys(sim_t, ("duration", "output_interval", "resolution", "solver"), "simulation")
-    dur = _q(sim_t, "duration", "min", "simulation", 1440.0)
-    if dur > 366 * 1440:
-        raise ScenarioError("simulation.duration", sim_t["duration"], "at most 366 day")
-    dt = _q(sim_t, "output_interval", "min", "simulation", 5.0)
+    dur = _limited(sim_t, "duration", "duration", "simulation", "min", 1440.0)
+    # by default an output every 5 min, or just the start and the end of a shorter run
+    dt = _limited(sim_t, "output_interval", "output_interval", "simulation", "min",
+                  min(5.0, dur))
     if dt > dur:
         raise ScenarioError("simulation.output_interval", sim_t["output_interval"],
                             f"at most the duration ({sim_t.get('duration', '24 h')})")
-    if dur / dt > 2_000_000:
+    if dur / dt > MAX_OUTPUT_TIMES:
         raise ScenarioError("simulation.output_interval", sim_t["output_interval"],
-                            "at most 2,000,000 output times over the duration")
-    res = _q(sim_t, "resolution", "cm", "simulation", 0.5)
-    if not 0.02 <= res <= 5.0:
-        raise ScenarioError("simulation.resolution", sim_t["resolution"],
-                            "a grid spacing between 0.2 mm and 5 cm (default 5 mm)")
+                            f"at most {MAX_OUTPUT_TIMES:,} output times over the duration "
+                            f"({sim_t.get('duration', '24 h')})")
+    res = _limited(sim_t, "resolution", "resolution", "simulation", "cm", 0.5)
     from csfmodel.solvers import BACKENDS
 
     solver = str(sim_t.get("solver", "numba"))
@@ -380,19 +391,24 @@ def parse_scenario(data: dict) -> Scenario:
     doses = data.get("dose", [])
     if not isinstance(doses, list):
         raise ScenarioError("dose", doses, "an array of tables written [[dose]]")
+    if not doses:
+        raise ScenarioError("dose", None, "at least one [[dose]] table (route, type, amount or "
+                            "rate); see examples/scenarios/", detail="no dose given")
     regimens = tuple(_parse_dose(d, i, anatomy) for i, d in enumerate(doses))
     return Scenario(simulation=sim, anatomy=anatomy, drug=drug, doses=regimens,
                     source=copy.deepcopy(data))
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario TOML file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError("scenario", str(path), "a readable TOML file",
-                            detail=exc.strerror or str(exc)) from None
+    """Read and validate a scenario TOML file.
+
+    Only a regular UTF-8 file (a BOM is allowed) of at most a few MB is read; a
+    directory, device, binary file or bytes that are not UTF-8 raise a
+    :class:`ScenarioError` naming the file (and the byte position).
+    """
+    from csfmodel._io import read_text
+
+    text = read_text(path, "scenario", "a readable TOML file")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -14,9 +14,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
+import numpy as np
+
 from csfmodel.errors import ScenarioError
 
-__all__ = ["BACKENDS", "get_solver", "available_backends", "SolveInterrupted"]
+__all__ = ["BACKENDS", "get_solver", "available_backends", "SolveInterrupted", "SolverFailure",
+           "check_inputs"]
 
 
 class SolveInterrupted(Exception):
@@ -28,6 +31,50 @@ class SolveInterrupted(Exception):
     def __init__(self, states):
         super().__init__(f"interrupted after {len(states)} output times")
         self.states = states
+
+
+class SolverFailure(RuntimeError):
+    """A backend could not integrate the system (never a silent NaN or an unfilled row)."""
+
+
+def check_inputs(system, schedule, t_out, y0=None) -> np.ndarray:
+    """Refuse what no backend can integrate, before any work starts.
+
+    Every array of the linear system and of the schedule must be finite, the
+    output times finite, non-decreasing and within ``[0, schedule.t_end]`` (so
+    that every output row is reached and filled), ``y0`` finite. Returns the
+    output times as a contiguous float array.
+
+    Raises
+    ------
+    ScenarioError
+        Naming the offending array and what is allowed.
+    """
+    t = np.ascontiguousarray(t_out, dtype=float)
+    if t.ndim != 1 or t.size == 0:
+        raise ScenarioError("t_out", t_out, "a non-empty 1-D array of output times (min)")
+    if not np.all(np.isfinite(t)):
+        raise ScenarioError("t_out", "non-finite output times", "finite times (min)")
+    if np.any(np.diff(t) < 0):
+        raise ScenarioError("t_out", "decreasing output times", "non-decreasing times (min)")
+    t_end = float(schedule.t_end)
+    if not np.isfinite(t_end) or t[0] < 0 or t[-1] > t_end:
+        raise ScenarioError("t_out", f"{t[0]:.17g} .. {t[-1]:.17g} min",
+                            f"output times within the simulated span [0, {t_end:.17g}] min")
+    for name in ("lower", "diag", "upper", "cord_diag", "csf_to_cord", "cord_to_csf",
+                 "border_rows", "border_cols", "block", "volume"):
+        a = np.asarray(getattr(system, name))
+        if not np.all(np.isfinite(a)):
+            raise ScenarioError(f"system.{name}", "non-finite entries",
+                                "finite rates and volumes (check the patient and drug values)")
+    for name in ("times", "jumps", "rates"):
+        if not np.all(np.isfinite(np.asarray(getattr(schedule, name)))):
+            raise ScenarioError(f"schedule.{name}", "non-finite entries",
+                                "finite dose times, amounts and rates")
+    if y0 is not None and not np.all(np.isfinite(np.asarray(y0, float))):
+        raise ScenarioError("y0", "non-finite entries", "a finite initial state (ug)")
+    return t
+
 
 #: name -> (module, function, one-line description)
 BACKENDS: dict[str, tuple[str, str, str]] = {

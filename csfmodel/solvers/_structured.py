@@ -112,8 +112,15 @@ N_CACHE = 24
 RESUME_SIZE = 8
 
 # indices of the statistics vector returned by the kernels
-ST_STEPS, ST_REJECTED, ST_FACTORIZATIONS, ST_MAX_ERR, ST_MIN_H, ST_MAX_H = range(6)
-N_STATS = 6
+# (``ST_ROWS``: output rows written so far; ``ST_FAILED``: 1 if the step size collapsed,
+# e.g. on non-finite values, and the run was abandoned rather than looping for ever)
+ST_STEPS, ST_REJECTED, ST_FACTORIZATIONS, ST_MAX_ERR, ST_MIN_H, ST_MAX_H, ST_ROWS, \
+    ST_FAILED = range(8)
+N_STATS = 8
+
+#: a step below this fraction of the span between two dose events means the error
+#: control cannot be met (non-finite values): the kernel gives up and says so
+H_MIN_FRACTION = 2.0 ** -52
 
 
 @njit(cache=True, error_model="numpy")
@@ -447,21 +454,29 @@ def _interp_max(y, y1, f0, f1, ys, ivol, th, h, i0, i1):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _group_max(est, y, ivol, i0, i1):
-    """``max |est_i| / vol_i`` and ``max |y_i| / vol_i`` over ``i0 <= i < i1``."""
+    """``max |est_i| / vol_i`` and ``max |y_i| / vol_i`` over ``i0 <= i < i1``.
+
+    The first is NaN if any ``est_i`` is not finite (``max`` alone would skip a NaN).
+    """
     e0 = 0.0
     e1 = 0.0
     q0 = 0.0
     q1 = 0.0
+    acc = 0.0
     i = i0
     while i + 1 < i1:
         e0 = max(e0, abs(est[i]) * ivol[i])
         e1 = max(e1, abs(est[i + 1]) * ivol[i + 1])
         q0 = max(q0, abs(y[i]) * ivol[i])
         q1 = max(q1, abs(y[i + 1]) * ivol[i + 1])
+        acc += est[i] - est[i + 1]
         i += 2
     if i < i1:
         e0 = max(e0, abs(est[i]) * ivol[i])
         q0 = max(q0, abs(y[i]) * ivol[i])
+        acc += est[i]
+    if acc - acc != 0.0:            # NaN or inf somewhere in the group
+        return np.nan, max(q0, q1)
     return max(e0, e1), max(q0, q1)
 
 
@@ -559,6 +574,7 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
         first_after_jump = False
         t_event = 0.0
     t_window = t_out[io_stop - 1] if io_stop < n_out else np.inf
+    failed = False
     while True:
         # dose events at time t (jumps, then the input in force from t on)
         changed = False
@@ -699,9 +715,12 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
                 pk_s = max(peak[0], p_s)
                 pk_c = max(peak[1], p_c)
                 err = max(e_s / (rtol * pk_s + fl_s), e_c / (rtol * pk_c + fl_c))
+                if e_s != e_s or e_c != e_c:
+                    err = np.nan
                 for i in range(ns, nst):
                     pk = max(peak[2 + i - ns], abs(y1[i]) * ivol[i])
-                    err = max(err, abs(est[i]) * ivol[i] / (rtol * pk + atol_floor * ivol[i]))
+                    e_k = abs(est[i]) * ivol[i] / (rtol * pk + atol_floor * ivol[i])
+                    err = e_k if e_k != e_k else max(err, e_k)
                 # the dense output must be as good as the step (checked only when an
                 # output time falls inside the step): compare the Hermite interpolant
                 # with the first implicit stage, a trapezoidal step to c1 h whose
@@ -776,13 +795,20 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
                         j //= 2
             else:
                 stats[ST_REJECTED] += 1.0
+                if err != err or h <= H_MIN_FRACTION * gap:
+                    failed = True
+                    break
                 fac = max(0.05, 0.9 * err ** (-1.0 / 3.0))
                 h_target = h * fac
                 while gap / nsub > h_target and k < 60:
                     k += 1
                     nsub *= 2
                     j *= 2
+        if failed:
+            stats[ST_FAILED] = 1.0
+            break
         t = stop
+    stats[ST_ROWS] = io
     # state for a later call (windowed runs)
     resume[0] = 1.0
     resume[1] = t

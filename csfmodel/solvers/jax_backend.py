@@ -539,10 +539,13 @@ def solve_batch(systems: Sequence[LinearSystem] | LinearSystem | Mapping[str, An
         raise ValueError("all schedules of a batch must end at the same t_end")
     rt = np.broadcast_to(np.asarray(rtol, float), (B,)).copy()
     _check_options(rt, max_step, adaptive)
-    t_out = np.asarray(t_out, float)
-    if t_out.ndim != 1 or (len(t_out) and (t_out.min() < 0 or t_out.max() > t_end
-                                           or np.any(np.diff(t_out) < 0))):
-        raise ValueError(f"t_out must be non-decreasing within [0, {t_end}] min")
+    from csfmodel.solvers import SolverFailure, check_inputs
+
+    for b, s in enumerate(systems):
+        t_out = check_inputs(s, schedules[sidx[b]], t_out,
+                             None if y0 is None or np.ndim(y0) == 1 else y0[b])
+    if y0 is not None and np.ndim(y0) == 1:
+        check_inputs(systems[0], schedules[0], t_out, y0)
 
     # breakpoints: every dose event and output time; one record per breakpoint
     bp = np.unique(np.concatenate([*(s.times for s in schedules), t_out, [0.0, t_end]]))
@@ -620,11 +623,11 @@ def solve_batch(systems: Sequence[LinearSystem] | LinearSystem | Mapping[str, An
     st = np.concatenate(all_stats, axis=0)
     if np.any(st[:, 5] > 0):
         bad = np.flatnonzero(st[:, 5] > 0).tolist()
-        raise RuntimeError(f"jax backend: members {bad} took more than "
+        raise SolverFailure(f"jax backend: members {bad} took more than "
                            f"{max_steps_per_interval} step attempts between two output/dose "
                            "times (raise max_steps_per_interval or rtol)")
     if not np.all(np.isfinite(out)):
-        raise RuntimeError("jax backend produced non-finite values")
+        raise SolverFailure("jax backend produced non-finite values")
     if stats is not None:
         for row in st:
             stats.append({"steps": int(row[0]), "rejected": int(row[1]),

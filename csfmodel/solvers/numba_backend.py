@@ -31,6 +31,8 @@ parallel batch kernel) and stores the machine code next to the module (or in
 
 from __future__ import annotations
 
+import time as _time
+
 import numpy as np
 
 from csfmodel.model import LinearSystem, Schedule
@@ -42,8 +44,10 @@ __all__ = ["solve", "solve_batch", "border_pattern", "DEFAULT_RTOL", "DEFAULT_ME
 DEFAULT_RTOL = 5e-5
 #: default time-stepping method
 DEFAULT_METHOD = "esdirk3"
-#: simulated time per kernel call (min); Ctrl-C is honoured between calls
+#: simulated time of the first kernel call (min); Ctrl-C is honoured between calls
 WINDOW_MIN = 7 * 1440.0
+#: wall time aimed at per kernel call (s): later windows are sized to it
+WINDOW_SECONDS = 0.25
 
 _STAT_NAMES = ("steps", "rejected", "factorizations", "max_error_estimate",
                "min_step_min", "max_step_min")
@@ -90,6 +94,18 @@ def _check(rtol: float, max_step: float | None, method: str) -> None:
         raise ScenarioError("max_step", max_step, "a positive step in min")
 
 
+def _check_finished(st: np.ndarray, n_out: int, t_reached: float, member: str = "") -> None:
+    """Raise :class:`~csfmodel.solvers.SolverFailure` unless every output row was written."""
+    from csfmodel.solvers import SolverFailure
+    from csfmodel.solvers import _structured as k
+
+    if st[k.ST_FAILED] or int(st[k.ST_ROWS]) != n_out:
+        why = ("the step size collapsed (non-finite or runaway values)" if st[k.ST_FAILED]
+               else f"only {int(st[k.ST_ROWS])} of {n_out} output rows were reached")
+        raise SolverFailure(f"numba backend{member}: integration stopped at t = "
+                            f"{t_reached:.6g} min: {why}")
+
+
 def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
           rtol: float = DEFAULT_RTOL, max_step: float | None = None,
           first_step: float | None = None, adaptive: bool = True, method: str = DEFAULT_METHOD,
@@ -130,12 +146,13 @@ def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
         States (ug), shape ``(len(t_out), n_state)``.
     """
     from csfmodel.solvers import _structured as k
+    from csfmodel.solvers import check_inputs
 
     _check(rtol, max_step, method)
     if not adaptive and max_step is None:
         raise ValueError("adaptive=False needs max_step")
     s = system
-    t_out = np.ascontiguousarray(t_out, dtype=float)
+    t_out = check_inputs(system, schedule, t_out, y0)
     act, ptr, idx = border_pattern(s.border_rows, s.border_cols)
     y = np.zeros(s.n_state) if y0 is None else np.array(y0, float)
     out = np.empty((len(t_out), s.n_state))
@@ -151,22 +168,34 @@ def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
             float(np.inf if max_step is None else max_step),
             float(np.inf if first_step is None else first_step), bool(adaptive), out, st,
             np.zeros((4, 0)))
-    # integrate in windows of WINDOW_MIN simulated minutes: between two windows Python
-    # can act on Ctrl-C, and the rows already computed are handed back
+    # integrate in windows of simulated time: between two windows Python can act on
+    # Ctrl-C, and the rows already computed are handed back. A window starts at
+    # WINDOW_MIN of simulated time and is resized so that each kernel call takes about
+    # WINDOW_SECONDS of wall time (fine grids, long runs), so an interrupt is honoured
+    # within a second whatever the problem size
     resume = np.zeros(k.RESUME_SIZE + 2 + s.block.shape[0])
     done = 0
+    window = WINDOW_MIN
     try:
         while done < len(t_out):
-            io_stop = max(int(np.searchsorted(t_out, t_out[done] + WINDOW_MIN, side="right")),
+            io_stop = max(int(np.searchsorted(t_out, t_out[done] + window, side="right")),
                           done + 1)
+            t_start, wall = resume[1], _time.perf_counter()
             k.integrate(*args, resume, io_stop)
+            wall = _time.perf_counter() - wall
+            if st[k.ST_FAILED]:
+                break
             done = int(resume[3])
             if resume[1] >= schedule.t_end:
                 break
+            spanned = resume[1] - t_start
+            if spanned > 0 and wall > 0:
+                window = min(max(spanned * WINDOW_SECONDS / wall, 1.0), 64 * WINDOW_MIN)
     except KeyboardInterrupt:
         from csfmodel.solvers import SolveInterrupted
 
         raise SolveInterrupted(out[:done]) from None
+    _check_finished(st, len(t_out), float(resume[1]))
     if stats is not None:
         stats.update({name: (int(v) if i < 3 else float(v))
                       for i, (name, v) in enumerate(zip(_STAT_NAMES, st))})
@@ -274,6 +303,7 @@ def batch_job(stack: dict, schedules: list[Schedule], schedule_index: np.ndarray
                                                    (B, len(o_idx))))
         n_obs = len(o_ptr) - 1
     t_out = np.ascontiguousarray(t_out, dtype=float)
+    _check_batch_inputs(stack, schedules, t_out)
     if summary and observables is None:
         raise ValueError("summary needs observables")
     summ = np.zeros((B, 4, n_obs if summary else 0))
@@ -289,7 +319,24 @@ def batch_job(stack: dict, schedules: list[Schedule], schedule_index: np.ndarray
             np.ascontiguousarray(schedule_index, np.int64), t_end, t_out,
             o_ptr, o_idx, o_w, *k._tableau(method)[:3], np.ascontiguousarray(rt, float), floor,
             float(np.inf if max_step is None else max_step), float(np.inf), out, st, summ)
-    return {"args": args, "out": out, "summ": summ, "stats": st, "summary": summary}
+    return {"args": args, "out": out, "summ": summ, "stats": st, "summary": summary,
+            "n_out": len(t_out)}
+
+
+def _check_batch_inputs(stack: dict, schedules: list[Schedule], t_out: np.ndarray) -> None:
+    """:func:`~csfmodel.solvers.check_inputs` for stacked systems (whole arrays at once)."""
+    from types import SimpleNamespace
+
+    from csfmodel.errors import ScenarioError
+    from csfmodel.solvers import check_inputs
+
+    for name, a in stack.items():
+        if not np.all(np.isfinite(a)):
+            raise ScenarioError(
+                f"system.{name}", "non-finite entries",
+                "finite rates and volumes (check the patient and drug values)")
+    for sch in schedules:
+        check_inputs(SimpleNamespace(**{k: np.zeros(1) for k in stack}), sch, t_out)
 
 
 def run_batch_job(job: dict) -> None:
@@ -308,7 +355,14 @@ def run_batch_job(job: dict) -> None:
 
 
 def job_result(job: dict, stats: list | None = None) -> np.ndarray:
-    """The result of a finished job (and its step statistics appended to ``stats``)."""
+    """The result of a finished job (and its step statistics appended to ``stats``).
+
+    Raises :class:`~csfmodel.solvers.SolverFailure` if any member did not reach every
+    output time.
+    """
+    n_out = job["n_out"]
+    for b, row in enumerate(job["stats"]):
+        _check_finished(row, n_out, float("nan"), f" (batch member {b})")
     if stats is not None:
         for row in job["stats"]:
             stats.append({name: (int(v) if i < 3 else float(v))

@@ -35,15 +35,17 @@ def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
     y0
         Initial state (amounts, ug); zeros by default.
     """
+    from csfmodel.solvers import check_inputs
+
+    t_out = check_inputs(system, schedule, t_out, y0)
     J = system.to_sparse().tocsc()
     n = system.n_state
-    t_out = np.asarray(t_out, float)
     total = schedule.total_dosed()
     y = np.zeros(n) if y0 is None else np.array(y0, float)
     total += np.abs(y).sum()
     if atol is None:
         atol = 1e-13 * max(total, 1e-300)
-    out = np.zeros((len(t_out), n))
+    out = np.full((len(t_out), n), np.nan)
     ends = np.append(schedule.times[1:], schedule.t_end)
     reached = [0.0]  # start of the dose interval being integrated
     try:
@@ -52,6 +54,10 @@ def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
         from csfmodel.solvers import SolveInterrupted
 
         raise SolveInterrupted(out[: int(np.count_nonzero(t_out < reached[0]))]) from None
+    if np.isnan(out).any():  # every row is written by one of the intervals
+        from csfmodel.solvers import SolverFailure
+
+        raise SolverFailure("reference backend: some output rows were not reached")
     return out
 
 
@@ -77,6 +83,8 @@ def _integrate(J, schedule, t_out, y, out, ends, rtol, atol, method, reached) ->
         sol = solve_ivp(rhs, (t0, t1), y, method=method, jac=J, rtol=rtol, atol=atol,
                         t_eval=t_eval)
         if not sol.success:  # pragma: no cover - would be a modelling bug
-            raise RuntimeError(f"reference solver failed on [{t0}, {t1}] min: {sol.message}")
+            from csfmodel.solvers import SolverFailure
+
+            raise SolverFailure(f"reference solver failed on [{t0}, {t1}] min: {sol.message}")
         out[sel] = sol.y[:, inverse[:-1]].T
         y = sol.y[:, -1]
