@@ -52,6 +52,9 @@ def prepare(scenario: Scenario | dict | str | Path) -> tuple[Scenario, Model, Sc
     Returns ``(scenario, model, schedule, dose_events, t_out)`` with ``t_out`` in min.
     """
     sc = _as_scenario(scenario)
+    if not sc.doses:
+        raise ScenarioError("dose", None, "at least one [[dose]] table (route, type, amount or "
+                            "rate); see examples/scenarios/", detail="no dose given")
     sim = sc.simulation
     model = build_model(sc.anatomy, sc.drug, sim.resolution)
     t_out = sim.output_times()

@@ -2,15 +2,22 @@
 
 Every command calls the same Python API a user would. Bad input prints a one-line
 error naming the key, the value and what is allowed, and exits with status 2
-(no traceback). Subcommands living in other modules register themselves through
-a ``register_cli(subparsers)`` function listed in :data:`_COMMAND_MODULES`.
+(no traceback); so do an unreadable input, an unwritable output (checked before
+the long work starts) and running out of memory. An unexpected error is one line
+and status 3 (``CSFMODEL_DEBUG=1`` shows the traceback); a closed stdout
+(``| head``) ends quietly. Files are only written where a path is given, and
+atomically (see :mod:`csfmodel._io`). Subcommands living in other modules
+register themselves through a ``register_cli(subparsers)`` function listed in
+:data:`_COMMAND_MODULES`.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 from pathlib import Path
 
 from csfmodel.errors import ScenarioError
@@ -39,6 +46,16 @@ Worked examples: examples/scenarios/*.toml.
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from csfmodel._io import check_figure_path, check_output_file, same_file
+
+    # every argument is checked before the (possibly long) simulation
+    check_output_file(args.output, "--output", inputs=[args.scenario])
+    if args.plot:
+        check_figure_path(args.plot, "--plot", inputs=[args.scenario])
+        if same_file(args.plot, args.output):
+            raise ScenarioError("--plot", args.plot, "a file other than --output",
+                                detail="the same file as --output")
+
     from csfmodel.api import SimulationInterrupted, simulate
     from csfmodel.results import save
 
@@ -53,15 +70,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print("csfmodel: interrupted before the first output time", file=sys.stderr)
         return 130
     out = save(ds, args.output)
+    if args.plot:
+        from csfmodel._io import save_figure
+        from csfmodel.plotting import plot_overview
+
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        save_figure(plot_overview(ds), args.plot, dpi=120)
+    # printed after every file is written: a closed pipe (`| head`) cannot lose a file
     print(f"wrote {out}  ({ds.sizes['time']} times x {ds.sizes['z']} cells, "
           f"solver {ds.attrs['solver']}, {ds.attrs['solver_seconds']:.2f} s)")
     print(_summary(ds))
     if args.plot:
-        from csfmodel.plotting import plot_overview
-
-        fig = plot_overview(ds)
-        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(args.plot, dpi=120)
         print(f"wrote {args.plot}")
     return 0
 
@@ -147,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("scenario", help="scenario TOML file")
     r.add_argument("-o", "--output", required=True, help="netCDF file to write")
-    r.add_argument("--plot", help="also draw the overview figure to this PNG")
+    r.add_argument("--plot", help="also draw the overview figure to this file (format from "
+                                  "the extension: .png, .pdf, .svg, ...); no figure without it")
     r.add_argument("--solver", help="backend (overrides [simulation] solver); "
                                     "see `csfmodel presets solvers`")
     r.set_defaults(func=_cmd_run)
@@ -164,21 +184,85 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``csfmodel`` command."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+_DEBUG_ENV = "CSFMODEL_DEBUG"
+
+
+def _debug() -> bool:
+    return os.environ.get(_DEBUG_ENV, "").strip() not in ("", "0", "false", "no")
+
+
+def _one_line(text: object, limit: int = 1000) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: send what is left of stdout to devnull (no error at exit)."""
     try:
-        return int(args.func(args) or 0)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):   # stdout is not a real file (tests)
+        pass
+
+
+def _err(msg: str) -> None:
+    try:
+        print(f"csfmodel: {_one_line(msg)}", file=sys.stderr)
+    except (OSError, ValueError):   # stderr closed too: nothing left to tell
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``csfmodel`` command.
+
+    Exit status: 0 success, 1 a validation row failed (``validate``) or stdout was
+    closed early (``| head``), 2 bad input or an unwritable/unreadable file or out
+    of memory (a one-line message), 3 an internal error (set ``CSFMODEL_DEBUG=1``
+    for the traceback), 130 interrupted.
+    """
+    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit:          # --help, --version, a usage error
+            sys.stdout.flush()
+            raise
+        if not getattr(args, "func", None):
+            parser.print_help()
+            sys.stdout.flush()
+            return 2
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()          # a broken pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 1
     except ScenarioError as exc:
-        print(f"csfmodel: error: {exc}", file=sys.stderr)
+        _err(f"error: {exc}")
         return 2
     except KeyboardInterrupt:
-        print("csfmodel: interrupted", file=sys.stderr)
+        _err("interrupted")
         return 130
+    except MemoryError:
+        if _debug():
+            traceback.print_exc()
+        _err("error: out of memory; try a coarser [simulation] output_interval or "
+             "resolution, or a shorter duration (sweeps: a smaller --chunk-size)")
+        return 2
+    except OSError as exc:
+        if _debug():
+            traceback.print_exc()
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        where = exc.filename if exc.filename is not None else None
+        _err(f"error: {str(where)!r}: {reason}" if where is not None else f"error: {reason}")
+        return 2
+    except Exception as exc:
+        if _debug():
+            traceback.print_exc()
+        _err(f"internal error: {type(exc).__name__}: {exc} (set {_DEBUG_ENV}=1 for the "
+             "traceback; please report)")
+        return 3
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,7 +31,7 @@ interval of the analgesia at periodic steady state (effect sites at their own
 periodic steady state).
 
 The CLI ``csfmodel compare`` runs it with the defaults and no arguments,
-prints a table, writes a figure, and ``--json`` prints the same numbers.
+prints a table (a figure only with ``--plot FILE``), and ``--json`` prints the same numbers.
 """
 
 from __future__ import annotations
@@ -276,7 +276,9 @@ class RouteComparison:
             ax.legend(fontsize=7)
         fig.tight_layout()
         if path is not None:
-            fig.savefig(path, dpi=120)
+            from csfmodel._io import save_figure
+
+            save_figure(fig, path, dpi=120, close=False)
         return fig
 
 
@@ -680,7 +682,7 @@ def register_cli(subparsers: Any) -> None:
                     "supraspinal effect model), beside the rates giving the same dorsal-horn "
                     "concentration; print the table, the dose ratios next to the clinical "
                     "rule of thumb (IT : IV : oral ~ 1 : 100 : 300) and what drives them, "
-                    "and draw a figure. Runs on defaults with no arguments.",
+                    "and draw a figure with --plot. Runs on defaults with no arguments.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     c.add_argument("--reference", default="oral", choices=ROUTES,
                    help="route of the reference regimen")
@@ -703,14 +705,19 @@ def register_cli(subparsers: Any) -> None:
     c.add_argument("--interaction", type=float, default=0.0,
                    help="spinal-supraspinal interaction beta (0 = additive)")
     c.add_argument("--no-sensitivity", action="store_true", help="skip the elasticities")
-    c.add_argument("--plot", default="route_comparison.png",
-                   help="figure file to write ('' for none)")
+    c.add_argument("--plot", default=None,
+                   help="also draw the figure to this file (format from the extension: .png, "
+                        ".pdf, .svg, ...); no figure without it")
     c.add_argument("--json", action="store_true", help="print the numbers as JSON only")
     c.set_defaults(func=_cmd_compare)
 
 
 def _cmd_compare(args) -> int:
+    from csfmodel._io import check_figure_path
     from csfmodel.units import convert
+
+    if args.plot:                   # checked before the (long) computation
+        check_figure_path(args.plot, "--plot")
 
     p = EffectParameters(interaction=args.interaction)
     for opt, field_ in (("spinal_ec50", "ec50_spinal"), ("brain_ec50", "ec50_brain"),
@@ -732,8 +739,13 @@ def _cmd_compare(args) -> int:
     if args.plot:
         import matplotlib
 
+        from csfmodel._io import save_figure
+
         matplotlib.use("Agg")
-        res.plot(args.plot)
+        from pathlib import Path
+
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        save_figure(res.plot(), args.plot, dpi=120)
     if args.json:
         d = res.to_dict()
         if args.plot:

@@ -329,6 +329,75 @@ def register_cli(subparsers: Any) -> None:
     m.set_defaults(func=_cmd_metrics)
 
 
+#: variables ``csfmodel metrics`` needs, with their dimensions
+_NEEDED = {"csf_concentration": ("time", "z"),
+           "cord_concentration": ("time", "segment"),
+           "cisternal_csf_concentration": ("time",),
+           "brain_concentration": ("time",),
+           "plasma_concentration": ("time",)}
+_RESULTS = "a results file written by `csfmodel run` (netCDF) or a scenario .toml"
+
+
+def _open_results(path) -> xr.Dataset:
+    """Open a results file for the CLI, refusing (one line) anything it cannot use."""
+    import os
+    import stat
+
+    key, value = "results", str(path)
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError) as exc:
+        raise ScenarioError(key, value, _RESULTS,
+                            detail=getattr(exc, "strerror", None) or str(exc)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ScenarioError(key, value, _RESULTS, detail="is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise ScenarioError(key, value, _RESULTS, detail="not a regular file")
+    with open(path, "rb") as f:
+        magic = f.read(8)
+    if not (magic.startswith(b"CDF") or magic.startswith(b"\x89HDF\r\n\x1a\n")):
+        raise ScenarioError(key, value, _RESULTS, detail="not a netCDF file")
+    try:
+        with xr.open_dataset(path) as raw:
+            ds = raw.load()
+    except MemoryError:
+        raise
+    except Exception as exc:   # truncated or damaged: netCDF4/HDF5 raise many kinds
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ScenarioError(key, value, _RESULTS,
+                            detail=f"cannot be read (truncated or damaged?): {reason}") from None
+    missing = [v for v in _NEEDED if v not in ds.variables]
+    if missing:
+        raise ScenarioError(key, value, _RESULTS,
+                            detail="missing variable(s) " + ", ".join(missing))
+    for v, dims in _NEEDED.items():
+        if set(ds[v].dims) != set(dims):
+            raise ScenarioError(key, value, _RESULTS,
+                                detail=f"{v} has dimensions {ds[v].dims}, expected {dims}")
+    if ds.sizes["time"] < 2 or not np.issubdtype(ds.time.dtype, np.number):
+        raise ScenarioError(key, value, _RESULTS,
+                            detail=f"{ds.sizes['time']} output time(s) in h; metrics need "
+                                   "at least 2")
+    return ds
+
+
+def _check_effects_input(ds: xr.Dataset, value: str) -> None:
+    """``--effects`` rebuilds the model from the ``scenario`` attribute: it must be there."""
+    text = ds.attrs.get("scenario")
+    if text is None:
+        raise ScenarioError("--effects", value, "results written by `csfmodel run` (they keep "
+                            "the scenario), or the scenario .toml itself",
+                            detail="the file has no 'scenario' attribute")
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        raise ScenarioError("--effects", value, "a 'scenario' attribute holding the scenario "
+                            "as JSON (as `csfmodel run` writes it)",
+                            detail="the 'scenario' attribute is not a JSON table")
+
+
 def _cmd_metrics(args) -> int:
     from pathlib import Path
 
@@ -338,11 +407,9 @@ def _cmd_metrics(args) -> int:
 
         ds = simulate(path)
     else:
-        if not path.exists():
-            raise ScenarioError("results", str(path), "an existing results file (.nc)")
-        from csfmodel.results import load
-
-        ds = load(path)
+        ds = _open_results(path)
+        if args.effects:
+            _check_effects_input(ds, str(path))
     out = summary(ds, args.threshold, args.target, args.start, args.stop, args.interval)
     if args.effects:
         from csfmodel.effects import effects

@@ -130,14 +130,24 @@ def to_dataset(model: Model, schedule: Schedule, t_out: np.ndarray, states: np.n
 
 
 def save(ds: xr.Dataset, path: str | Path) -> Path:
-    """Write a results Dataset to netCDF (the engine picks what is installed)."""
+    """Write a results Dataset to netCDF (the engine picks what is installed).
+
+    The file is written atomically: to a temporary file in the same directory,
+    moved over ``path`` only once complete. If writing fails (disk full, no
+    permission, ...) an existing ``path`` is left as it was, no partial file is
+    left behind, and an :class:`OSError` naming ``path`` is raised. Missing
+    parent directories are created.
+    """
+    from csfmodel._io import atomic_path
+
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     out = ds.copy()
     for k, v in list(out.attrs.items()):
         if isinstance(v, (dict, list, tuple)):
             out.attrs[k] = json.dumps(v)
-    out.to_netcdf(p)
+    with atomic_path(p) as tmp:
+        out.to_netcdf(tmp)
     return p
 
 

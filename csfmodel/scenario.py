@@ -391,9 +391,6 @@ def parse_scenario(data: dict) -> Scenario:
     doses = data.get("dose", [])
     if not isinstance(doses, list):
         raise ScenarioError("dose", doses, "an array of tables written [[dose]]")
-    if not doses:
-        raise ScenarioError("dose", None, "at least one [[dose]] table (route, type, amount or "
-                            "rate); see examples/scenarios/", detail="no dose given")
     regimens = tuple(_parse_dose(d, i, anatomy) for i, d in enumerate(doses))
     return Scenario(simulation=sim, anatomy=anatomy, drug=drug, doses=regimens,
                     source=copy.deepcopy(data))

@@ -98,11 +98,10 @@ def _base_dict(base: Scenario | dict | str | Path) -> dict:
     if isinstance(base, dict):
         return copy.deepcopy(base)
     if isinstance(base, (str, Path)):
+        from csfmodel._io import read_text
+
         try:
-            return tomllib.loads(Path(base).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ScenarioError("scenario", str(base), "a readable TOML file",
-                                detail=exc.strerror or str(exc)) from None
+            return tomllib.loads(read_text(base, "scenario", "a readable TOML file"))
         except tomllib.TOMLDecodeError as exc:
             raise ScenarioError("scenario", str(base), "valid TOML", detail=str(exc)) from None
     raise ScenarioError("scenario", type(base).__name__,
@@ -488,12 +487,102 @@ def run_batch(base: Scenario | dict | str | Path | None = None,
 
 
 # ------------------------------------------------------------------ files and CLI
-def _write_atomic(ds: xr.Dataset, path: Path) -> None:
-    from csfmodel.results import save
+_SPEC = "sweep.json"
+_LOCK = ".sweep.lock"
 
-    tmp = path.with_name(path.name + ".part")
-    save(ds, tmp)
-    tmp.replace(path)
+
+def _n_scenarios(base: Any, parameters: Mapping[str, Sequence[Any]], mode: str) -> int:
+    """Number of scenarios of a sweep (without building them when possible)."""
+    try:
+        lengths = [len(list(v)) for v in parameters.values()
+                   if not isinstance(v, (str, bytes))]
+        if len(lengths) == len(parameters):
+            if not lengths:
+                return 1
+            if mode == "product":
+                return int(np.prod(lengths))
+            if mode == "zip" and len(set(lengths)) == 1:
+                return lengths[0]
+    except TypeError:
+        pass
+    return len(scenario_sets(base, parameters, mode)[0])   # raises the proper ScenarioError
+
+
+def _chunk_problem(path: Path, c: int, n_total: int, chunk_size: int,
+                   variables: Sequence[str], summary: bool) -> str | None:
+    """Why a chunk file of a sweep cannot be kept (None if it is complete)."""
+    n_chunks = (n_total + chunk_size - 1) // chunk_size
+    if not 0 <= c < n_chunks:
+        return f"chunk {c} is outside the sweep's {n_chunks} chunk(s)"
+    want = min(chunk_size, n_total - c * chunk_size)
+    names = ([f"{v}_{s}" for v in variables for s in ("max", "tmax", "auc", "final")]
+             if summary else list(variables)) + ["solver_steps"]
+    try:
+        with xr.open_dataset(path) as raw:
+            ds = raw.load()
+    except MemoryError:
+        raise
+    except Exception as exc:      # truncated/damaged files raise many kinds
+        return f"does not open ({type(exc).__name__})"
+    if ds.sizes.get("scenario") != want:
+        return f"{ds.sizes.get('scenario', 0)} scenarios instead of {want}"
+    missing = [v for v in names if v not in ds.variables]
+    if missing:
+        return "missing " + ", ".join(missing)
+    expect = {"sweep_chunk": c, "sweep_chunk_size": chunk_size, "sweep_scenarios": n_total}
+    for k, v in expect.items():
+        if k not in ds.attrs or int(ds.attrs[k]) != v:
+            return f"attribute {k} is {ds.attrs.get(k)!r}, not {v}"
+    first = int(ds.scenario.values[0]) if "scenario" in ds.coords else -1
+    if first != c * chunk_size:
+        return f"starts at scenario {first}, not {c * chunk_size}"
+    return None
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Temporary files of an interrupted write (``.chunk_*.part``, old ``*.nc.part``)."""
+    from csfmodel._io import TEMP_SUFFIX
+
+    stale = [*out.glob(f".chunk_*{TEMP_SUFFIX}"), *out.glob(f".{_SPEC}.*{TEMP_SUFFIX}"),
+             *out.glob("chunk_*.nc.part")]
+    for p in stale:
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+
+
+class _DirectoryLock:
+    """An exclusive lock on a sweep directory: a second sweep there is refused."""
+
+    def __init__(self, out: Path):
+        self.path = out / _LOCK
+        self.fd: int | None = None
+
+    def __enter__(self) -> _DirectoryLock:
+        import os
+
+        try:
+            import fcntl
+        except ImportError:             # pragma: no cover - not POSIX: no lock
+            return self
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            self.fd = None
+            raise ScenarioError("output", str(self.path.parent),
+                                "a directory no other sweep is writing to",
+                                detail="another csfmodel sweep is running there") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import os
+
+        if self.fd is not None:
+            os.close(self.fd)          # closing releases the lock
+            self.fd = None
 
 
 def run_to_directory(base: Scenario | dict | str | Path,
@@ -504,37 +593,96 @@ def run_to_directory(base: Scenario | dict | str | Path,
     """Run a sweep writing ``chunk_NNNNN.nc`` files to ``out_dir`` as chunks finish.
 
     An interrupted sweep keeps every finished chunk; ``resume=True`` skips them
-    (the sweep definition, saved in ``sweep.json``, must be the same).
+    (the sweep definition, saved in ``sweep.json``, must be the same). On resume
+    every chunk file is checked (it opens, has the expected scenarios, variables
+    and attributes); a truncated or foreign one is computed again. Files are
+    written atomically (a temporary file renamed when complete), temporary files
+    left by an interrupted sweep are removed, and a second sweep writing to the
+    same directory at the same time is refused. ``sweep.json`` is written with the
+    first finished chunk, so a sweep that fails before it leaves no trace and can
+    simply be run again.
     """
     import json
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from csfmodel._io import read_text, write_text
+    from csfmodel.results import save
+
     spec = {"base": _base_dict(base), "parameters": {k: [str(v) for v in vals]
                                                      for k, vals in parameters.items()},
             "mode": mode, "variables": list(variables), "rtol": rtol,
             "chunk_size": chunk_size, "summary": summary}
-    spec_path = out / "sweep.json"
-    done: set[int] = set()
-    if spec_path.exists():
-        old = json.loads(spec_path.read_text(encoding="utf-8"))
-        if not resume:
-            raise ScenarioError("output", str(out), "an empty directory, or --resume to "
-                                "continue the sweep written there", detail="sweep.json exists")
-        if old != json.loads(json.dumps(spec, default=str)):
-            raise ScenarioError("output", str(out), "the same sweep definition to resume",
-                                detail="sweep.json differs")
-        done = {int(p.stem.split("_")[1]) for p in out.glob("chunk_*.nc")}
-    else:
-        spec_path.write_text(json.dumps(spec, indent=1, default=str), encoding="utf-8")
-    written = []
-    for c, ds in iter_batches(base, parameters, mode=mode, variables=variables, rtol=rtol,
-                              chunk_size=chunk_size, summary=summary, skip_chunks=done):
-        path = out / f"chunk_{c:05d}.nc"
-        _write_atomic(ds, path)
-        written.append(path)
-        if progress is not None:
-            progress(c, ds, path)
+    spec = json.loads(json.dumps(spec, default=str))
+    n_total = _n_scenarios(base, parameters, mode)      # also checks the parameters
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ScenarioError("output", str(out), "a directory (existing or to be created)",
+                            detail="exists and is not a directory")
+    created = [d for d in (out, *out.parents) if not d.exists()]   # deepest first
+    out.mkdir(parents=True, exist_ok=True)
+    spec_path = out / _SPEC
+    written: list[Path] = []
+    wrote_spec = False
+    try:
+        with _DirectoryLock(out):
+            _remove_stale_temporaries(out)
+            chunks = {}
+            for p in out.glob("chunk_*.nc"):
+                try:
+                    chunks[int(p.stem.split("_")[1])] = p
+                except (IndexError, ValueError):
+                    continue
+            have_spec = spec_path.exists()
+            if chunks and not have_spec:
+                raise ScenarioError("output", str(out), "an empty directory or one holding a "
+                                    "csfmodel sweep", detail="chunk_*.nc files without "
+                                    "sweep.json")
+            done: set[int] = set()
+            if chunks:
+                try:
+                    old = json.loads(read_text(spec_path, "sweep.json", "a sweep definition"))
+                except ValueError:    # ScenarioError or JSONDecodeError: damaged
+                    old = None
+                if not resume:
+                    raise ScenarioError("output", str(out), "an empty directory, or --resume "
+                                        "to continue the sweep written there",
+                                        detail="it holds a sweep (sweep.json)")
+                if old != spec:
+                    raise ScenarioError("output", str(out), "the same sweep definition to "
+                                        "resume, or another (or emptied) directory",
+                                        detail="sweep.json differs or is damaged")
+                for c, p in sorted(chunks.items()):
+                    if _chunk_problem(p, c, n_total, chunk_size, variables, summary) is None:
+                        done.add(c)
+                    else:
+                        p.unlink()   # truncated or foreign: computed again
+            spec_ok = bool(done) and have_spec
+            for c, ds in iter_batches(base, parameters, mode=mode, variables=variables,
+                                      rtol=rtol, chunk_size=chunk_size, summary=summary,
+                                      skip_chunks=done):
+                if not spec_ok:
+                    write_text(spec_path, json.dumps(spec, indent=1))
+                    spec_ok = wrote_spec = True
+                path = out / f"chunk_{c:05d}.nc"
+                ds.attrs.update({"sweep_chunk": c, "sweep_chunk_size": chunk_size,
+                                 "sweep_scenarios": n_total})
+                save(ds, path)
+                written.append(path)
+                if progress is not None:
+                    progress(c, ds, path)
+    finally:
+        if not written:
+            # nothing came of it: leave no sweep.json (it would block a rerun) and no
+            # directory this call created
+            for p in ([spec_path] if wrote_spec else []) + ([out / _LOCK] if created else []):
+                try:
+                    p.unlink()
+                except OSError:
+                    pass
+            for d in created:
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
     return written
 
 
@@ -545,8 +693,15 @@ def load_sweep(out_dir: str | Path) -> xr.Dataset:
         raise ScenarioError("sweep", str(out_dir), "a directory with chunk_*.nc files")
     parts = []
     for f in files:
-        with xr.open_dataset(f) as ds:
-            parts.append(ds.load())
+        try:
+            with xr.open_dataset(f) as ds:
+                parts.append(ds.load())
+        except MemoryError:
+            raise
+        except Exception as exc:     # truncated/damaged files raise many kinds
+            raise ScenarioError("sweep", str(f), "a complete chunk file (rerun the sweep with "
+                                "--resume to compute it again)",
+                                detail=f"cannot be read: {type(exc).__name__}") from None
     return xr.concat(parts, dim="scenario", data_vars="minimal", coords="minimal",
                      compat="override").sortby("scenario")
 
@@ -562,13 +717,13 @@ def _parse_param(text: str) -> tuple[str, list[str]]:
 def _cmd_sweep(args: Any) -> int:
     parameters: dict[str, list] = {}
     mode = "product" if args.product else "zip"
+    from csfmodel._io import check_output_dir, read_text
+
+    check_output_dir(args.output, "--output", inputs=[args.scenario, args.parameters])
     if args.parameters:
         p = Path(args.parameters)
         try:
-            spec = tomllib.loads(p.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ScenarioError("--parameters", str(p), "a readable TOML file",
-                                detail=exc.strerror or str(exc)) from None
+            spec = tomllib.loads(read_text(p, "--parameters", "a readable TOML file"))
         except tomllib.TOMLDecodeError as exc:
             raise ScenarioError("--parameters", str(p), "valid TOML", detail=str(exc)) from None
         table = spec.get("parameters", {})
@@ -588,10 +743,15 @@ def _cmd_sweep(args: Any) -> int:
         rate = n_done[0] / max(_time.perf_counter() - t0, 1e-9)
         print(f"wrote {path}  ({n_done[0]} scenarios, {rate:.0f}/s)", flush=True)
 
-    written = run_to_directory(args.scenario, parameters, args.output, mode=mode,
-                               variables=variables, rtol=args.rtol,
-                               chunk_size=args.chunk_size, summary=not args.series,
-                               resume=args.resume, progress=progress)
+    try:
+        written = run_to_directory(args.scenario, parameters, args.output, mode=mode,
+                                   variables=variables, rtol=args.rtol,
+                                   chunk_size=args.chunk_size, summary=not args.series,
+                                   resume=args.resume, progress=progress)
+    except ScenarioError as exc:
+        if exc.key != "output":
+            raise
+        raise ScenarioError("--output", exc.value, exc.allowed, detail=exc.detail) from None
     print(f"{len(written)} chunk(s) written to {args.output} in "
           f"{_time.perf_counter() - t0:.1f} s; open them with "
           f"csfmodel.sweep.load_sweep({str(args.output)!r})")

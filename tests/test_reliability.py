@@ -245,7 +245,7 @@ def test_short_duration_without_output_interval_is_fine():
 
 def test_a_scenario_without_doses_is_refused():
     with pytest.raises(ScenarioError, match="dose: got None.*at least one"):
-        parse_scenario({})
+        prepare({})
 
 
 def test_conus_level_messages_name_the_allowed_levels():
