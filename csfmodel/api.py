@@ -6,6 +6,8 @@ import inspect
 import json
 import os
 import time as _time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,8 @@ from csfmodel.model import Model, Schedule, build_model, build_schedule
 from csfmodel.results import to_dataset
 from csfmodel.scenario import Scenario, load_scenario, parse_scenario
 
-__all__ = ["simulate", "prepare", "check_memory", "SimulationInterrupted"]
+__all__ = ["simulate", "simulate_to_file", "prepare", "check_memory", "check_disk",
+           "SimulationInterrupted"]
 
 
 class SimulationInterrupted(KeyboardInterrupt):
@@ -45,11 +48,13 @@ def _as_scenario(scenario: Scenario | dict | str | Path) -> Scenario:
                         "a Scenario, a dict or the path of a TOML file")
 
 
-def prepare(scenario: Scenario | dict | str | Path) -> tuple[Scenario, Model, Schedule, Any,
-                                                             np.ndarray]:
+def prepare(scenario: Scenario | dict | str | Path, *, in_memory: bool = True
+            ) -> tuple[Scenario, Model, Schedule, Any, np.ndarray]:
     """Validate a scenario and build everything a backend needs.
 
     Returns ``(scenario, model, schedule, dose_events, t_out)`` with ``t_out`` in min.
+    With ``in_memory`` (the default) a run whose results would not fit in memory is
+    refused (:func:`check_memory`).
     """
     sc = _as_scenario(scenario)
     if not sc.doses:
@@ -58,7 +63,8 @@ def prepare(scenario: Scenario | dict | str | Path) -> tuple[Scenario, Model, Sc
     sim = sc.simulation
     model = build_model(sc.anatomy, sc.drug, sim.resolution)
     t_out = sim.output_times()
-    check_memory(len(t_out), model.system.n_state)
+    if in_memory:
+        check_memory(len(t_out), model.system.n_state)
     events = expand(sc.doses, sim.duration)
     schedule = build_schedule(model, events, sim.duration)
     return sc, model, schedule, events, t_out
@@ -132,33 +138,78 @@ def simulate(scenario: Scenario | dict | str | Path, *, solver: str | None = Non
     >>> float(ds.amount_dosed[-1])
     0.3
     """
-    from csfmodel import __version__
-    from csfmodel.solvers import SolveInterrupted, get_solver
-
     sc, model, schedule, events, t_out = prepare(scenario)
+    run = _execute(sc, model, schedule, t_out, solver, solver_options)
+    t_done = t_out[: run.n_done]
+    ds = to_dataset(model, schedule, t_done, run.states, _requests(events, t_done), run.attrs)
+    if run.interrupted:
+        raise SimulationInterrupted(ds)
+    return ds
+
+
+def _requests(events, t_done: np.ndarray) -> list:
+    """The patient bolus requests up to the last output time reached."""
+    return [r for r in events.requests if r.time <= t_done[-1]] if len(t_done) else []
+
+
+@dataclass
+class _Run:
+    """What a backend returned: states (none when streamed), rows reached, attrs."""
+
+    states: np.ndarray
+    n_done: int
+    attrs: dict
+    interrupted: str | None
+
+
+def _execute(sc: Scenario, model: Model, schedule: Schedule, t_out: np.ndarray,
+             solver: str | None, solver_options: dict, sink=None) -> _Run:
+    """Run the chosen backend; with ``sink``, hand it the states window by window.
+
+    Backends whose ``solve`` takes a ``sink`` stream themselves (memory bounded by
+    one window); for the others the rows are handed over in blocks once solved.
+    """
+    from csfmodel import __version__
+    from csfmodel.solvers import SolveInterrupted, SolverFailure, get_solver
+
     name = solver or sc.simulation.solver
     solve = get_solver(name)
+    params = inspect.signature(solve).parameters
     # backends that report step statistics (steps, largest error estimate, ...) get a
     # dict to fill; the entries go into the attrs as solver_<name>
     stats: dict | None = None
-    if "stats" not in solver_options and "stats" in inspect.signature(solve).parameters:
+    opts = dict(solver_options)
+    if "stats" not in opts and "stats" in params:
         stats = {}
-        solver_options = dict(solver_options, stats=stats)
+        opts["stats"] = stats
+    delivered = [0]
+
+    def counting_sink(i0: int, states: np.ndarray) -> None:
+        if not np.all(np.isfinite(states)):  # pragma: no cover - a solver bug
+            raise SolverFailure(f"solver {name!r} produced non-finite values")
+        sink(i0, states)
+        delivered[0] = i0 + len(states)
+
+    streams = sink is not None and "sink" in params
+    if streams:
+        opts["sink"] = counting_sink
     t0 = _time.perf_counter()
     interrupted = None
     try:
-        states = solve(model.system, schedule, t_out, **solver_options)
+        states = solve(model.system, schedule, t_out, **opts)
+        n_done = delivered[0] if streams else len(states)
     except SolveInterrupted as exc:
         states = exc.states
-        last = t_out[len(states) - 1] / 60 if len(states) else 0.0
-        interrupted = (f"stopped by the user at t = {last:.4g} h of "
-                       f"{sc.simulation.duration / 60:.4g} h")
-        t_out = t_out[: len(states)]
+        n_done = delivered[0] if streams else len(states)
+        interrupted = _stopped_at(t_out, n_done, sc.simulation.duration)
     elapsed = _time.perf_counter() - t0
     if not np.all(np.isfinite(states)):  # pragma: no cover - a solver bug, never silent
-        from csfmodel.solvers import SolverFailure
-
         raise SolverFailure(f"solver {name!r} produced non-finite values")
+    if sink is not None and not streams:
+        block = max(1, _SINK_ROWS_BYTES // (8 * model.system.n_state))
+        for i0 in range(0, len(states), block):
+            counting_sink(i0, states[i0:i0 + block])
+        states = states[:0]
     attrs = {
         "title": "csfmodel simulation",
         "csfmodel_version": __version__,
@@ -173,14 +224,103 @@ def simulate(scenario: Scenario | dict | str | Path, *, solver: str | None = Non
     for k, v in (stats or {}).items():
         if isinstance(v, (int, float, str)):
             attrs[f"solver_{k}"] = v
-    if "rtol" in inspect.signature(solve).parameters:
-        attrs.setdefault("solver_rtol", solver_options.get(
-            "rtol", inspect.signature(solve).parameters["rtol"].default))
+    if "rtol" in params:
+        attrs.setdefault("solver_rtol", solver_options.get("rtol", params["rtol"].default))
     if interrupted:
         attrs["interrupted"] = interrupted
-    ds = to_dataset(model, schedule, t_out, states,
-                    [r for r in events.requests if r.time <= t_out[-1]] if len(t_out)
-                    else [], attrs)
-    if interrupted:
-        raise SimulationInterrupted(ds)
-    return ds
+    return _Run(states=states, n_done=n_done, attrs=attrs, interrupted=interrupted)
+
+
+def _stopped_at(t_out: np.ndarray, n_done: int, duration: float) -> str:
+    """The ``interrupted`` attribute of a run stopped after ``n_done`` output rows."""
+    last = t_out[n_done - 1] / 60 if n_done else 0.0
+    return f"stopped by the user at t = {last:.4g} h of {duration / 60:.4g} h"
+
+
+#: rows handed to a sink at once by backends that do not stream themselves (bytes)
+_SINK_ROWS_BYTES = 32 * 2**20
+
+
+def simulate_to_file(scenario: Scenario | dict | str | Path, path: str | Path, *,
+                     solver: str | None = None,
+                     on_window: Callable[[xr.Dataset], None] | None = None,
+                     **solver_options: Any) -> Path:
+    """Simulate a scenario and write the results to netCDF while they are computed.
+
+    The file holds exactly what :func:`simulate` returns, but the run never holds
+    more than one window of results in memory (with the ``numba`` backend; the
+    others solve first and then write), so runs far larger than memory are
+    possible. The file is written atomically (a temporary file renamed when
+    complete); on Ctrl-C the rows computed so far are kept, with an
+    ``interrupted`` attribute, and :class:`SimulationInterrupted` is raised with
+    the file opened lazily as ``partial``.
+
+    Parameters
+    ----------
+    scenario
+        As for :func:`simulate`.
+    path
+        netCDF file to write; refused beforehand if the disk cannot hold it.
+    solver, **solver_options
+        As for :func:`simulate`.
+    on_window
+        Called with each window's Dataset as it is written (e.g. running summaries).
+
+    Returns
+    -------
+    pathlib.Path
+        The file written; open it with :func:`csfmodel.load` or ``xarray.open_dataset``.
+    """
+    from csfmodel._io import atomic_path
+    from csfmodel.results import NetCDFStream
+
+    sc, model, schedule, events, t_out = prepare(scenario, in_memory=False)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    check_disk(target, len(t_out), model)
+    stream: list = []
+    with atomic_path(target) as tmp:
+        def sink(i0: int, states: np.ndarray) -> None:
+            t_win = t_out[i0:i0 + len(states)]
+            piece = to_dataset(model, schedule, t_win, states,
+                               _requests(events, t_out) if i0 == 0 else [], {})
+            if not stream:
+                stream.append(NetCDFStream(tmp, piece))
+            else:
+                stream[0].append(piece)
+            written[0] = i0 + len(states)
+            if on_window is not None:
+                on_window(piece)
+
+        written = [0]
+        run = _execute(sc, model, schedule, t_out, solver, solver_options, sink=sink)
+        if not stream:
+            raise SimulationInterrupted(to_dataset(model, schedule, t_out[:0],
+                                                   np.zeros((0, model.system.n_state)), [],
+                                                   run.attrs))
+        if run.interrupted:  # the rows in the file, whatever the backend had handed over
+            run.attrs["interrupted"] = _stopped_at(t_out, written[0], sc.simulation.duration)
+        stream[0].close(run.attrs)
+    if run.interrupted:
+        raise SimulationInterrupted(xr.open_dataset(target))
+    return target
+
+
+def check_disk(path: Path, n_times: int, model: Model) -> int:
+    """Refuse a results file larger than the free space where it is to be written."""
+    import shutil
+
+    n = model.system
+    per_row = n.n_spinal + model.grid.segment_weights.shape[0] + 16
+    need = n_times * per_row * 8
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:  # pragma: no cover - checked again when writing
+        return need
+    if need > free:
+        raise ScenarioError(
+            "simulation.output_interval", f"{n_times:,} output times",
+            f"a results file that fits on the disk: ~{need / 2**30:.3g} GiB needed, "
+            f"{free / 2**30:.3g} GiB free in {path.parent}; use a longer output_interval "
+            "or a coarser resolution", detail="too large")
+    return need

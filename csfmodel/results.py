@@ -32,7 +32,7 @@ from csfmodel.anatomy import CORD_SEGMENTS
 from csfmodel.dosing import Request
 from csfmodel.model import Model, Schedule
 
-__all__ = ["to_dataset", "save", "load", "POOLS"]
+__all__ = ["to_dataset", "save", "load", "NetCDFStream", "POOLS"]
 
 _NG_PER_ML = 1000.0  # ug/mL -> ng/mL
 _MG = 1e-3           # ug -> mg
@@ -143,12 +143,47 @@ def save(ds: xr.Dataset, path: str | Path) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     out = ds.copy()
-    for k, v in list(out.attrs.items()):
-        if isinstance(v, (dict, list, tuple)):
-            out.attrs[k] = json.dumps(v)
+    out.attrs = _netcdf_attrs(out.attrs)
     with atomic_path(p) as tmp:
         out.to_netcdf(tmp)
     return p
+
+
+def _netcdf_attrs(attrs: dict) -> dict:
+    """Attrs netCDF can hold: containers as JSON text."""
+    return {k: json.dumps(v) if isinstance(v, (dict, list, tuple)) else v
+            for k, v in attrs.items()}
+
+
+class NetCDFStream:
+    """A results file grown along ``time`` one window at a time (long runs).
+
+    The first window's Dataset (from :func:`to_dataset`) fixes the layout: it is
+    written with an unlimited ``time`` dimension; :meth:`append` adds the rows of
+    later windows, and :meth:`close` sets the final attributes. Reading the file
+    gives the same Dataset :func:`to_dataset` would have built in one piece.
+    """
+
+    def __init__(self, path: str | Path, first: xr.Dataset):
+        import netCDF4
+
+        self.path = Path(path)
+        first.to_netcdf(self.path, unlimited_dims=["time"])
+        self._nc = netCDF4.Dataset(self.path, "a")
+        self._timed = [k for k, v in first.variables.items() if "time" in v.dims]
+
+    def append(self, piece: xr.Dataset) -> None:
+        """Write the rows of a later window after those already in the file."""
+        n0 = self._nc.dimensions["time"].size
+        k = piece.sizes["time"]
+        for name in self._timed:
+            self._nc[name][n0:n0 + k] = piece[name].values
+
+    def close(self, attrs: dict | None = None) -> None:
+        """Set the file's global attributes and close it."""
+        if attrs:
+            self._nc.setncatts(_netcdf_attrs(attrs))
+        self._nc.close()
 
 
 def load(path: str | Path) -> xr.Dataset:

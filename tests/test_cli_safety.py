@@ -88,7 +88,7 @@ def no_simulation(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("simulated although an argument was bad")
 
-    monkeypatch.setattr(csfmodel.api, "simulate", boom)
+    monkeypatch.setattr(csfmodel.api, "simulate_to_file", boom)
 
 
 # ------------------------------------------------------------------ scenario files
@@ -261,7 +261,7 @@ def test_memory_error_is_one_line(tmp_path, scen, capsys, monkeypatch):
     def oom(*a, **k):
         raise MemoryError
 
-    monkeypatch.setattr(csfmodel.api, "simulate", oom)
+    monkeypatch.setattr(csfmodel.api, "simulate_to_file", oom)
     assert "output_interval" in _fails(["run", str(scen), "-o", str(tmp_path / "o.nc")], capsys)
 
 
@@ -271,7 +271,7 @@ def test_os_error_names_path_and_reason(tmp_path, scen, capsys, monkeypatch):
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied", "/some/where")
 
-    monkeypatch.setattr(csfmodel.api, "simulate", denied)
+    monkeypatch.setattr(csfmodel.api, "simulate_to_file", denied)
     line = _fails(["run", str(scen), "-o", str(tmp_path / "o.nc")], capsys)
     assert line == "csfmodel: error: '/some/where': Permission denied"
 
@@ -283,7 +283,7 @@ def test_internal_error_is_one_line_and_debug_shows_traceback(tmp_path, scen, ca
     def bug(*a, **k):
         raise ZeroDivisionError("division by zero\nsecond line")
 
-    monkeypatch.setattr(csfmodel.api, "simulate", bug)
+    monkeypatch.setattr(csfmodel.api, "simulate_to_file", bug)
     monkeypatch.delenv("CSFMODEL_DEBUG", raising=False)
     argv = ["run", str(scen), "-o", str(tmp_path / "o.nc")]
     line = _fails(argv, capsys, code=3)
@@ -301,7 +301,7 @@ def test_keyboard_interrupt_is_130(tmp_path, scen, capsys, monkeypatch):
     def stop(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(csfmodel.api, "simulate", stop)
+    monkeypatch.setattr(csfmodel.api, "simulate_to_file", stop)
     assert _fails(["run", str(scen), "-o", str(tmp_path / "o.nc")], capsys,
                   code=130) == "csfmodel: interrupted"
 

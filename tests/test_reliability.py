@@ -267,3 +267,90 @@ def test_memory_estimate_scales_with_times_and_states():
     assert check_memory(1000, 200, available=10**12) == 3 * 1000 * 200 * 8
     with pytest.raises(ScenarioError, match="too large"):
         check_memory(10**6, 10**4, available=10**9)
+
+
+# ------------------------------------------------------------ streaming long runs
+STREAMED = {"simulation": {"duration": "3 day", "output_interval": "10 min",
+                           "resolution": "1 cm"},
+            "dose": [{"route": "intrathecal", "type": "patient_bolus", "site": "T10",
+                      "amount": "0.1 mg", "lockout": "1 h", "max_per_day": 12,
+                      "daily_requests": ["1 h", "3 h", "3.5 h"]},
+                     {"route": "oral", "amount": "10 mg", "interval": "12 h", "count": 6}]}
+
+
+@pytest.fixture
+def small_windows(monkeypatch):
+    """Windows of a few hours (numba) and blocks of 16 kB (other backends)."""
+    import csfmodel.api as api
+    from csfmodel.solvers import numba_backend
+
+    monkeypatch.setattr(numba_backend, "SINK_BYTES", 2**14)
+    monkeypatch.setattr(api, "_SINK_ROWS_BYTES", 2**14)
+
+
+@pytest.mark.parametrize("backend", ["numba", "reference"])
+def test_streamed_file_equals_the_in_memory_result(backend, tmp_path, small_windows):
+    import xarray as xr
+
+    from csfmodel.api import simulate_to_file
+
+    ds = csfmodel.simulate(STREAMED, solver=backend)
+    windows = []
+    path = simulate_to_file(STREAMED, tmp_path / "s.nc", solver=backend,
+                            on_window=lambda w: windows.append(w.sizes["time"]))
+    assert len(windows) > 5 and sum(windows) == ds.sizes["time"]
+    with xr.open_dataset(path) as f:
+        assert set(f.data_vars) == set(ds.data_vars)
+        for v in ds.data_vars:
+            a, b = ds[v].values, f[v].values
+            if a.dtype.kind == "f":
+                np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12 * np.abs(a).max())
+            else:
+                np.testing.assert_array_equal(b, a)
+            assert f[v].attrs["units"] == ds[v].attrs["units"]
+        assert f.attrs["solver"] == backend and "solver_seconds" in f.attrs
+
+
+def test_streaming_bypasses_the_memory_limit_but_simulate_does_not(tmp_path, monkeypatch):
+    import csfmodel.api as api
+
+    monkeypatch.setattr(api, "_available_memory", lambda: 10**5)
+    with pytest.raises(ScenarioError, match="fit in memory"):
+        csfmodel.simulate(STREAMED)
+    assert api.simulate_to_file(STREAMED, tmp_path / "s.nc").exists()
+
+
+def test_streaming_refuses_a_file_larger_than_the_free_disk(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from csfmodel.api import simulate_to_file
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**6, 10**6 - 1000, 1000))
+    with pytest.raises(ScenarioError, match="fits on the disk"):
+        simulate_to_file(STREAMED, tmp_path / "s.nc")
+    assert not list(tmp_path.iterdir())
+
+
+def test_interrupted_stream_keeps_the_rows_written(tmp_path, small_windows):
+    from csfmodel.api import SimulationInterrupted, simulate_to_file
+
+    seen = []
+
+    def stop_after_three(w):
+        seen.append(w.sizes["time"])
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(SimulationInterrupted) as exc:
+        simulate_to_file(STREAMED, tmp_path / "s.nc", on_window=stop_after_three)
+    part = exc.value.partial
+    assert part.sizes["time"] == sum(seen)
+    assert "stopped by the user" in part.attrs["interrupted"]
+    full = csfmodel.simulate(STREAMED)
+    np.testing.assert_allclose(part.plasma_concentration.values,
+                               full.plasma_concentration.values[: sum(seen)], rtol=1e-12)
+    hours = float(part.time[-1])
+    assert f"t = {hours:.4g} h" in part.attrs["interrupted"]
+    part.close()

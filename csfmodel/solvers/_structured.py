@@ -108,8 +108,11 @@ INTERP_WINDOW = 2.0
 #: number of cached factorizations (distinct step sizes) per scenario
 N_CACHE = 24
 
-#: leading entries of the ``resume`` vector of :func:`integrate` (then the peaks)
-RESUME_SIZE = 8
+#: leading entries of the ``resume`` vector of :func:`integrate` (then the peaks); entry
+#: ``RESUME_ROW0`` is the output index of ``out``'s first row (a caller streaming the
+#: results window by window passes a buffer for that window only)
+RESUME_SIZE = 9
+RESUME_ROW0 = 8
 
 # indices of the statistics vector returned by the kernels
 # (``ST_ROWS``: output rows written so far; ``ST_FAILED``: 1 if the step size collapsed,
@@ -549,6 +552,7 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
     peak = np.zeros(2 + m)
     K = times.shape[0]
     n_out = t_out.shape[0]
+    row0 = int(resume[RESUME_ROW0])
     if resume[0] == 1.0:
         t = resume[1]
         ke = int(resume[2])
@@ -594,7 +598,7 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
                 _project(y, ob0, o_ptr, o_idx, o_w)
                 _record(io, t_out, ob0, summ, prev)
             else:
-                _emit(y, out, io, o_ptr, o_idx, o_w)
+                _emit(y, out, io - row0, o_ptr, o_idx, o_w)
             io += 1
         if t >= t_end or io >= n_out or io >= io_stop:
             break
@@ -749,7 +753,7 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
                             for i in range(nst):
                                 wr[i] = _hermite(th, h, y[i], y1[i], F[0, i],
                                                  F[ns_st - 1, i])
-                            _emit(wr, out, io, o_ptr, o_idx, o_w)
+                            _emit(wr, out, io - row0, o_ptr, o_idx, o_w)
                             io += 1
                     else:
                         # interpolate in the (linear) space of the observables
@@ -765,7 +769,7 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, brow, bco
                                 _record(io, t_out, obt, summ, prev)
                             else:
                                 for q in range(n_obs):
-                                    out[io, q] = _hermite(th, h, ob0[q], ob1[q], obf0[q],
+                                    out[io - row0, q] = _hermite(th, h, ob0[q], ob1[q], obf0[q],
                                                           obf1[q])
                             io += 1
                 for i in range(nst):

@@ -31,7 +31,7 @@ parallel batch kernel) and stores the machine code next to the module (or in
 
 from __future__ import annotations
 
-import time as _time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -44,10 +44,26 @@ __all__ = ["solve", "solve_batch", "border_pattern", "DEFAULT_RTOL", "DEFAULT_ME
 DEFAULT_RTOL = 5e-5
 #: default time-stepping method
 DEFAULT_METHOD = "esdirk3"
-#: simulated time of the first kernel call (min); Ctrl-C is honoured between calls
+#: simulated time per kernel call (min) for grids of up to WINDOW_STATES states;
+#: Ctrl-C is honoured between calls
 WINDOW_MIN = 7 * 1440.0
-#: wall time aimed at per kernel call (s): later windows are sized to it
-WINDOW_SECONDS = 0.25
+#: the window shrinks in proportion beyond this many states (finer grids cost more)
+WINDOW_STATES = 250
+#: most output rows per kernel call, as bytes of states (also what a ``sink`` gets)
+SINK_BYTES = 32 * 2**20
+
+
+def window_size(n_state: int) -> tuple[float, int]:
+    """Simulated time (min) and output rows per kernel call of :func:`solve`.
+
+    Windows depend only on the problem size, never on wall time, so a run gives
+    the same numbers whether its rows are kept or streamed to a sink, and from one
+    run to the next. About a simulated week of the 5 mm grid (and proportionally
+    less on finer grids) takes well under a second, so an interrupt is honoured
+    within a second.
+    """
+    return (WINDOW_MIN * min(1.0, WINDOW_STATES / n_state),
+            max(1, SINK_BYTES // (8 * n_state)))
 
 _STAT_NAMES = ("steps", "rejected", "factorizations", "max_error_estimate",
                "min_step_min", "max_step_min")
@@ -109,7 +125,8 @@ def _check_finished(st: np.ndarray, n_out: int, t_reached: float, member: str = 
 def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
           rtol: float = DEFAULT_RTOL, max_step: float | None = None,
           first_step: float | None = None, adaptive: bool = True, method: str = DEFAULT_METHOD,
-          y0: np.ndarray | None = None, stats: dict | None = None) -> np.ndarray:
+          y0: np.ndarray | None = None, stats: dict | None = None,
+          sink: Callable[[int, np.ndarray], None] | None = None) -> np.ndarray:
     """Integrate ``dy/dt = J y + u`` with jumps; return states at ``t_out`` (min).
 
     Parameters
@@ -139,11 +156,15 @@ def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
         If a dict is given, it is filled with ``steps``, ``rejected``,
         ``factorizations``, ``max_error_estimate`` (largest accepted scaled error,
         ≤ 1), ``min_step_min`` and ``max_step_min``.
+    sink
+        If given, the states are not kept: each window's rows are handed to
+        ``sink(first_row, states)`` as soon as they are computed (at most
+        ``SINK_BYTES`` per call), so memory stays bounded however long the run.
 
     Returns
     -------
     numpy.ndarray
-        States (ug), shape ``(len(t_out), n_state)``.
+        States (ug), shape ``(len(t_out), n_state)``; ``(0, n_state)`` with a sink.
     """
     from csfmodel.solvers import _structured as k
     from csfmodel.solvers import check_inputs
@@ -155,10 +176,11 @@ def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
     t_out = check_inputs(system, schedule, t_out, y0)
     act, ptr, idx = border_pattern(s.border_rows, s.border_cols)
     y = np.zeros(s.n_state) if y0 is None else np.array(y0, float)
-    out = np.empty((len(t_out), s.n_state))
+    n_out = len(t_out)
+    out = np.empty((0 if sink else n_out, s.n_state))
     st = np.zeros(k.N_STATS)
     empty_i = np.zeros(0, np.int64)
-    args = (s.lower, s.diag, s.upper, s.cord_diag, s.csf_to_cord, s.cord_to_csf,
+    head = (s.lower, s.diag, s.upper, s.cord_diag, s.csf_to_cord, s.cord_to_csf,
             np.ascontiguousarray(s.border_rows), np.ascontiguousarray(s.border_cols),
             np.ascontiguousarray(s.block), s.volume, act, ptr, idx,
             np.ascontiguousarray(schedule.times, dtype=float),
@@ -166,31 +188,28 @@ def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
             float(schedule.t_end), t_out, y, empty_i, empty_i, np.zeros(0),
             *k._tableau(method)[:3], float(rtol), _floor(schedule.total_dosed(), rtol),
             float(np.inf if max_step is None else max_step),
-            float(np.inf if first_step is None else first_step), bool(adaptive), out, st,
-            np.zeros((4, 0)))
-    # integrate in windows of simulated time: between two windows Python can act on
-    # Ctrl-C, and the rows already computed are handed back. A window starts at
-    # WINDOW_MIN of simulated time and is resized so that each kernel call takes about
-    # WINDOW_SECONDS of wall time (fine grids, long runs), so an interrupt is honoured
-    # within a second whatever the problem size
+            float(np.inf if first_step is None else first_step), bool(adaptive))
+    # integrate in windows (see window_size): between two windows Python can act on
+    # Ctrl-C, and the rows already computed are handed back (or to the sink)
     resume = np.zeros(k.RESUME_SIZE + 2 + s.block.shape[0])
+    window, max_rows = window_size(s.n_state)
     done = 0
-    window = WINDOW_MIN
     try:
-        while done < len(t_out):
+        while done < n_out:
             io_stop = max(int(np.searchsorted(t_out, t_out[done] + window, side="right")),
                           done + 1)
-            t_start, wall = resume[1], _time.perf_counter()
-            k.integrate(*args, resume, io_stop)
-            wall = _time.perf_counter() - wall
+            io_stop = min(io_stop, done + max_rows)
+            buf = np.empty((io_stop - done, s.n_state)) if sink else out
+            resume[k.RESUME_ROW0] = done if sink else 0
+            k.integrate(*head, buf, st, np.zeros((4, 0)), resume, io_stop)
             if st[k.ST_FAILED]:
                 break
-            done = int(resume[3])
+            reached = int(resume[3])
+            if sink and reached > done:
+                sink(done, buf[: reached - done])
+            done = reached
             if resume[1] >= schedule.t_end:
                 break
-            spanned = resume[1] - t_start
-            if spanned > 0 and wall > 0:
-                window = min(max(spanned * WINDOW_SECONDS / wall, 1.0), 64 * WINDOW_MIN)
     except KeyboardInterrupt:
         from csfmodel.solvers import SolveInterrupted
 
