@@ -5,7 +5,8 @@ The public API::
     import csfmodel
     ds = csfmodel.simulate("examples/scenarios/pump_t10.toml")
 
-``simulate`` is the one entry point; the CLI (``csfmodel run``) calls exactly it.
+``simulate`` is the one entry point; ``simulate_to_file`` runs the same and writes
+the results to netCDF while they are computed (long runs; ``csfmodel run`` uses it).
 Submodules: :mod:`~csfmodel.anatomy`, :mod:`~csfmodel.drugs`,
 :mod:`~csfmodel.dosing`, :mod:`~csfmodel.scenario`, :mod:`~csfmodel.model`,
 :mod:`~csfmodel.solvers`, :mod:`~csfmodel.results`, :mod:`~csfmodel.plotting`.
@@ -13,12 +14,13 @@ Importing csfmodel does not import numba or jax.
 """
 
 from csfmodel.anatomy import CORD_SEGMENTS, VERTEBRAL_LEVELS, Anatomy
-from csfmodel.api import prepare, simulate
+from csfmodel.api import SimulationInterrupted, prepare, simulate, simulate_to_file
 from csfmodel.drugs import DRUGS, Drug, get_drug
 from csfmodel.errors import ScenarioError
 from csfmodel.model import build_model, build_schedule
 from csfmodel.results import load, save
 from csfmodel.scenario import Scenario, load_scenario, parse_scenario
+from csfmodel.solvers import SolverFailure
 
 __version__ = "0.1.0"
 
@@ -29,6 +31,8 @@ __all__ = [
     "Drug",
     "Scenario",
     "ScenarioError",
+    "SimulationInterrupted",
+    "SolverFailure",
     "VERTEBRAL_LEVELS",
     "build_model",
     "build_schedule",
@@ -39,5 +43,6 @@ __all__ = [
     "prepare",
     "save",
     "simulate",
+    "simulate_to_file",
     "__version__",
 ]
