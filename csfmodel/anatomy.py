@@ -369,7 +369,7 @@ def default_anatomy() -> Anatomy:
     return Anatomy()
 
 
-_ADULT = "adult range (Gray's Anatomy), widened for sweeps"
+_ADULT = "adult range after Gray's Anatomy, widened for sweeps"
 #: Every ``[patient]`` value: internal unit and allowed range, with its basis.
 PATIENT_PARAMETERS: dict[str, Bound] = {
     "cervical_length": Bound("cm", 8.0, 20.0, _ADULT),
@@ -379,26 +379,26 @@ PATIENT_PARAMETERS: dict[str, Bound] = {
     "sacral_s2_length": Bound("cm", 0.2, 4.0, "S2 down to the end of the dural sac"),
     "spinal_csf_volume": Bound("mL", 40.0, 200.0, "Chen 2017: ~95 mL; Hogan 1996: "
                                "lumbosacral 28-81 mL"),
-    "conus_level": Bound("str", basis="a vertebral level T11-L3 (Saifuddin 1998)"),
+    "conus_level": Bound("str", basis="a vertebral level T11-L3, Saifuddin 1998"),
     "conus_fraction": Bound("1", 0.0, 1.0, "fraction through the conus level"),
     "cisternal_volume": Bound("mL", 1.0, 50.0, "cisterna magna and basal cisterns"),
-    "cortical_sas_volume": Bound("mL", 2.0, 200.0, "cranial SAS (Sakka 2011)"),
+    "cortical_sas_volume": Bound("mL", 2.0, 200.0, "cranial SAS, Sakka 2011"),
     "ventricular_volume": Bound("mL", 5.0, 200.0, "adult ventricles 10-40 mL, more in "
                                 "ventriculomegaly"),
-    "csf_production": Bound("mL/min", 0.1, 1.0, "0.3-0.4 mL/min (Sakka 2011)"),
-    "spinal_bulk_flow": Bound("mL/min", 0.0, 0.2, "net spinal flow is small "
-                              "(Enzmann & Pelc 1993); less than csf_production"),
+    "csf_production": Bound("mL/min", 0.1, 1.0, "0.3-0.4 mL/min, Sakka 2011"),
+    "spinal_bulk_flow": Bound("mL/min", 0.0, 0.2, "net spinal flow is small, "
+                              "Enzmann & Pelc 1993; less than csf_production"),
     "dispersion": Bound("cm^2/min", 0.01, 100.0, "25x to 250000x morphine's molecular "
-                        "diffusivity (Stockman 2007; Sharp 2019)"),
+                        "diffusivity; Stockman 2007, Sharp 2019"),
     "dispersion_caudal_fraction": Bound("1", 0.0, 1.0, "fraction of the rostral value"),
-    "ventricular_mixing": Bound("mL/min", 1e-3, 10.0, "aqueductal exchange "
-                                "(Baledent 2004: ~0.03 mL/beat)"),
-    "cranial_mixing": Bound("mL/min", 1e-3, 50.0, "cisternal-cortical exchange (estimate)"),
+    "ventricular_mixing": Bound("mL/min", 1e-3, 10.0, "aqueductal exchange; "
+                                "Baledent 2004: ~0.03 mL/beat"),
+    "cranial_mixing": Bound("mL/min", 1e-3, 50.0, "cisternal-cortical exchange, estimate"),
     "injection_spread": Bound("1", 1.0, 100.0, "an injectate mixes into at least its own "
                               "volume"),
-    "injection_mixing": Bound("cm^2/min", 0.01, 100.0, "jet mixing (estimate)"),
+    "injection_mixing": Bound("cm^2/min", 0.01, 100.0, "jet mixing, estimate"),
     "injection_loss": Bound("1", 0.0, 1.0, "a fraction", high_open=True),
-    "brain_mass": Bound("g", 800.0, 2000.0, "adult brain (Dekaban 1978)"),
+    "brain_mass": Bound("g", 800.0, 2000.0, "adult brain, Dekaban 1978"),
     "body_weight": Bound("kg", 30.0, 250.0, "adult body weight"),
 }
 

@@ -168,6 +168,17 @@ def _cmd_presets(args: argparse.Namespace) -> int:
         for k, s in enumerate(CORD_SEGMENTS):
             mid = 0.5 * (e[k] + e[k + 1])
             print(f"  {s:<4} {e[k]:6.2f} - {e[k + 1]:6.2f}   behind {a.level_at(mid)}")
+    if what in ("ranges", "all"):
+        from csfmodel.anatomy import PATIENT_PARAMETERS
+        from csfmodel.drugs import DRUG_PARAMETERS
+        from csfmodel.scenario import LIMITS
+
+        print("Allowed ranges (values outside are refused with a one-line error):")
+        for section, table in (("patient", PATIENT_PARAMETERS), ("drug", DRUG_PARAMETERS),
+                               ("dose / simulation", LIMITS)):
+            print(f"  [{section}]")
+            for k, b in table.items():
+                print(f"    {k:<28} {b.describe() if b.unit != 'str' else b.basis}")
     if what in ("solvers", "all"):
         print("Solvers:")
         for k, v in available_backends().items():
@@ -203,10 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_run)
 
     pr = sub.add_parser("presets", help="list drug presets, vertebral levels, cord segments, "
-                                        "solvers",
+                                        "allowed ranges, solvers",
                         description="List what a scenario may name.")
     pr.add_argument("what", nargs="?", default="all",
-                    choices=("all", "drugs", "levels", "segments", "solvers"))
+                    choices=("all", "drugs", "levels", "segments", "ranges", "solvers"))
     pr.set_defaults(func=_cmd_presets)
 
     for mod in _COMMAND_MODULES:

@@ -177,11 +177,11 @@ class Drug:
 #: Every ``[drug]`` value: internal unit and allowed range, with its basis (the
 #: presets span the small molecules and the peptide ziconotide).
 DRUG_PARAMETERS: dict[str, Bound] = {
-    "mw": Bound("1", 50.0, 10000.0, "g/mol: small molecules to peptides (ziconotide 2639)"),
+    "mw": Bound("1", 50.0, 10000.0, "g/mol: small molecules to peptides, ziconotide 2639"),
     "octanol_buffer": Bound("1", 1e-5, 1e5, "partition at pH 7.4: DTPA 1e-4 to "
                             "sufentanil 1737"),
-    "diffusivity": Bound("cm^2/min", 1e-5, 1e-2, "aqueous diffusivity of solutes "
-                         "(morphine 3.9e-4)"),
+    "diffusivity": Bound("cm^2/min", 1e-5, 1e-2, "aqueous diffusivity of solutes; "
+                         "morphine 3.9e-4"),
     "fu_plasma": Bound("1", 0.0, 1.0, "a fraction", low_open=True),
     "cl": Bound("mL/min", 0.1, 10000.0, "up to about twice the cardiac output"),
     "v1": Bound("mL", 10.0, 2e6, "10 mL to 2000 L"),
@@ -192,7 +192,7 @@ DRUG_PARAMETERS: dict[str, Bound] = {
     "f_oral": Bound("1", 0.0, 1.0, "a fraction", low_open=True),
     "ka_ir": Bound("1/min", 1e-5, 1.0, "absorption half-lives from 0.7 min to 48 days"),
     "ka_cr": Bound("1/min", 1e-5, 1.0, "absorption half-lives from 0.7 min to 48 days"),
-    "kpuu_brain": Bound("1", 1e-3, 10.0, "unbound brain:plasma ratio (morphine 0.29)"),
+    "kpuu_brain": Bound("1", 1e-3, 10.0, "unbound brain:plasma ratio; morphine 0.29"),
     "bbb_efflux": Bound("mL/min/g", 1e-5, 10.0, "per g of brain or cord"),
     "bcsfb_efflux": Bound("mL/min", 1e-4, 100.0, "choroid plexus clearance"),
     "meningeal_permeability": Bound("cm/min", 1e-6, 0.1, "Bernards & Hill 1990-1992: "
