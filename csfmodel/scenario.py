@@ -88,7 +88,8 @@ LIMITS: dict[str, Bound] = {
     "volume": Bound("mL", 0.0, 20.0, "an IT injection volume", low_open=True),
     "injection_rate": Bound("mL/min", 1e-3, 60.0, "pump boluses ~0.1 mL/min to hand "
                             "injections of 1 mL/s"),
-    "lockout": Bound("min", 1.0, 1440.0, "a pump lockout", high_open=True),
+    "lockout": Bound("min", 1.0, 1440.0, "a pump lockout of 1 min to under 24 h",
+                     high_open=True),
     "interval": Bound("min", 1.0, _YEAR, "a dosing interval of 1 min to 366 days"),
     "time": Bound("min", 0.0, _YEAR, "a time within 366 days of the start"),
     "dose_duration": Bound("min", 0.0, math.inf, "a positive duration", low_open=True),
@@ -342,7 +343,10 @@ def _overrides(table: dict, units: dict[str, str], key: str, skip: tuple[str, ..
         elif units[k] == "1":
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ScenarioError(f"{key}.{k}", v, "a plain number")
-            out[k] = float(v)
+            try:
+                out[k] = float(v)
+            except OverflowError:
+                raise ScenarioError(f"{key}.{k}", v, "a number of ordinary size") from None
         else:
             out[k] = convert(v, units[k], f"{key}.{k}")
     return out

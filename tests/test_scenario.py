@@ -74,8 +74,8 @@ BAD = [
     ("dose.0.rate", "5 kg/day", "dose[0].rate", "100 mg/day"),
     ("dose.0.rate", "5 mL/day", "dose[0].rate", "mass/time"),
     ("dose.1.amount", "0.05 mg/day", "dose[1].amount", "mass"),
-    ("simulation.duration", "0 h", "simulation.duration", "positive"),
-    ("simulation.duration", "-3 h", "simulation.duration", "positive"),
+    ("simulation.duration", "0 h", "simulation.duration", "1 min to 366 days"),
+    ("simulation.duration", "-3 h", "simulation.duration", "1 min to 366 days"),
     ("simulation.duration", "12", "simulation.duration", "time"),
     ("simulation.output_interval", "2 day", "simulation.output_interval", "at most"),
     ("simulation.resolution", "10 cm", "simulation.resolution", "5 mm"),
@@ -84,19 +84,21 @@ BAD = [
     ("dose.0.site", "75 cm", "dose[0].site", "outside"),
     ("dose.0.site", "L3-L5", "dose[0].site", "adjacent"),
     ("dose.1.lockout", "30 h", "dose[1].lockout", "24 h"),
-    ("dose.1.lockout", "0 h", "dose[1].lockout", "positive"),
+    ("dose.1.lockout", "0 h", "dose[1].lockout", "1 min to under 24 h"),
     ("dose.1.max_per_day", 12, "dose[1].max_per_day", "impossible"),
     ("dose.1.max_per_day", 0, "dose[1].max_per_day", "whole number"),
     ("dose.0.type", "drip", "dose[0].type", "infusion"),
     ("dose.0.route", "epidural", "dose[0].route", "intrathecal"),
-    ("patient.spinal_csf_volume", "-5 mL", "patient.spinal_csf_volume", "positive"),
+    ("patient.spinal_csf_volume", "-5 mL", "patient.spinal_csf_volume", "40 to 200 mL"),
     ("patient.conus_level", "T2", "patient.conus_level", "conus"),
     ("drug.fu_plasma", 1.5, "drug.fu_plasma", "fraction"),
     ("drug.cl", "3 mg", "drug.cl", "volume/time"),
 ]
 
 
-@pytest.mark.parametrize("where,value,key,words", BAD, ids=[b[0] + "=" + str(b[1]) for b in BAD])
+@pytest.mark.parametrize("where,value,key,words", BAD,
+                         ids=[b[0] + "=" + ("<deleted>" if b[1] is _DELETE else str(b[1]))
+                              for b in BAD])
 def test_bad_input_names_key_value_and_allowed(where, value, key, words):
     with pytest.raises(ScenarioError) as exc:
         parse_scenario(_bad(where, value))

@@ -19,7 +19,7 @@ import numpy as np
 from csfmodel.errors import ScenarioError
 
 __all__ = ["BACKENDS", "get_solver", "available_backends", "SolveInterrupted", "SolverFailure",
-           "check_inputs"]
+           "check_inputs", "check_batch_inputs"]
 
 
 class SolveInterrupted(Exception):
@@ -74,6 +74,20 @@ def check_inputs(system, schedule, t_out, y0=None) -> np.ndarray:
     if y0 is not None and not np.all(np.isfinite(np.asarray(y0, float))):
         raise ScenarioError("y0", "non-finite entries", "a finite initial state (ug)")
     return t
+
+
+def check_batch_inputs(stack: dict, schedules, t_out) -> np.ndarray:
+    """:func:`check_inputs` for stacked systems (arrays with a leading batch axis)."""
+    from types import SimpleNamespace
+
+    for name, a in stack.items():
+        if not np.all(np.isfinite(np.asarray(a))):
+            raise ScenarioError(f"system.{name}", "non-finite entries",
+                                "finite rates and volumes (check the patient and drug values)")
+    placeholder = SimpleNamespace(**{k: np.zeros(1) for k in stack})
+    for sch in schedules:
+        t_out = check_inputs(placeholder, sch, t_out)
+    return t_out
 
 
 #: name -> (module, function, one-line description)

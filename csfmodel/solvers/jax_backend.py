@@ -539,13 +539,12 @@ def solve_batch(systems: Sequence[LinearSystem] | LinearSystem | Mapping[str, An
         raise ValueError("all schedules of a batch must end at the same t_end")
     rt = np.broadcast_to(np.asarray(rtol, float), (B,)).copy()
     _check_options(rt, max_step, adaptive)
-    from csfmodel.solvers import SolverFailure, check_inputs
+    from csfmodel.errors import ScenarioError
+    from csfmodel.solvers import SolverFailure, check_batch_inputs
 
-    for b, s in enumerate(systems):
-        t_out = check_inputs(s, schedules[sidx[b]], t_out,
-                             None if y0 is None or np.ndim(y0) == 1 else y0[b])
-    if y0 is not None and np.ndim(y0) == 1:
-        check_inputs(systems[0], schedules[0], t_out, y0)
+    t_out = check_batch_inputs(stack, schedules, t_out)
+    if y0 is not None and not np.all(np.isfinite(np.asarray(y0, float))):
+        raise ScenarioError("y0", "non-finite entries", "a finite initial state (ug)")
 
     # breakpoints: every dose event and output time; one record per breakpoint
     bp = np.unique(np.concatenate([*(s.times for s in schedules), t_out, [0.0, t_end]]))

@@ -322,7 +322,9 @@ def batch_job(stack: dict, schedules: list[Schedule], schedule_index: np.ndarray
                                                    (B, len(o_idx))))
         n_obs = len(o_ptr) - 1
     t_out = np.ascontiguousarray(t_out, dtype=float)
-    _check_batch_inputs(stack, schedules, t_out)
+    from csfmodel.solvers import check_batch_inputs
+
+    check_batch_inputs(stack, schedules, t_out)
     if summary and observables is None:
         raise ValueError("summary needs observables")
     summ = np.zeros((B, 4, n_obs if summary else 0))
@@ -340,22 +342,6 @@ def batch_job(stack: dict, schedules: list[Schedule], schedule_index: np.ndarray
             float(np.inf if max_step is None else max_step), float(np.inf), out, st, summ)
     return {"args": args, "out": out, "summ": summ, "stats": st, "summary": summary,
             "n_out": len(t_out)}
-
-
-def _check_batch_inputs(stack: dict, schedules: list[Schedule], t_out: np.ndarray) -> None:
-    """:func:`~csfmodel.solvers.check_inputs` for stacked systems (whole arrays at once)."""
-    from types import SimpleNamespace
-
-    from csfmodel.errors import ScenarioError
-    from csfmodel.solvers import check_inputs
-
-    for name, a in stack.items():
-        if not np.all(np.isfinite(a)):
-            raise ScenarioError(
-                f"system.{name}", "non-finite entries",
-                "finite rates and volumes (check the patient and drug values)")
-    for sch in schedules:
-        check_inputs(SimpleNamespace(**{k: np.zeros(1) for k in stack}), sch, t_out)
 
 
 def run_batch_job(job: dict) -> None:
