@@ -10,19 +10,42 @@ the results to netCDF while they are computed (long runs; ``csfmodel run`` uses 
 Submodules: :mod:`~csfmodel.anatomy`, :mod:`~csfmodel.drugs`,
 :mod:`~csfmodel.dosing`, :mod:`~csfmodel.scenario`, :mod:`~csfmodel.model`,
 :mod:`~csfmodel.solvers`, :mod:`~csfmodel.results`, :mod:`~csfmodel.plotting`.
-Importing csfmodel does not import numba or jax.
+
+Importing csfmodel is cheap: the names below are imported from their submodules
+on first use (PEP 562), so ``import csfmodel`` (and ``csfmodel --help``) imports
+none of numpy's heavier companions (scipy, xarray, netCDF4, matplotlib, numba, jax).
 """
 
-from csfmodel.anatomy import CORD_SEGMENTS, VERTEBRAL_LEVELS, Anatomy
-from csfmodel.api import SimulationInterrupted, prepare, simulate, simulate_to_file
-from csfmodel.drugs import DRUGS, Drug, get_drug
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from csfmodel.errors import ScenarioError
-from csfmodel.model import build_model, build_schedule
-from csfmodel.results import load, save
-from csfmodel.scenario import Scenario, load_scenario, parse_scenario
-from csfmodel.solvers import SolverFailure
 
 __version__ = "0.1.0"
+
+#: public name -> the submodule that defines it (imported on first access)
+_LAZY: dict[str, str] = {
+    "Anatomy": "csfmodel.anatomy",
+    "CORD_SEGMENTS": "csfmodel.anatomy",
+    "VERTEBRAL_LEVELS": "csfmodel.anatomy",
+    "SimulationInterrupted": "csfmodel.api",
+    "prepare": "csfmodel.api",
+    "simulate": "csfmodel.api",
+    "simulate_to_file": "csfmodel.api",
+    "DRUGS": "csfmodel.drugs",
+    "Drug": "csfmodel.drugs",
+    "get_drug": "csfmodel.drugs",
+    "build_model": "csfmodel.model",
+    "build_schedule": "csfmodel.model",
+    "load": "csfmodel.results",
+    "save": "csfmodel.results",
+    "Scenario": "csfmodel.scenario",
+    "load_scenario": "csfmodel.scenario",
+    "parse_scenario": "csfmodel.scenario",
+    "SolverFailure": "csfmodel.solvers",
+}
 
 __all__ = [
     "Anatomy",
@@ -46,3 +69,34 @@ __all__ = [
     "simulate_to_file",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value          # later lookups skip this function
+        return value
+    if not name.startswith("__"):
+        # ``csfmodel.results`` etc. without importing the submodule first, as when
+        # this package imported them eagerly
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:   # for type checkers and IDEs: the same names, imported eagerly
+    from csfmodel.anatomy import CORD_SEGMENTS, VERTEBRAL_LEVELS, Anatomy
+    from csfmodel.api import SimulationInterrupted, prepare, simulate, simulate_to_file
+    from csfmodel.drugs import DRUGS, Drug, get_drug
+    from csfmodel.model import build_model, build_schedule
+    from csfmodel.results import load, save
+    from csfmodel.scenario import Scenario, load_scenario, parse_scenario
+    from csfmodel.solvers import SolverFailure

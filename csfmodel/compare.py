@@ -37,7 +37,6 @@ prints a table (a figure only with ``--plot FILE``), and ``--json`` prints the s
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -57,8 +56,8 @@ if TYPE_CHECKING:
     from csfmodel.dosing import OralDose
     from csfmodel.model import Model
 
-__all__ = ["compare_routes", "RouteComparison", "RouteResult", "register_cli",
-           "CLINICAL_RULE", "unit_plateaus", "reference_steady_state"]
+__all__ = ["compare_routes", "RouteComparison", "RouteResult", "CLINICAL_RULE",
+           "unit_plateaus", "reference_steady_state", "ROUTES"]
 
 #: The clinics' rule of thumb (seeds: 1/300 of the oral dose, 1/100 of the IV dose).
 CLINICAL_RULE = {"oral": 300.0, "iv": 100.0, "intrathecal": 1.0}
@@ -668,92 +667,3 @@ def _sensitivity(sc, site_z, form, period, p: EffectParameters, tgt_idx, ref_rou
         out[name] = {k: float((np.log(hi[k]) - np.log(lo[k]))
                               / (np.log(1.0 + h) - np.log(1.0 - h))) for k in hi}
     return out
-
-
-# ---------------------------------------------------------------- CLI
-def register_cli(subparsers: Any) -> None:
-    """Add ``csfmodel compare``."""
-    import argparse
-
-    c = subparsers.add_parser(
-        "compare", help="equianalgesic IT / IV / oral doses, supraspinal exposure, coverage",
-        description="Find the intrathecal and IV infusion rates (and the oral dose) that "
-                    "give the same steady-state analgesia as a reference regimen (spinal + "
-                    "supraspinal effect model), beside the rates giving the same dorsal-horn "
-                    "concentration; print the table, the dose ratios next to the clinical "
-                    "rule of thumb (IT : IV : oral ~ 1 : 100 : 300) and what drives them, "
-                    "and draw a figure with --plot. Runs on defaults with no arguments.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    c.add_argument("--reference", default="oral", choices=ROUTES,
-                   help="route of the reference regimen")
-    c.add_argument("--oral-dose", default="30 mg", help="reference oral dose")
-    c.add_argument("--interval", default="12 h", help="oral dosing interval")
-    c.add_argument("--iv-rate", help="reference IV infusion rate, e.g. '15 mg/day'")
-    c.add_argument("--it-rate", help="reference IT infusion rate at --site, e.g. '0.5 mg/day'")
-    c.add_argument("--formulation", default="controlled", help="controlled or immediate")
-    c.add_argument("--site", default="T10", help="IT catheter tip (level or '45 cm')")
-    c.add_argument("--target", default="L1-L5", help="target cord segment(s), e.g. T10 or "
-                                                     "T8-L1")
-    c.add_argument("--drug", default="morphine", help="drug preset")
-    c.add_argument("--resolution", default="5 mm", help="grid resolution")
-    c.add_argument("--spinal-ec50", default=None,
-                   help="override the spinal EC50 (unbound dorsal horn), e.g. '500 ng/mL'")
-    c.add_argument("--brain-ec50", default=None,
-                   help="override the supraspinal analgesic EC50 (unbound brain ECF)")
-    c.add_argument("--resp-ec50", default=None,
-                   help="override the respiratory-depression EC50 (unbound brain ECF)")
-    c.add_argument("--interaction", type=float, default=0.0,
-                   help="spinal-supraspinal interaction beta (0 = additive)")
-    c.add_argument("--no-sensitivity", action="store_true", help="skip the elasticities")
-    c.add_argument("--plot", default=None,
-                   help="also draw the figure to this file (format from the extension: .png, "
-                        ".pdf, .svg, ...); no figure without it")
-    c.add_argument("--json", action="store_true", help="print the numbers as JSON only")
-    c.set_defaults(func=_cmd_compare)
-
-
-def _cmd_compare(args) -> int:
-    from csfmodel._io import check_figure_path
-    from csfmodel.units import convert
-
-    if args.plot:                   # checked before the (long) computation
-        check_figure_path(args.plot, "--plot")
-
-    p = EffectParameters(interaction=args.interaction)
-    for opt, field_ in (("spinal_ec50", "ec50_spinal"), ("brain_ec50", "ec50_brain"),
-                        ("resp_ec50", "ec50_resp")):
-        value = getattr(args, opt)
-        if value:
-            flag = "--" + opt.replace("_", "-")
-            c = convert(value, "ug/mL", flag) * _NG
-            if not c > 0:
-                from csfmodel.errors import ScenarioError
-
-                raise ScenarioError(flag, value, "a positive concentration such as '500 ng/mL'")
-            p = p.with_(**{field_: c})
-    res = compare_routes(reference=args.reference, iv_rate=args.iv_rate,
-                         it_rate=args.it_rate, oral_dose=args.oral_dose, interval=args.interval,
-                         formulation=args.formulation, site=args.site, target=args.target,
-                         drug=args.drug, resolution=args.resolution, params=p,
-                         sensitivity=not args.no_sensitivity)
-    if args.plot:
-        import matplotlib
-
-        from csfmodel._io import save_figure
-
-        matplotlib.use("Agg")
-        from pathlib import Path
-
-        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-        save_figure(res.plot(), args.plot, dpi=120)
-    if args.json:
-        d = res.to_dict()
-        if args.plot:
-            d["figure"] = args.plot
-        json.dump(d, sys.stdout, indent=1)
-        print()
-    else:
-        print(res.table())
-        if args.plot:
-            print(f"\nwrote {args.plot}")
-    return 0

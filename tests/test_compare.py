@@ -179,8 +179,8 @@ def test_cli_json_and_figure(tmp_path, capsys):
                  "--plot", str(fig)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert fig.stat().st_size > 10_000
-    assert set(out["ratios"]) == {"equianalgesic", "equal_dorsal_horn"}
-    assert out["clinical_rule_oral_iv_it"]["oral"] == 300
+    assert set(out["dose_ratio"]) == {"equianalgesic", "equal_dorsal_horn"}
+    assert out["clinical_rule_dose_ratio"]["oral"] == 300
     routes = {(r["route"], r["basis"]) for r in out["routes"]}
     assert ("intrathecal", "equianalgesic") in routes and ("oral", "reference") in routes
     assert main(["compare", "--resolution", RES, "--no-sensitivity", "--plot", ""]) == 0
