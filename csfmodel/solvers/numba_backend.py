@@ -53,6 +53,36 @@ WINDOW_STATES = 250
 SINK_BYTES = 32 * 2**20
 
 
+#: compile times measured on a clean cache (2-core machine), for the notice below
+COMPILE_SECONDS = {"integrate": 40, "integrate_batch": 65}
+
+
+def compile_notice(kernel_name: str) -> bool:
+    """Say on stderr, once, that a kernel is about to be compiled (first use only).
+
+    Nothing is printed when the kernel is already compiled in this process or its
+    machine code is in numba's on-disk cache. Returns whether a notice was printed.
+    """
+    import os
+    import sys
+
+    from csfmodel.solvers import _structured as k
+
+    kernel = getattr(k, kernel_name)
+    if kernel.signatures:
+        return False
+    try:
+        index = kernel._cache._cache_file._index_path
+    except AttributeError:  # pragma: no cover - numba internals changed
+        return False
+    if os.path.exists(index):
+        return False
+    print(f"csfmodel: compiling the numba solver ({kernel_name}) for this machine: once, "
+          f"about {COMPILE_SECONDS[kernel_name]} s on 2 cores; later runs load it from "
+          f"{os.path.dirname(index)}", file=sys.stderr, flush=True)
+    return True
+
+
 def window_size(n_state: int) -> tuple[float, int]:
     """Simulated time (min) and output rows per kernel call of :func:`solve`.
 
@@ -193,6 +223,7 @@ def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
     # Ctrl-C, and the rows already computed are handed back (or to the sink)
     resume = np.zeros(k.RESUME_SIZE + 2 + s.block.shape[0])
     window, max_rows = window_size(s.n_state)
+    compile_notice("integrate")
     done = 0
     try:
         while done < n_out:
@@ -350,6 +381,7 @@ def run_batch_job(job: dict) -> None:
 
     from csfmodel.solvers import _structured as k
 
+    compile_notice("integrate_batch")
     # dynamic scheduling (one member at a time): members differ in cost, and the
     # caller may be assembling the next batch on one of the cores meanwhile
     old_chunk = numba.set_parallel_chunksize(1)
