@@ -17,7 +17,14 @@ variable                            dims             units
 ==================================  ===============  ==========================
 
 ``time`` is in h, ``z`` in cm from the foramen magnum (caudal positive) with
-a ``vertebral_level`` coordinate.
+a ``vertebral_level`` coordinate. Every variable and coordinate carries ``units``,
+a short ``long_name`` (a plot axis label, at most :data:`LONG_NAME_MAX` characters)
+and a ``description`` with the detail.
+
+Reductions: xarray's ``idxmax``/``idxmin`` copy the *reduced array's* attrs
+(e.g. ``units = "ng/mL"``) onto the coordinate label they return. For the time of
+a peak with the time's own units use ``ds.time[da.argmax("time")]`` (or
+:func:`csfmodel.metrics.tmax`, which labels it "Tmax of ...", units h).
 """
 
 from __future__ import annotations
@@ -41,13 +48,26 @@ _MG = 1e-3           # ug -> mg
 POOLS = ("spinal_csf", "cord", "cranial_csf", "brain", "plasma", "peripheral", "gut")
 
 
-def _attrs(units: str, long_name: str, **kw: str) -> dict:
-    return {"units": units, "long_name": long_name, **kw}
+def _attrs(units: str, long_name: str, description: str = "", **kw: str) -> dict:
+    """``units``, a short ``long_name`` (a plot axis label) and a longer ``description``."""
+    out = {"units": units, "long_name": long_name}
+    if description:
+        out["description"] = description
+    return {**out, **kw}
+
+
+#: longest ``long_name``: xarray's ``.plot()`` builds axis labels "long_name [units]"
+LONG_NAME_MAX = 30
 
 
 def to_dataset(model: Model, schedule: Schedule, t_out: np.ndarray, states: np.ndarray,
                requests: list[Request] = (), attrs: dict | None = None) -> xr.Dataset:
-    """Turn states (amounts, ug, internal times in min) into the results Dataset."""
+    """Turn states (amounts, ug, internal times in min) into the results Dataset.
+
+    Every variable and coordinate has ``units`` and a short ``long_name`` (what a
+    plot axis needs, at most :data:`LONG_NAME_MAX` characters); the detail is in
+    ``description``.
+    """
     sysm, g = model.system, model.grid
     n, s = sysm.n_spinal, sysm.n_spatial
     conc = states / sysm.volume * _NG_PER_ML
@@ -73,59 +93,77 @@ def to_dataset(model: Model, schedule: Schedule, t_out: np.ndarray, states: np.n
     ds = xr.Dataset(
         data_vars={
             "csf_concentration": (("time", "z"), conc[:, :n], _attrs(
-                "ng/mL", "spinal CSF drug concentration")),
+                "ng/mL", "spinal CSF concentration",
+                "drug concentration in the spinal CSF, per grid cell along z")),
             "cord_concentration": (("time", "segment"), cord, _attrs(
-                "ng/mL", "unbound drug concentration in spinal cord tissue (dorsal-horn "
-                "target), volume-averaged per cord segment")),
+                "ng/mL", "cord concentration (unbound)",
+                "unbound drug concentration in spinal cord tissue (dorsal-horn target), "
+                "volume-averaged per cord segment")),
             "cisternal_csf_concentration": ("time", comp("cisterna"), _attrs(
-                "ng/mL", "CSF concentration in the cisterna magna and basal cisterns")),
+                "ng/mL", "cisternal CSF concentration",
+                "CSF concentration in the cisterna magna and basal cisterns")),
             "cortical_csf_concentration": ("time", comp("cortical_sas"), _attrs(
-                "ng/mL", "CSF concentration in the cortical subarachnoid space")),
+                "ng/mL", "cortical CSF concentration",
+                "CSF concentration in the cortical subarachnoid space")),
             "ventricular_csf_concentration": ("time", comp("ventricles"), _attrs(
-                "ng/mL", "CSF concentration in the cerebral ventricles")),
+                "ng/mL", "ventricular CSF concentration",
+                "CSF concentration in the cerebral ventricles")),
             "brain_concentration": ("time", comp("brain"), _attrs(
-                "ng/mL", "unbound drug concentration in brain ECF (supraspinal target)")),
+                "ng/mL", "brain concentration (unbound)",
+                "unbound drug concentration in brain ECF (supraspinal target)")),
             "plasma_concentration": ("time", comp("plasma"), _attrs(
-                "ng/mL", "total drug concentration in plasma")),
+                "ng/mL", "plasma concentration (total)",
+                "total (bound + unbound) drug concentration in plasma")),
             "amount_dosed": ("time", schedule.dosed(t_out) * _MG, _attrs(
-                "mg", "cumulative amount of drug dosed")),
+                "mg", "amount dosed", "cumulative amount of drug dosed, all routes")),
             "amount_present": ("time", present, _attrs(
-                "mg", "amount of drug in the body (all compartments and depots)")),
+                "mg", "amount in the body",
+                "amount of drug in the body (all compartments and depots); "
+                "amount_dosed = amount_present + amount_eliminated")),
             "amount_eliminated": ("time", elim, _attrs(
-                "mg", "cumulative amount eliminated (metabolism, excretion, first pass)")),
-            "amount": (("time", "pool"), pools, _attrs("mg", "amount of drug in each pool")),
+                "mg", "amount eliminated",
+                "cumulative amount eliminated (metabolism, excretion, first pass)")),
+            "amount": (("time", "pool"), pools, _attrs(
+                "mg", "amount per pool", "amount of drug in each pool (see the pool coordinate)")),
         },
         coords={
-            "time": ("time", time_h, _attrs("h", "time since the start of the scenario")),
+            "time": ("time", time_h, _attrs(
+                "h", "time", "time since the start of the scenario", axis="T")),
             "z": ("z", g.centers, _attrs(
-                "cm", "distance along the spinal subarachnoid space from the foramen magnum "
-                "(caudal positive)", axis="Y", positive="down")),
+                "cm", "distance from foramen magnum",
+                "distance along the spinal subarachnoid space from the foramen magnum "
+                "(caudal positive), centre of the grid cell", axis="Y", positive="down")),
             "vertebral_level": ("z", model.anatomy.level_at(g.centers).astype(str), _attrs(
-                "1", "vertebral level at z")),
-            "csf_cell_volume": ("z", g.csf_volume, _attrs("mL", "CSF volume of the grid cell")),
-            "segment": ("segment", list(CORD_SEGMENTS), _attrs("1", "spinal cord segment")),
+                "1", "vertebral level", "vertebral level at z")),
+            "csf_cell_volume": ("z", g.csf_volume, _attrs(
+                "mL", "CSF cell volume", "CSF volume of the grid cell at z")),
+            "segment": ("segment", list(CORD_SEGMENTS), _attrs(
+                "1", "cord segment", "spinal cord segment, C1 to S5")),
             "segment_z_top": ("segment", seg_edges[:-1], _attrs(
-                "cm", "z of the rostral end of the cord segment")),
+                "cm", "segment rostral end", "z of the rostral end of the cord segment")),
             "segment_z_bottom": ("segment", seg_edges[1:], _attrs(
-                "cm", "z of the caudal end of the cord segment")),
+                "cm", "segment caudal end", "z of the caudal end of the cord segment")),
             "segment_volume": ("segment", seg.sum(axis=1), _attrs(
-                "mL", "cord tissue volume of the segment")),
-            "pool": ("pool", list(POOLS), _attrs("1", "drug pool")),
+                "mL", "segment tissue volume", "cord tissue volume of the segment")),
+            "pool": ("pool", list(POOLS), _attrs(
+                "1", "drug pool", "pool of the amount variable: " + ", ".join(POOLS))),
         },
         attrs=dict(attrs or {}),
     )
     if len(requests):
-        ds = ds.assign_coords(request=("request", np.arange(len(requests)),
-                                       _attrs("1", "patient bolus request number")))
-        ds["request_time"] = ("request", np.array([r.time / 60 for r in requests]),
-                              _attrs("h", "time of a patient bolus request"))
+        ds = ds.assign_coords(request=("request", np.arange(len(requests)), _attrs(
+            "1", "request number", "patient bolus request number, in time order")))
+        ds["request_time"] = ("request", np.array([r.time / 60 for r in requests]), _attrs(
+            "h", "request time", "time of a patient bolus request"))
         ds["request_accepted"] = ("request", np.array([int(r.accepted) for r in requests],
-                                                      dtype=np.int8),
-                                  _attrs("1", "1 if the pump gave the bolus, 0 if refused"))
-        ds["request_reason"] = ("request", np.array([r.reason for r in requests]),
-                                _attrs("1", "accepted, lockout or max_per_day"))
+                                                      dtype=np.int8), _attrs(
+            "1", "request accepted", "1 if the pump gave the bolus, 0 if it refused it"))
+        ds["request_reason"] = ("request", np.array([r.reason for r in requests]), _attrs(
+            "1", "request outcome", "accepted, lockout (refused: within the lockout) or "
+            "max_per_day (refused: the daily maximum was reached)"))
         ds["request_dose"] = ("request", np.array([r.source for r in requests], dtype=np.int32),
-                              _attrs("1", "index of the [[dose]] table of the request"))
+                              _attrs("1", "request dose table",
+                                     "index of the [[dose]] table of the request"))
     return ds
 
 

@@ -52,6 +52,32 @@ def test_variables_dims_units(ds):
     assert json.loads(ds.attrs["scenario"])["dose"][0]["rate"] == "1 mg/day"
 
 
+def test_every_name_is_short_with_units_and_a_description(ds):
+    """``long_name`` is a plot axis label (xarray's ``.plot()`` shows "long_name [units]");
+    the detail is in ``description``."""
+    assert "request" in ds.coords  # the patient-bolus log is covered too
+    for name in list(ds.data_vars) + list(ds.coords):
+        attrs = ds[name].attrs
+        assert "units" in attrs, name
+        assert 0 < len(attrs["long_name"]) <= 32, (name, attrs["long_name"])
+        if name in ds.data_vars:
+            assert len(attrs["description"]) > len(attrs["long_name"]), name
+    assert ds.cord_concentration.attrs["long_name"] == "cord concentration (unbound)"
+    assert "dorsal-horn" in ds.cord_concentration.attrs["description"]
+
+
+def test_time_of_a_peak_is_labelled_in_hours(ds):
+    """xarray's ``idxmax`` labels its result with the *array's* attrs (ng/mL); the
+    README's idiom ``ds.time[da.argmax("time")]`` keeps the time's own attrs."""
+    peak = ds.time[ds.brain_concentration.argmax("time")]
+    assert peak.attrs["units"] == "h" and peak.attrs["long_name"] == "time"
+    assert float(peak) == float(ds.brain_concentration.idxmax("time"))
+    from csfmodel.metrics import tmax
+
+    assert tmax(ds.brain_concentration).attrs["units"] == "h"
+    assert float(tmax(ds.brain_concentration)) == float(peak)
+
+
 def test_patient_bolus_lockout_and_daily_maximum_are_reported(ds):
     assert list(ds.request_time.values) == [1.0, 2.0, 4.5, 9.0, 25.5]
     # 1 h given; 2 h inside the 3 h lockout; 4.5 h given; 9 h: 2 already in 24 h;
@@ -68,6 +94,8 @@ def test_netcdf_round_trip(ds, tmp_path):
     for name in REQUIRED:
         np.testing.assert_array_equal(back[name].values, ds[name].values)
         assert back[name].attrs == ds[name].attrs
+    for name in ("time", "z", "request_reason"):
+        assert back[name].attrs == ds[name].attrs, name
     assert back.attrs["scenario"] == ds.attrs["scenario"]
     assert list(back.vertebral_level.values) == list(ds.vertebral_level.values)
 
