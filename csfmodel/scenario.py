@@ -97,6 +97,9 @@ LIMITS: dict[str, Bound] = {
     "output_interval": Bound("min", 1.0 / 60.0, _YEAR, "1 s or more"),
     "resolution": Bound("cm", 0.02, 5.0, "a grid spacing between 0.2 mm and 5 cm; default 5 mm"),
 }
+#: dose times (min) are kept to this resolution (60 microseconds): events closer than
+#: that are simultaneous, so no solver meets an interval of 1e-300 min between two doses
+TIME_RESOLUTION = 1e-6
 #: most doses one regimen may expand to (count, or requests listed)
 MAX_EVENTS = 100_000
 #: most output times of one simulation
@@ -206,9 +209,14 @@ def _times(values: Any, key: str) -> tuple[float, ...]:
     return tuple(_time_value(v, f"{key}[{i}]") for i, v in enumerate(values))
 
 
+def _instant(t: float) -> float:
+    """A dose time (min) on the grid of ``TIME_RESOLUTION``: no two events closer."""
+    return round(t / TIME_RESOLUTION) * TIME_RESOLUTION
+
+
 def _time_value(value: Any, key: str) -> float:
     bound = LIMITS["time"]
-    return bound.check(key, convert(value, bound.unit, key), value)
+    return _instant(bound.check(key, convert(value, bound.unit, key), value))
 
 
 def _count(table: dict, key: str) -> int:
@@ -245,9 +253,9 @@ def _parse_dose(d: Any, i: int, anatomy: Anatomy) -> Regimen:
             raise ScenarioError(f"{key}.{req}", None, f"a value (required for {route} {typ})",
                                 detail="missing")
     t = d
-    start = _limited(t, "start", "time", key, "min", 0.0)
+    start = _instant(_limited(t, "start", "time", key, "min", 0.0))
     duration = _limited(t, "duration", "dose_duration", key, "min", float("inf"))
-    time = _limited(t, "time", "time", key, "min", 0.0)
+    time = _instant(_limited(t, "time", "time", key, "min", 0.0))
     interval = _limited(t, "interval", "interval", key, "min")
     if route == "intrathecal":
         site = parse_site(t["site"], anatomy, f"{key}.site")
@@ -271,7 +279,7 @@ def _parse_dose(d: Any, i: int, anatomy: Anatomy) -> Regimen:
                 for req in ("at", "rate"):
                     if req not in st:
                         raise ScenarioError(f"{sk}.{req}", None, "a value", detail="missing")
-                at = convert(st["at"], "min", f"{sk}.at")
+                at = _instant(convert(st["at"], "min", f"{sk}.at"))
                 if not 0 <= at < 1440:
                     raise ScenarioError(f"{sk}.at", st["at"], "a time of day in [0 h, 24 h)")
                 steps.append((at, _limited(st, "rate", "it_rate", sk, "ug/min")))

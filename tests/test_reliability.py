@@ -16,7 +16,7 @@ from csfmodel.drugs import DRUG_PARAMETERS, DRUGS
 from csfmodel.errors import ScenarioError
 from csfmodel.model import build_model, deposit
 from csfmodel.scenario import LIMITS, SimulationOptions, parse_scenario
-from csfmodel.solvers import BACKENDS, check_inputs, get_solver
+from csfmodel.solvers import BACKENDS, check_inputs, solve
 
 
 def backend_params() -> list:
@@ -113,18 +113,18 @@ def test_every_backend_refuses_non_finite_systems(backend, prepared):
     diag[3] = np.nan
     bad = replace(model.system, diag=diag)
     with pytest.raises(ScenarioError, match="system.diag"):
-        get_solver(backend)(bad, schedule, t_out)
+        solve(bad, schedule, t_out, backend=backend)
     jumps = schedule.jumps.copy()
     jumps[0, 0] = np.inf
     with pytest.raises(ScenarioError, match="schedule.jumps"):
-        get_solver(backend)(model.system, replace(schedule, jumps=jumps), t_out)
+        solve(model.system, replace(schedule, jumps=jumps), t_out, backend=backend)
 
 
 @pytest.mark.parametrize("backend", sorted(BACKENDS))
 def test_every_backend_refuses_output_times_past_the_end(backend, prepared):
     model, schedule, t_out = prepared
     with pytest.raises(ScenarioError, match="t_out"):
-        get_solver(backend)(model.system, schedule, np.append(t_out, t_out[-1] + 1e-9))
+        solve(model.system, schedule, np.append(t_out, t_out[-1] + 1e-9), backend=backend)
 
 
 def test_check_inputs_accepts_a_valid_problem(prepared):
@@ -135,11 +135,13 @@ def test_check_inputs_accepts_a_valid_problem(prepared):
 def test_numba_kernel_gives_up_on_non_finite_values_instead_of_looping(prepared):
     """The step-size collapse guard: NaN in the state stops the kernel with a flag."""
     pytest.importorskip("numba")
-    from csfmodel.solvers import _structured as k
-    from csfmodel.solvers.numba_backend import border_pattern
+    from csfmodel.solvers import _numba_kernels as k
+    from csfmodel.solvers._prepare import border_pattern
+    from csfmodel.solvers._tableaus import TABLEAUS
 
     model, schedule, t_out = prepared
     s = model.system
+    tab = TABLEAUS["esdirk3"]
     act, ptr, idx = border_pattern(s.border_rows, s.border_cols)
     jumps = schedule.jumps.copy()
     jumps[0, 5] = np.nan
@@ -151,8 +153,8 @@ def test_numba_kernel_gives_up_on_non_finite_values_instead_of_looping(prepared)
                 np.ascontiguousarray(s.block), s.volume, act, ptr, idx,
                 np.ascontiguousarray(schedule.times), jumps,
                 np.ascontiguousarray(schedule.rates), float(schedule.t_end), t_out,
-                np.zeros(s.n_state), empty_i, empty_i, np.zeros(0), *k._tableau("esdirk3")[:3],
-                5e-5, 1e-12, np.inf, np.inf, True, out, st, np.zeros((4, 0)),
+                np.zeros(s.n_state), empty_i, empty_i, np.zeros(0), tab.gamma, tab.A,
+                tab.error_weights, 5e-5, 1e-12, np.inf, np.inf, True, out, st, np.zeros((4, 0)),
                 np.zeros(k.RESUME_SIZE + 2 + s.block.shape[0]), len(t_out))
     assert st[k.ST_FAILED] == 1.0
     assert st[k.ST_ROWS] < len(t_out)
@@ -280,12 +282,10 @@ STREAMED = {"simulation": {"duration": "3 day", "output_interval": "10 min",
 
 @pytest.fixture
 def small_windows(monkeypatch):
-    """Windows of a few hours (numba) and blocks of 16 kB (other backends)."""
-    import csfmodel.api as api
-    from csfmodel.solvers import numba_backend
+    """Windows (numba) and blocks (other backends) of 16 kB of rows."""
+    from csfmodel.solvers import _prepare
 
-    monkeypatch.setattr(numba_backend, "SINK_BYTES", 2**14)
-    monkeypatch.setattr(api, "_SINK_ROWS_BYTES", 2**14)
+    monkeypatch.setattr(_prepare, "SINK_BYTES", 2**14)
 
 
 @pytest.mark.parametrize("backend", ["numba", "reference"])
@@ -354,3 +354,17 @@ def test_interrupted_stream_keeps_the_rows_written(tmp_path, small_windows):
     hours = float(part.time[-1])
     assert f"t = {hours:.4g} h" in part.attrs["interrupted"]
     part.close()
+
+
+@pytest.mark.parametrize("backend", ["reference", "numba"])
+def test_doses_a_hair_apart_are_simultaneous(backend):
+    """Dose times 1e-300 min apart once left the solvers an interval they could not step."""
+    sc = {"simulation": {"duration": "6 h", "output_interval": "13 min", "resolution": "1 cm"},
+          "dose": [{"route": "intrathecal", "type": "patient_bolus", "site": "L2",
+                    "amount": "0.433 mg", "lockout": "1 h", "max_per_day": 10,
+                    "requests": ["1.628e-111 min", "4.94e-324 h", "2 h"], "volume": "0.246 mL"},
+                   {"route": "iv", "amount": "1 mg", "time": "1e-7 min"}]}
+    parsed = parse_scenario(sc)
+    assert parsed.doses[0].requests[:2] == (0.0, 0.0) and parsed.doses[1].time == 0.0
+    ds = csfmodel.simulate(sc, solver=backend)
+    assert float(ds.amount_dosed[-1]) == pytest.approx(0.433 * 2 + 1.0, rel=1e-12)
