@@ -47,11 +47,12 @@ __all__ = ["Drug", "DRUGS", "get_drug", "DRUG_UNITS", "DRUG_PARAMETERS", "CNS_CO
 #: entries say so; see ``docs/validation.md``.
 CNS_CONSTANTS: dict[str, float] = {
     # lipid-route meningeal permeability per unit K_ob, cm/min. Calibrated
-    # (``csfmodel validate``): gives morphine P_men = 1.2e-3 cm/min, fixed by the
-    # lumbar CSF terminal half-life (Nordberg 1984: 175-196 min) and CSF
-    # clearance (2.81 uL/kg/min); within the 0.3e-3 to 3e-3 cm/min range of
-    # Bernards & Hill 1990 (Anesthesiology 73:1214) and 1992 (77:750)
-    "a_men": 1.4e-3,
+    # (``csfmodel validate --refit``, all rows at once): gives morphine P_men =
+    # 1.44e-3 [1.07e-3, 1.95e-3] cm/min, pinned by the CSF:plasma ratio and bolus
+    # half-life of Moulin 1986 and the lumbar half-lives of Nordberg 1984; within
+    # the 0.3e-3 to 3e-3 cm/min of Bernards & Hill 1990 (Anesthesiology 73:1214)
+    # and 1992 (77:750)
+    "a_men": 2.06e-3,
     # aqueous limit of meningeal permeability, cm/min (Bernards & Hill 1992:
     # maximum near K_ob ~ 100-200 of ~2-3e-3 cm/min)
     "p_max": 2.5e-3,
@@ -220,9 +221,10 @@ MORPHINE = Drug(
     # CR tablets: absorption ~1/4 as fast as from solution and Tmax ~3 h later
     # (MS Contin vs solution in cancer patients at steady state), absorption
     # half-life twice the solution's (Savarese 1986 Clin Pharmacokinet 11:505);
-    # 0.3 /h calibrated on the MS Contin 30 mg Tmax of 2.4 h (``csfmodel
-    # validate``; Franken 2016 quotes ~0.8 /h, which peaks at 20 min here)
-    ka_cr=0.3 / 60.0,
+    # 0.19 [0.11, 0.33] /h calibrated on the MS Contin 30 mg Cmax and Tmax
+    # (``csfmodel validate --refit``; Franken 2016 quotes ~0.8 /h, which peaks at
+    # 20 min here)
+    ka_cr=0.19 / 60.0,
     kpuu_brain=0.29,      # Tunblad 2003 Pharm Res 20:618 (pig); Bouw 2000 (rat)
     # BBB efflux per g chosen so brain ECF equilibrates with t1/2 ~3 h, matching
     # the effect-site t1/2ke0 2.8-4.4 h of Lotsch 2001 / Dahan 2004 (estimate)
@@ -335,7 +337,9 @@ DRUGS: dict[str, Drug] = {
 
 def get_drug(name: str, key: str = "drug.name") -> Drug:
     """Look up a drug preset by name (case-insensitive)."""
-    n = str(name).strip().lower()
+    if not isinstance(name, str):
+        raise ScenarioError(key, name, "one of: " + ", ".join(DRUGS))
+    n = name.strip().lower()
     if n not in DRUGS:
         raise ScenarioError(key, name, "one of: " + ", ".join(DRUGS))
     return DRUGS[n]

@@ -8,7 +8,18 @@ traceback.
 
 from __future__ import annotations
 
-__all__ = ["ScenarioError"]
+__all__ = ["ScenarioError", "shown"]
+
+
+def shown(value: object, limit: int = 200) -> str:
+    """``repr(value)`` for a message: shortened, and safe for huge or deeply nested input."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 512:
+        return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):
+        return f"<a {type(value).__name__} too large or too deeply nested to show>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class ScenarioError(ValueError):
@@ -31,7 +42,7 @@ class ScenarioError(ValueError):
         self.value = value
         self.allowed = allowed
         self.detail = detail
-        msg = f"{key}: got {value!r}"
+        msg = f"{key}: got {shown(value)}"
         if detail:
             msg += f" ({detail})"
         msg += f"; expected {allowed}"

@@ -156,6 +156,13 @@ class Scenario:
 
 
 # ---------------------------------------------------------------- helpers
+def _word(value: Any, key: str, allowed: str, lower: bool = True) -> str:
+    """A text value (a route, a name): anything but a string is refused."""
+    if not isinstance(value, str):
+        raise ScenarioError(key, value, allowed)
+    return value.lower() if lower else value
+
+
 def _check_keys(table: dict, allowed: tuple[str, ...], key: str) -> None:
     for k in table:
         if k not in allowed:
@@ -238,11 +245,12 @@ def _parse_dose(d: Any, i: int, anatomy: Anatomy) -> Regimen:
     if route is None:
         raise ScenarioError(f"{key}.route", None, "one of: " + ", ".join(routes),
                             detail="missing")
-    route = str(route).lower()
+    route = _word(route, f"{key}.route", "one of: " + ", ".join(routes))
     if route not in routes:
         raise ScenarioError(f"{key}.route", d["route"], "one of: " + ", ".join(routes))
     types = [t for r, t in DOSE_KEYS if r == route]
-    typ = str(d.get("type", "bolus")).lower()
+    typ = _word(d.get("type", "bolus"), f"{key}.type", f"for route {route!r} one of: "
+                + ", ".join(types))
     if typ not in types:
         raise ScenarioError(f"{key}.type", d.get("type"), f"for route {route!r} one of: "
                             + ", ".join(types))
@@ -313,7 +321,8 @@ def _parse_dose(d: Any, i: int, anatomy: Anatomy) -> Regimen:
             injection_rate=_limited(t, "injection_rate", "injection_rate", key, "mL/min", 0.1))
     if (route, typ) == ("intrathecal", "bolus"):
         vol = _limited(t, "volume", "volume", key, "mL", 1.0)
-        delivery = str(t.get("delivery", "needle")).lower()
+        delivery = _word(t.get("delivery", "needle"), f"{key}.delivery",
+                         "'needle' (lumbar puncture) or 'catheter' (implanted)")
         if delivery not in ("needle", "catheter"):
             raise ScenarioError(f"{key}.delivery", t.get("delivery"),
                                 "'needle' (lumbar puncture) or 'catheter' (implanted)")
@@ -323,7 +332,8 @@ def _parse_dose(d: Any, i: int, anatomy: Anatomy) -> Regimen:
                                                      4.0),
                        interval=interval, count=_count(t, key), delivery=delivery)
     if route == "oral":
-        form = str(t.get("formulation", "immediate")).lower()
+        form = _word(t.get("formulation", "immediate"), f"{key}.formulation",
+                     "'immediate' (IR) or 'controlled' (CR)")
         forms = {"immediate": "immediate", "ir": "immediate", "controlled": "controlled",
                  "cr": "controlled"}
         if form not in forms:
@@ -347,7 +357,7 @@ def _overrides(table: dict, units: dict[str, str], key: str, skip: tuple[str, ..
             raise ScenarioError(f"{key}.{k}", v, "one of: " + ", ".join(sorted(units)),
                                 detail="unknown key")
         if units[k] == "str":
-            out[k] = str(v)
+            out[k] = _word(v, f"{key}.{k}", "a name such as 'L1'", lower=False)
         elif units[k] == "1":
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ScenarioError(f"{key}.{k}", v, "a plain number")
@@ -384,7 +394,8 @@ def parse_scenario(data: dict) -> Scenario:
     res = _limited(sim_t, "resolution", "resolution", "simulation", "cm", 0.5)
     from csfmodel.solvers import BACKENDS
 
-    solver = str(sim_t.get("solver", "numba"))
+    solver = _word(sim_t.get("solver", "numba"), "simulation.solver",
+                   "one of: " + ", ".join(BACKENDS), lower=False)
     if solver not in BACKENDS:
         raise ScenarioError("simulation.solver", solver, "one of: " + ", ".join(BACKENDS))
     sim = SimulationOptions(duration=dur, output_interval=dt, resolution=res, solver=solver)
@@ -417,9 +428,15 @@ def load_scenario(path: str | Path) -> Scenario:
     """
     from csfmodel._io import read_text
 
-    text = read_text(path, "scenario", "a readable TOML file")
+    return parse_scenario(parse_toml(read_text(path, "scenario", "a readable TOML file"), path))
+
+
+def parse_toml(text: str, path: str | Path) -> dict:
+    """TOML text as a dict; malformed or absurdly nested TOML is a ScenarioError."""
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError("scenario", str(path), "valid TOML", detail=str(exc)) from None
-    return parse_scenario(data)
+    except RecursionError:
+        raise ScenarioError("scenario", str(path), "valid TOML",
+                            detail="arrays or tables nested too deeply") from None

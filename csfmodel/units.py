@@ -75,8 +75,13 @@ _ALIASES = {"ml": "mL", "ul": "uL", "l": "L", "dl": "dL", "days": "day", "hours"
             "hour": "h", "minutes": "min", "mins": "min", "minute": "min",
             "weeks": "week", "nl": "nL", "seconds": "s"}
 
-_NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
-_FACTOR = re.compile(r"^([A-Za-zµ%1]+)(?:\^?([-+]?\d+))?$")
+# ASCII digits only (``\d`` would take "١" or "１"); matched against the stripped text,
+# the unit part greedy, so that a long run of blanks cannot make the match quadratic
+_NUMBER = re.compile(r"^([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*(.*)$")
+_FACTOR = re.compile(r"^([A-Za-zµ%1]+)(?:\^?([-+]?[0-9]+))?$")
+#: largest power of a unit symbol (``cm^3``, ``1/min^2``); more is a slip, and would
+#: overflow the factor (``d^200``)
+MAX_POWER = 6
 
 
 def _dimension_name(dim: tuple[int, int, int]) -> str:
@@ -95,6 +100,8 @@ def _parse_unit(unit: str, key: str, text: str) -> tuple[float, tuple[int, int, 
 
     The first ``/`` starts the denominator: ``mL/min/kg`` is mL/(min*kg).
     """
+    if not isinstance(unit, str):
+        raise TypeError(f"unit must be a str such as 'mg/day', not {type(unit).__name__}")
     unit = unit.replace("**", "^").replace("·", "*").strip()
     factor = 1.0
     dim = [0, 0, 0]
@@ -109,7 +116,12 @@ def _parse_unit(unit: str, key: str, text: str) -> tuple[float, tuple[int, int, 
             if m is None:
                 raise ScenarioError(key, text, "a number followed by a unit such as 'mg/day'",
                                     detail=f"cannot read unit {unit!r}")
-            sym, power = m.group(1), int(m.group(2) or 1)
+            sym, power_text = m.group(1), m.group(2) or "1"
+            power = int(power_text) if len(power_text.lstrip("+-")) <= 3 else MAX_POWER + 1
+            if abs(power) > MAX_POWER:
+                raise ScenarioError(key, text, f"a unit with powers between -{MAX_POWER} and "
+                                    f"{MAX_POWER}, e.g. 'cm^2/min'",
+                                    detail=f"power {power_text} of {sym!r} in {unit!r}")
             sym = _ALIASES.get(sym, sym)
             if sym not in UNITS:
                 known = ", ".join(sorted(s for s in UNITS if s not in ("µg", "µL", "1")))
@@ -119,6 +131,10 @@ def _parse_unit(unit: str, key: str, text: str) -> tuple[float, tuple[int, int, 
             factor *= f ** (sign * power)
             for i in range(3):
                 dim[i] += d[i] * sign * power
+    if not (math.isfinite(factor) and factor > 0.0):
+        # many factors of one unit (``pg^6 pg^6 pg^6 ...``) under- or overflow a float
+        raise ScenarioError(key, text, "a unit such as 'mg/day'",
+                            detail=f"the unit {unit!r} is out of range")
     return factor, (dim[0], dim[1], dim[2])
 
 
@@ -127,13 +143,25 @@ def parse_quantity(text: object, key: str = "value") -> tuple[float, tuple[int, 
     if isinstance(text, bool) or not isinstance(text, (str, int, float)):
         raise ScenarioError(key, text, "a quantity written as a string, e.g. '0.5 mg/day'")
     if isinstance(text, (int, float)):
-        return float(text), _ONE
-    m = _NUMBER.match(text)
+        try:
+            value = float(text)
+        except OverflowError:  # an int beyond the float range; its repr may be refused too
+            digits = int(text.bit_length() * math.log10(2)) + 1
+            raise ScenarioError(key, f"<an integer of about {digits} digits>",
+                                "a finite number", detail="too large") from None
+        if not math.isfinite(value):
+            raise ScenarioError(key, text, "a finite number")
+        return value, _ONE
+    m = _NUMBER.match(text.strip())
     if m is None:
         raise ScenarioError(key, text, "a number followed by a unit, e.g. '0.5 mg/day'")
     value = float(m.group(1))
     factor, dim = _parse_unit(m.group(2), key, text)
-    return value * factor, dim
+    value *= factor
+    if not math.isfinite(value):
+        raise ScenarioError(key, text, "a finite number",
+                            detail="too large once converted to internal units")
+    return value, dim
 
 
 def convert(text: object, unit: str, key: str = "value") -> float:
