@@ -7,7 +7,7 @@ import numpy as np
 from conftest import scenario_dict
 
 from csfmodel.scenario import parse_scenario
-from csfmodel.solvers.numba_backend import solve_batch
+from csfmodel.solvers import get_backend
 from csfmodel.sweep import DEFAULT_VARIABLES as VARS
 from csfmodel.sweep import _Assembly, _observables, run_batch, scenario_sets
 
@@ -32,13 +32,15 @@ def test_batch_kernel(benchmark, prepared):
     ptr, idx = obs[0][0], obs[0][1]
     weights = np.stack([o[2] for o in obs])
     t_out = prepared("5mm")[4]
-    solve_batch(systems[:2], asm.schedule_list, t_out, schedule_index=sidx[:2],
-                observables=(ptr, idx, weights[:2]))       # JIT warm
+    backend = get_backend("numba")
+    backend.solve_batch(systems[:2], asm.schedule_list, t_out, schedule_index=sidx[:2],
+                        observables=(ptr, idx, weights[:2]))       # JIT warm
     benchmark.group = "batch-5mm"
     benchmark.extra_info.update(scenarios=N_BATCH, threads=numba.get_num_threads())
-    out = benchmark.pedantic(solve_batch, args=(systems, asm.schedule_list, t_out),
+    sol = benchmark.pedantic(backend.solve_batch, args=(systems, asm.schedule_list, t_out),
                              kwargs={"schedule_index": sidx, "observables": (ptr, idx, weights)},
                              rounds=10, iterations=1)
+    out = sol.values
     assert out.shape == (N_BATCH, len(t_out), len(ptr) - 1) and np.all(np.isfinite(out))
 
 

@@ -18,11 +18,14 @@ import numpy as np
 import pytest
 
 from csfmodel.api import prepare
+from csfmodel.solvers import get_backend
 from csfmodel.solvers.reference import solve as reference_solve
 
 jax = pytest.importorskip("jax")
 
 from csfmodel.solvers import jax_backend  # noqa: E402
+
+JAX = get_backend("jax")
 
 SIM = {"duration": "24 h", "output_interval": "5 min", "resolution": "5 mm"}
 
@@ -65,13 +68,12 @@ def test_reference(benchmark, name):
 
 def test_jax_warm(benchmark, jax_case):
     name, model, schedule, t_out = jax_case
-    stats: dict = {}
-    jax_backend.solve(model.system, schedule, t_out)          # compile outside the timing
+    JAX.solve(model.system, schedule, t_out)          # compile outside the timing
     benchmark.group = f"{name} (5 mm, 24 h)"
-    out = benchmark.pedantic(jax_backend.solve, args=(model.system, schedule, t_out),
-                             kwargs={"stats": stats}, rounds=10, iterations=1,
-                             warmup_rounds=1)
-    benchmark.extra_info.update(stats)
+    sol = benchmark.pedantic(JAX.solve, args=(model.system, schedule, t_out), rounds=10,
+                             iterations=1, warmup_rounds=1)
+    out = sol.states
+    benchmark.extra_info.update(sol.stats.as_dict())
     ref = reference_solve(model.system, schedule, t_out)
     benchmark.extra_info["max_rel_diff_vs_reference"] = float(
         np.abs(out - ref).max() / np.abs(ref).max())
@@ -86,7 +88,7 @@ def test_jax_compile(benchmark, jax_case):
         jax.clear_caches()
 
     benchmark.group = "jax compile + first solve"
-    benchmark.pedantic(jax_backend.solve, args=(model.system, schedule, t_out), setup=clear,
+    benchmark.pedantic(JAX.solve, args=(model.system, schedule, t_out), setup=clear,
                        rounds=3, iterations=1)
 
 
@@ -98,27 +100,29 @@ def test_jax_batch(benchmark, size):
         _, model, schedule, _, t_out = prepare({"simulation": SIM, "patient": {
             "dispersion": f"{d} cm^2/min"}, "dose": SCENARIOS["lumbar_bolus_24h"]})
         systems.append(model.system)
-    stack = jax_backend.stack_systems(systems)
     brain = systems[0].index("brain")
     obs = np.zeros((1, systems[0].n_state))
     obs[0, brain] = 1.0
-    jax_backend.solve_batch(stack, schedule, t_out, observables=obs)      # compile
+    JAX.solve_batch(systems, schedule, t_out, observables=obs)      # compile
     benchmark.group = "jax batch (lumbar bolus, 5 mm, 24 h)"
-    out = benchmark.pedantic(jax_backend.solve_batch, args=(stack, schedule, t_out),
+    sol = benchmark.pedantic(JAX.solve_batch, args=(systems, schedule, t_out),
                              kwargs={"observables": obs}, rounds=3, iterations=1)
-    benchmark.extra_info["seconds_per_member"] = benchmark.stats.stats.mean / size
-    assert out.shape == (size, len(t_out), 1)
+    if benchmark.stats:                    # None with --benchmark-disable
+        benchmark.extra_info["seconds_per_member"] = benchmark.stats.stats.mean / size
+    benchmark.extra_info["steps_per_member"] = float(np.mean([s.steps for s in sol.stats]))
+    assert sol.values.shape == (size, len(t_out), 1)
 
 
 @pytest.mark.parametrize("res", ["5mm", "1mm"])
 def test_single_jax(benchmark, prepared, res):
     """The suite's 7-day pump scenario; lands in the group of test_single.py."""
     _, model, schedule, _, t_out = prepared(res)
-    jax_backend.solve(model.system, schedule, t_out)          # compile outside the timing
-    stats: dict = {}
+    JAX.solve(model.system, schedule, t_out)          # compile outside the timing
     benchmark.group = f"single-{res}"
-    states = benchmark.pedantic(jax_backend.solve, args=(model.system, schedule, t_out),
-                                kwargs={"stats": stats}, rounds=3, iterations=1)
-    benchmark.extra_info.update(n_state=model.system.n_state, n_out=len(t_out), **stats)
+    sol = benchmark.pedantic(JAX.solve, args=(model.system, schedule, t_out), rounds=3,
+                             iterations=1)
+    states = sol.states
+    benchmark.extra_info.update(n_state=model.system.n_state, n_out=len(t_out),
+                                **sol.stats.as_dict())
     dosed = schedule.dosed(t_out)
     assert np.max(np.abs(states.sum(axis=1) - dosed)) <= 1e-9 * dosed.max()

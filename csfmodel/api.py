@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import time as _time
@@ -121,7 +120,9 @@ def simulate(scenario: Scenario | dict | str | Path, *, solver: str | None = Non
         Backend name (overrides ``[simulation] solver``); see
         :func:`csfmodel.solvers.available_backends`.
     **solver_options
-        Passed to the backend (e.g. ``rtol`` for the reference solver).
+        :class:`~csfmodel.solvers.SolverOptions` (``rtol``, ``atol``, ``max_step``,
+        ``first_step``, ``method``, ``adaptive``; defaults: the backend's) and the
+        backend's own settings (e.g. ``block_size`` for jax); anything else is refused.
 
     Returns
     -------
@@ -166,22 +167,19 @@ def _execute(sc: Scenario, model: Model, schedule: Schedule, t_out: np.ndarray,
              solver: str | None, solver_options: dict, sink=None) -> _Run:
     """Run the chosen backend; with ``sink``, hand it the states window by window.
 
-    Backends whose ``solve`` takes a ``sink`` stream themselves (memory bounded by
-    one window); for the others the rows are handed over in blocks once solved.
+    ``solver_options`` are split into :class:`~csfmodel.solvers.SolverOptions`
+    (``rtol``, ``method``, ...) and the backend's own settings (e.g. jax's
+    ``block_size``); the backend is reached through the registry. Backends that
+    stream (numba) hand the sink each window as it is computed (memory bounded by
+    one window); for the others the rows are handed over once solved.
     """
     from csfmodel import __version__
-    from csfmodel.solvers import SolveInterrupted, SolverFailure, get_solver
+    from csfmodel.solvers import SolveInterrupted, SolverFailure, get_backend, split_options
 
     name = solver or sc.simulation.solver
-    solve = get_solver(name)
-    params = inspect.signature(solve).parameters
-    # backends that report step statistics (steps, largest error estimate, ...) get a
-    # dict to fill; the entries go into the attrs as solver_<name>
-    stats: dict | None = None
-    opts = dict(solver_options)
-    if "stats" not in opts and "stats" in params:
-        stats = {}
-        opts["stats"] = stats
+    options, settings = split_options(solver_options)
+    backend = get_backend(name, **settings)
+    options = backend.resolve(options)
     delivered = [0]
 
     def counting_sink(i0: int, states: np.ndarray) -> None:
@@ -190,26 +188,22 @@ def _execute(sc: Scenario, model: Model, schedule: Schedule, t_out: np.ndarray,
         sink(i0, states)
         delivered[0] = i0 + len(states)
 
-    streams = sink is not None and "sink" in params
-    if streams:
-        opts["sink"] = counting_sink
     t0 = _time.perf_counter()
     interrupted = None
+    stats: dict = {}
     try:
-        states = solve(model.system, schedule, t_out, **opts)
-        n_done = delivered[0] if streams else len(states)
+        sol = backend.solve(model.system, schedule, t_out, options,
+                            sink=counting_sink if sink is not None else None)
+        states = sol.states
+        stats = sol.stats.as_dict()
+        n_done = delivered[0] if sink is not None else len(states)
     except SolveInterrupted as exc:
         states = exc.states
-        n_done = delivered[0] if streams else len(states)
+        n_done = delivered[0] if sink is not None else len(states)
         interrupted = _stopped_at(t_out, n_done, sc.simulation.duration)
     elapsed = _time.perf_counter() - t0
     if not np.all(np.isfinite(states)):  # pragma: no cover - a solver bug, never silent
         raise SolverFailure(f"solver {name!r} produced non-finite values")
-    if sink is not None and not streams:
-        block = max(1, _SINK_ROWS_BYTES // (8 * model.system.n_state))
-        for i0 in range(0, len(states), block):
-            counting_sink(i0, states[i0:i0 + block])
-        states = states[:0]
     attrs = {
         "title": "csfmodel simulation",
         "csfmodel_version": __version__,
@@ -221,11 +215,9 @@ def _execute(sc: Scenario, model: Model, schedule: Schedule, t_out: np.ndarray,
         "scenario": json.dumps(sc.source, default=str),
         "Conventions": "CF-1.8",
     }
-    for k, v in (stats or {}).items():
-        if isinstance(v, (int, float, str)):
-            attrs[f"solver_{k}"] = v
-    if "rtol" in params:
-        attrs.setdefault("solver_rtol", solver_options.get("rtol", params["rtol"].default))
+    for k, v in stats.items():
+        attrs[f"solver_{k}"] = v
+    attrs["solver_rtol"] = options.rtol
     if interrupted:
         attrs["interrupted"] = interrupted
     return _Run(states=states, n_done=n_done, attrs=attrs, interrupted=interrupted)
@@ -235,10 +227,6 @@ def _stopped_at(t_out: np.ndarray, n_done: int, duration: float) -> str:
     """The ``interrupted`` attribute of a run stopped after ``n_done`` output rows."""
     last = t_out[n_done - 1] / 60 if n_done else 0.0
     return f"stopped by the user at t = {last:.4g} h of {duration / 60:.4g} h"
-
-
-#: rows handed to a sink at once by backends that do not stream themselves (bytes)
-_SINK_ROWS_BYTES = 32 * 2**20
 
 
 def simulate_to_file(scenario: Scenario | dict | str | Path, path: str | Path, *,

@@ -3,6 +3,13 @@
 Accurate to tight tolerances and simple enough to trust; slow. It restarts the
 integrator at every dose event (jumps are applied exactly) and integrates the
 piecewise-constant input in between. Fast backends are tested against it.
+
+Options (:class:`~csfmodel.solvers.SolverOptions`): ``rtol`` (default 1e-10)
+and ``atol`` are scipy's (``atol`` defaults to 1e-13 of the total amount dosed
+plus the initial amount, ug); ``method`` is an implicit method of
+:func:`scipy.integrate.solve_ivp` (``"Radau"``, default, or ``"BDF"``);
+``max_step`` and ``first_step`` are passed on. It has no fixed steps and no
+step statistics; batches are a loop over the members.
 """
 
 from __future__ import annotations
@@ -11,57 +18,47 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from csfmodel.model import LinearSystem, Schedule
+from csfmodel.solvers._backend import Backend
+from csfmodel.solvers._options import SolveInterrupted, SolverFailure, SolverOptions, Stats
 
-__all__ = ["solve"]
-
-
-def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
-          rtol: float = 1e-10, atol: float | None = None, method: str = "Radau",
-          y0: np.ndarray | None = None) -> np.ndarray:
-    """Integrate ``dy/dt = J y + u`` with jumps; return states at ``t_out`` (min).
-
-    Parameters
-    ----------
-    system, schedule
-        Arrays from :func:`csfmodel.model.build_model` and
-        :func:`csfmodel.model.build_schedule`.
-    t_out
-        Output times (min), non-decreasing, within ``[0, schedule.t_end]``.
-    rtol, atol
-        Tolerances of :func:`scipy.integrate.solve_ivp`. ``atol`` defaults to
-        1e-13 of the total amount dosed plus the initial amount (ug).
-    method
-        An implicit method of ``solve_ivp`` (``"Radau"`` or ``"BDF"``).
-    y0
-        Initial state (amounts, ug); zeros by default.
-    """
-    from csfmodel.solvers import check_inputs
-
-    t_out = check_inputs(system, schedule, t_out, y0)
-    J = system.to_sparse().tocsc()
-    n = system.n_state
-    total = schedule.total_dosed()
-    y = np.zeros(n) if y0 is None else np.array(y0, float)
-    total += np.abs(y).sum()
-    if atol is None:
-        atol = 1e-13 * max(total, 1e-300)
-    out = np.full((len(t_out), n), np.nan)
-    ends = np.append(schedule.times[1:], schedule.t_end)
-    reached = [0.0]  # start of the dose interval being integrated
-    try:
-        _integrate(J, schedule, t_out, y, out, ends, rtol, atol, method, reached)
-    except KeyboardInterrupt:
-        from csfmodel.solvers import SolveInterrupted
-
-        raise SolveInterrupted(out[: int(np.count_nonzero(t_out < reached[0]))]) from None
-    if np.isnan(out).any():  # every row is written by one of the intervals
-        from csfmodel.solvers import SolverFailure
-
-        raise SolverFailure("reference backend: some output rows were not reached")
-    return out
+__all__ = ["ReferenceBackend", "solve"]
 
 
-def _integrate(J, schedule, t_out, y, out, ends, rtol, atol, method, reached) -> None:
+class ReferenceBackend(Backend):
+    """scipy ``solve_ivp`` (Radau or BDF), restarted at every dose event."""
+
+    name = "reference"
+    methods = ("Radau", "BDF")
+    default_method = "Radau"
+    default_rtol = 1e-10
+    rtol_range = (1e-13, 0.1)
+
+    def _solve(self, system, schedule, t_out, options, y0, sink):
+        J = system.to_sparse().tocsc()
+        n = system.n_state
+        total = schedule.total_dosed()
+        y = np.zeros(n) if y0 is None else np.array(y0, float)
+        total += np.abs(y).sum()
+        atol = options.atol if options.atol is not None else 1e-13 * max(total, 1e-300)
+        kw = {}
+        if options.max_step is not None:
+            kw["max_step"] = options.max_step
+        if options.first_step is not None:
+            kw["first_step"] = options.first_step
+        out = np.full((len(t_out), n), np.nan)
+        ends = np.append(schedule.times[1:], schedule.t_end)
+        reached = [0.0]  # start of the dose interval being integrated
+        try:
+            _integrate(J, schedule, t_out, y, out, ends, options.rtol, atol, options.method,
+                       reached, kw)
+        except KeyboardInterrupt:
+            raise SolveInterrupted(out[: int(np.count_nonzero(t_out < reached[0]))]) from None
+        if np.isnan(out).any():  # every row is written by one of the intervals
+            raise SolverFailure("reference backend: some output rows were not reached")
+        return out, Stats()
+
+
+def _integrate(J, schedule, t_out, y, out, ends, rtol, atol, method, reached, kw) -> None:
     """Fill ``out`` interval by interval; ``reached[0]`` tracks the progress."""
     for k, (t0, t1) in enumerate(zip(schedule.times, ends)):
         reached[0] = t0
@@ -81,10 +78,21 @@ def _integrate(J, schedule, t_out, y, out, ends, rtol, atol, method, reached) ->
             continue
         t_eval, inverse = np.unique(np.append(t_out[sel], t1), return_inverse=True)
         sol = solve_ivp(rhs, (t0, t1), y, method=method, jac=J, rtol=rtol, atol=atol,
-                        t_eval=t_eval)
+                        t_eval=t_eval, **kw)
         if not sol.success:  # pragma: no cover - would be a modelling bug
-            from csfmodel.solvers import SolverFailure
-
             raise SolverFailure(f"reference solver failed on [{t0}, {t1}] min: {sol.message}")
         out[sel] = sol.y[:, inverse[:-1]].T
         y = sol.y[:, -1]
+
+
+def solve(system: LinearSystem, schedule: Schedule, t_out: np.ndarray, *,
+          rtol: float = 1e-10, y0: np.ndarray | None = None) -> np.ndarray:
+    """The reference states as an array (a shorthand for tests and checks).
+
+    The same as ``csfmodel.solvers.solve(system, schedule, t_out,
+    SolverOptions(rtol=rtol), backend="reference", y0=y0).states``.
+    """
+    from csfmodel.solvers._registry import get_backend
+
+    return get_backend("reference").solve(system, schedule, t_out, SolverOptions(rtol=rtol),
+                                          y0=y0).states
