@@ -79,7 +79,6 @@ BAD = [
     ("simulation.duration", "12", "simulation.duration", "time"),
     ("simulation.output_interval", "2 day", "simulation.output_interval", "at most"),
     ("simulation.resolution", "10 cm", "simulation.resolution", "5 mm"),
-    ("simulation.solver", "euler", "simulation.solver", "reference"),
     ("dose.0.site", "T13", "dose[0].site", "vertebral level"),
     ("dose.0.site", "75 cm", "dose[0].site", "outside"),
     ("dose.0.site", "L3-L5", "dose[0].site", "adjacent"),
@@ -161,3 +160,14 @@ def test_simulate_accepts_dict_path_and_scenario(tmp_path):
     assert float(a.plasma_concentration[-1]) == float(b.plasma_concentration[-1]) > 0
     with pytest.raises(ScenarioError, match="scenario"):
         csfmodel.simulate(42)
+
+
+def test_unknown_solver_is_refused_when_the_run_starts():
+    """The scenario layer does not import the solver registry; simulate checks the name."""
+    import csfmodel
+
+    sc = _bad("simulation.solver", "euler")
+    parse_scenario(sc)
+    with pytest.raises(ScenarioError) as exc:
+        csfmodel.simulate(sc)
+    assert exc.value.key == "simulation.solver" and "reference" in str(exc.value)
