@@ -21,9 +21,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from csfmodel._version import __version__
 from csfmodel.errors import ScenarioError
-
-__version__ = "0.1.0"
 
 #: public name -> the submodule that defines it (imported on first access)
 _LAZY: dict[str, str] = {

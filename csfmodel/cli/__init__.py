@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate intrathecal, oral and IV drugs in the CSF, spinal cord and "
                     "brain.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from csfmodel import __version__
+    from csfmodel._version import __version__
 
     p.add_argument("--version", action="version", version=f"csfmodel {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
