@@ -134,45 +134,50 @@ class Anatomy:
     #: of the production is absorbed from the cortical SAS.
     spinal_bulk_flow: float = 0.02
     # ---- CSF dynamics ---------------------------------------------------
-    #: Pulsatile dispersion at the foramen magnum, cm^2/min, decreasing linearly
-    #: to zero at the end of the dural sac (as the CSF stroke volume does:
-    #: Enzmann & Pelc 1993; Haughton & Mardal 2014). Calibrated (``csfmodel
-    #: validate``): fixed by the tracer gradient under a 72 h lumbar infusion
-    #: (Kroin 1993: T2/T12 = 0.43, which needs >= 1.5 cm^2/min along the thoracic
-    #: SAS) and by the lumbar CSF decline after IT boluses (Nordberg 1984,
-    #: Sjostrom 1987), which a larger value shortens. 2 cm^2/min (~5000x
-    #: morphine's molecular diffusivity; ~1 cm^2/min mid-thoracic) is of the
-    #: order that radionuclide cisternography implies (lumbar tracer reaches the
-    #: basal cisterns within ~3 h) and above the >1000x of fine-anatomy models
-    #: (Stockman 2007 J Biomech 40:1180; open channel 5.8x, Sharp 2019 J Fluid
-    #: Mech 874:R2), which leave out body motion, coughing and posture.
-    dispersion: float = 2.0
-    #: Dispersion at the end of the dural sac as a fraction of ``dispersion``
-    #: (0: vanishing in the distal lumbar sac, the default; 1: uniform along z).
-    dispersion_caudal_fraction: float = 0.0
+    #: Pulsatile (oscillatory) dispersion at the foramen magnum, cm^2/min. Along
+    #: the spine it follows the local CSF oscillation: D(z) = D_aq + dispersion *
+    #: (f + (1 - f) * (s(z) / s(0))**n), with s(z) = SV(z) / A(z) the local stroke
+    #: length, SV(z) falling linearly to zero at the closed end of the sac
+    #: (``dispersion_exponent`` n, ``dispersion_caudal_fraction`` f; see
+    #: :func:`csfmodel.model.dispersion`). Calibrated on all rows at once
+    #: (``csfmodel validate --refit``): 8.1 [4.9, 13.3] cm^2/min, pinned mostly by
+    #: the lumbar:cisternal ratio under infusion (Moulin 1986), the hyperbaric T10
+    #: curve (Caute 1988) and the tracer gradient (Kroin 1993); ~2e4 x morphine's
+    #: molecular diffusivity, up to 1.5x more in the narrow thoracic SAS and ~2 % of it
+    #: in the lumbar sac. Fine-anatomy models give > 1e3 x molecular (Stockman 2007 J
+    #: Biomech Eng 129:666; nerve roots enhance it, Tangen 2015 J Biomech 48:2144;
+    #: micro-mixing around roots in phantoms, Linninger 2023 Front Physiol 14:1244016).
+    dispersion: float = 8.1
+    #: Exponent n of the stroke-length scaling of the dispersion: oscillatory shear
+    #: dispersion grows as the square of the oscillation amplitude at a fixed
+    #: frequency (Watson 1983 J Fluid Mech 133:233; the same scaling for the
+    #: Lagrangian-mean transport of an oscillating flow, Lawrence 2019 J Fluid Mech
+    #: 861:679). n = 0 makes D uniform.
+    dispersion_exponent: float = 2.0
+    #: Floor of the dispersion profile as a fraction f of ``dispersion``: mixing
+    #: that does not scale with the cardiac stroke (respiration, a major driver of
+    #: spinal CSF motion: Dreha-Kulaczewski 2015 J Neurosci 35:2485; posture
+    #: changes, body motion) and so remains at the closed end of the sac, where the
+    #: cardiac CSF motion vanishes (Haughton & Mardal 2014). Calibrated (``csfmodel validate
+    #: --refit``): 0.012 [0.003, 0.06], pinned by how slowly a hyperbaric dose held in
+    #: the sacral sac reaches T10 (Caute 1988); 1 makes D uniform along z.
+    dispersion_caudal_fraction: float = 0.012
     #: Pulsatile exchange between ventricles and cisterna (aqueduct), mL/min
     #: (estimate; aqueductal stroke volume ~0.03 mL/beat, Baledent 2004).
     ventricular_mixing: float = 0.1
     #: Pulsatile exchange between basal cisterns and cortical SAS, mL/min (estimate).
     cranial_mixing: float = 0.5
-    #: Injection spread factor kappa: a bolus of volume V is mixed into
-    #: kappa * V of CSF, over kappa * V / A(z0) centred on the tip. Calibrated
-    #: (``csfmodel validate``): the lumbar CSF concentration sampled 5 min to 1 h
-    #: after 0.25-0.5 mg in ~1 mL is ~dose / 50 mL (Sjostrom 1987 Cmax; Nordberg
-    #: 1984 at 1 h; Sjostrom's initial volume of distribution 22 +- 8 mL), so a
-    #: 1 mL injection mixes into ~15 mL (~6 cm of the lumbar sac) within minutes.
-    injection_spread: float = 15.0
+    #: Injection-driven spread kappa: the injected volume V and its jet mix the dose
+    #: within minutes into kappa * V of the CSF nearest the tip (uniform
+    #: concentration; see :func:`csfmodel.model.deposit`), so the spread grows with
+    #: the injected volume, not with the injection rate (Khani 2022 Fluids Barriers
+    #: CNS 19:8). Calibrated (``csfmodel validate --refit``): 36 [23, 57], pinned by
+    #: the lumbar CSF 5 min to 1 h after ~1 mL injections (Sjostrom 1987, Nordberg
+    #: 1984; Sjostrom's initial volume of distribution 22 +- 8 mL) and, with 2 mL,
+    #: the CSF at T10 within minutes of a sacral injection (Caute 1988).
+    injection_spread: float = 36.0
     #: Jet mixing dispersion during an injection, cm^2/min (estimate).
     injection_mixing: float = 2.0
-    #: Fraction of an intrathecal needle injection of >= 1 mL that leaves the CSF
-    #: within minutes with the injected volume (back through the dural puncture
-    #: and along the needle track into the epidural veins), scaled by V / 1 mL
-    #: below 1 mL; doses through an implanted catheter lose nothing. Treated as
-    #: reaching plasma at once. Calibrated (``csfmodel validate``) on the plasma
-    #: peak 4.5 +- 1.1 ng/mL at 5-10 min after 0.3 mg IT (Sjostrom 1987), which
-    #: the slow meningeal route cannot produce; an estimate, at the high end of
-    #: what is plausible (see docs/validation.md).
-    injection_loss: float = 0.4
     # ---- sizes ------------------------------------------------------------
     #: Brain mass, g (adult: Dekaban 1978 Ann Neurol 4:345, ~1400 g).
     brain_mass: float = 1400.0
@@ -389,15 +394,18 @@ PATIENT_PARAMETERS: dict[str, Bound] = {
     "spinal_bulk_flow": Bound("mL/min", 0.0, 0.2, "net spinal flow is small, "
                               "Enzmann & Pelc 1993; less than csf_production"),
     "dispersion": Bound("cm^2/min", 0.01, 100.0, "25x to 250000x morphine's molecular "
-                        "diffusivity; Stockman 2007, Sharp 2019"),
-    "dispersion_caudal_fraction": Bound("1", 0.0, 1.0, "fraction of the rostral value"),
+                        "diffusivity; Stockman 2007, Sharp 2019; calibrated 8.1 [4.9, 13.3]"),
+    "dispersion_exponent": Bound("1", 0.0, 4.0, "D ~ stroke length^n; n = 2 for "
+                                 "oscillatory shear dispersion, Watson 1983"),
+    "dispersion_caudal_fraction": Bound("1", 0.0, 1.0, "floor as a fraction of the "
+                                        "foramen-magnum value (respiration, motion); "
+                                        "calibrated 0.012 [0.003, 0.06]"),
     "ventricular_mixing": Bound("mL/min", 1e-3, 10.0, "aqueductal exchange; "
                                 "Baledent 2004: ~0.03 mL/beat"),
     "cranial_mixing": Bound("mL/min", 1e-3, 50.0, "cisternal-cortical exchange, estimate"),
     "injection_spread": Bound("1", 1.0, 100.0, "an injectate mixes into at least its own "
-                              "volume"),
+                              "volume; calibrated 36 [23, 57]"),
     "injection_mixing": Bound("cm^2/min", 0.01, 100.0, "jet mixing, estimate"),
-    "injection_loss": Bound("1", 0.0, 1.0, "a fraction", high_open=True),
     "brain_mass": Bound("g", 800.0, 2000.0, "adult brain, Dekaban 1978"),
     "body_weight": Bound("kg", 30.0, 250.0, "adult body weight"),
 }

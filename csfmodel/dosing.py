@@ -166,9 +166,9 @@ class ITPatientBolus:
 class ITBolus:
     """Single-shot intrathecal injection (repeat with ``interval``/``count``).
 
-    ``delivery`` is ``"needle"`` (a lumbar puncture, the default: part of the
-    dose leaves through the puncture, see ``Anatomy.injection_loss``) or
-    ``"catheter"`` (through an implanted catheter: no puncture loss).
+    ``delivery`` is ``"needle"`` (a lumbar puncture, the default) or
+    ``"catheter"`` (through an implanted catheter). Both give the same deposit:
+    there is no puncture loss (see :func:`csfmodel.model.deposit`).
     """
 
     site_z: float

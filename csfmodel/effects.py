@@ -100,6 +100,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EffectParameters",
+    "EffectInputs",
+    "EFFECT_INPUT_ATTRS",
     "ResolvedEffects",
     "resolve",
     "analgesia",
@@ -139,10 +141,17 @@ class EffectParameters:
 
     c50_brain_nM: float = 32.0
     gamma: float = 2.4
+    # re-examined with the rostral transport v2 (docs/validation.md, "Supraspinal effect
+    # timing"): with 4.4 h respiratory depression peaks 8 h after a lumbar IT bolus
+    # (6-11 h clinically: Camporesi 1983, Bailey 2000) and the IV effect-site curve
+    # matches Dahan's in level best (2.8 h, Lotsch 2001, fits it worse); kept
     t_half_ke0_h: float = 4.4
     c50_resp_nM: float = 32.0
     gamma_resp: float = 1.0
     spinal_threshold_pmol_per_mg: float = 3.0
+    # estimate, kept: with the model's CSF -> cord diffusion the lumbar dorsal-horn effect
+    # site reaches half its maximum ~1.2 h after 0.3 mg IT at L3-L4 (onset of IT morphine
+    # analgesia 30-60 min, Rathmell 2005)
     t_half_spinal_h: float = 0.25
     interaction: float = 0.0
     ec50_spinal: float | None = None
@@ -187,7 +196,74 @@ def brain_equilibration_half_life(model: Model) -> float:
     return float(np.log(2.0) / k_out / 60.0)
 
 
-def resolve(params: EffectParameters | None, model: Model) -> ResolvedEffects:
+def _attrs(units: str, long_name: str, description: str) -> dict:
+    return {"units": units, "long_name": long_name, "description": description}
+
+
+#: the run's inputs to the effect model as recorded with its results (``attrs`` of a
+#: single run, coordinates along ``scenario`` of a sweep): name -> attrs
+EFFECT_INPUT_ATTRS: dict[str, dict] = {
+    "drug_mw_g_per_mol": _attrs("g/mol", "molar mass", "molar mass of the drug"),
+    "drug_kpuu_brain": _attrs("1", "brain Kp,uu", "brain ECF unbound : plasma unbound "
+                              "concentration ratio at steady state"),
+    "drug_fu_plasma": _attrs("1", "plasma unbound fraction",
+                             "unbound fraction of the drug in plasma"),
+    "drug_kp_cord_mL_per_g": _attrs("mL/g", "cord partition Kp", "cord tissue (total) : "
+                                    "unbound partition of the drug"),
+    "brain_equilibration_half_life_h": _attrs(
+        "h", "brain ECF half-life (PK)", "half-life of drug leaving brain ECF in the PK "
+        "model (ln 2 / -J[brain, brain])"),
+}
+
+
+@dataclass(frozen=True)
+class EffectInputs:
+    """What the effect model needs from a run: the drug and the PK model's BBB delay.
+
+    Recorded with the results (:func:`csfmodel.results.run_record`), so that
+    :func:`effects` works from a results Dataset without building the model again.
+    """
+
+    drug: str
+    mw: float                  # g/mol
+    kpuu_brain: float
+    fu_plasma: float
+    kp_cord: float             # mL/g
+    t_half_brain_model: float  # h
+
+    _RECORD = {"mw": "drug_mw_g_per_mol", "kpuu_brain": "drug_kpuu_brain",
+               "fu_plasma": "drug_fu_plasma", "kp_cord": "drug_kp_cord_mL_per_g",
+               "t_half_brain_model": "brain_equilibration_half_life_h"}
+
+    @classmethod
+    def of(cls, model: Model) -> EffectInputs:
+        """The inputs of an assembled model."""
+        d = model.drug
+        return cls(drug=d.name, mw=float(d.mw), kpuu_brain=float(d.kpuu_brain),
+                   fu_plasma=float(d.fu_plasma), kp_cord=float(d.kp_cord()),
+                   t_half_brain_model=brain_equilibration_half_life(model))
+
+    def as_record(self) -> dict[str, float]:
+        """The inputs under their recorded names (see :data:`EFFECT_INPUT_ATTRS`)."""
+        return {name: getattr(self, f) for f, name in self._RECORD.items()}
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> EffectInputs | None:
+        """The inputs recorded in a results Dataset (a run, or one scenario of a sweep);
+        None when it has none (a file written before they were recorded)."""
+        def get(name: str):
+            if name in ds.coords and ds.coords[name].ndim == 0:
+                return ds.coords[name].item()
+            return ds.attrs.get(name)
+
+        values = {f: get(name) for f, name in cls._RECORD.items()}
+        drug = get("drug")
+        if drug is None or any(v is None for v in values.values()):
+            return None
+        return cls(drug=str(drug), **{f: float(v) for f, v in values.items()})
+
+
+def resolve(params: EffectParameters | None, model: Model | EffectInputs) -> ResolvedEffects:
     """Turn published parameters into unbound concentrations and residual delays.
 
     Parameters
@@ -195,27 +271,28 @@ def resolve(params: EffectParameters | None, model: Model) -> ResolvedEffects:
     params
         Published parameters (defaults if None).
     model
-        The assembled :class:`~csfmodel.model.Model` (drug partitions, BBB).
+        The assembled :class:`~csfmodel.model.Model` (drug partitions, BBB), or the
+        :class:`EffectInputs` recorded with its results.
     """
     p = params or EffectParameters()
-    drug = model.drug
-    if drug.name != "morphine" and None in (p.ec50_spinal, p.ec50_brain, p.ec50_resp):
+    inp = model if isinstance(model, EffectInputs) else EffectInputs.of(model)
+    if inp.drug != "morphine" and None in (p.ec50_spinal, p.ec50_brain, p.ec50_resp):
         from csfmodel.errors import ScenarioError
 
         raise ScenarioError(
-            "drug.name", drug.name, "morphine, or explicit potencies for this drug: "
+            "drug.name", inp.drug, "morphine, or explicit potencies for this drug: "
             "EffectParameters(ec50_spinal=..., ec50_brain=..., ec50_resp=...) in unbound ng/mL",
             detail="the published potencies of the effect model are morphine's")
-    to_brain_u = drug.kpuu_brain * drug.fu_plasma  # brain ECF unbound : total plasma
-    ng = drug.mw / 1000.0  # nM -> ng/mL
+    to_brain_u = inp.kpuu_brain * inp.fu_plasma  # brain ECF unbound : total plasma
+    ng = inp.mw / 1000.0  # nM -> ng/mL
     ec50_b = p.ec50_brain if p.ec50_brain is not None else p.c50_brain_nM * ng * to_brain_u
     ec50_r = p.ec50_resp if p.ec50_resp is not None else p.c50_resp_nM * ng * to_brain_u
     if p.ec50_spinal is not None:
         ec50_s = p.ec50_spinal
     else:
         # pmol/mg = nmol/g; * MW ng/nmol -> ng/g total tissue; / Kp (mL/g) -> unbound ng/mL
-        ec50_s = p.spinal_threshold_pmol_per_mg * drug.mw / drug.kp_cord()
-    t_b = brain_equilibration_half_life(model)
+        ec50_s = p.spinal_threshold_pmol_per_mg * inp.mw / inp.kp_cord
+    t_b = inp.t_half_brain_model
     return ResolvedEffects(
         ec50_spinal=float(ec50_s), ec50_brain=float(ec50_b), ec50_resp=float(ec50_r),
         gamma=p.gamma, gamma_resp=p.gamma_resp, interaction=p.interaction,
@@ -340,7 +417,8 @@ def effects(ds: xr.Dataset, model: Model | None = None,
         Results of :func:`csfmodel.simulate` (starting from a drug-free state).
     model
         The model the results came from (for the BBB half-life and partitions);
-        rebuilt from ``ds.attrs["scenario"]`` when None.
+        when None, the :class:`EffectInputs` recorded with the results are used
+        (results of :func:`csfmodel.simulate`, or one scenario of a sweep).
     params
         Published (:class:`EffectParameters`) or resolved parameters.
     target
@@ -356,9 +434,7 @@ def effects(ds: xr.Dataset, model: Model | None = None,
     if isinstance(params, ResolvedEffects):
         r = params
     else:
-        if model is None:
-            model = _model_from(ds)
-        r = resolve(params, model)
+        r = resolve(params, EffectInputs.of(model) if model is not None else _inputs_of(ds))
     segs = target_segments(target)
     ce_s = effect_site(ds.cord_concentration, r.t_half_spinal)
     ce_b = effect_site(ds.brain_concentration, r.t_half_brain)
@@ -381,10 +457,18 @@ def effects(ds: xr.Dataset, model: Model | None = None,
     return out
 
 
-def _model_from(ds: xr.Dataset):
+def _inputs_of(ds: xr.Dataset) -> EffectInputs:
+    """The effect inputs recorded with results; for files written before they were
+    recorded, built once from the ``scenario`` attribute (the drug and its model)."""
+    inputs = EffectInputs.from_dataset(ds)
+    if inputs is not None:
+        return inputs
     import json
 
     from csfmodel.api import prepare
+    from csfmodel.errors import ScenarioError
 
-    _, model, _, _, _ = prepare(json.loads(ds.attrs["scenario"]))
-    return model
+    if "scenario" not in ds.attrs:
+        raise ScenarioError("results", "a Dataset without effect inputs", "results of "
+                            "csfmodel.simulate (they record them), or effects(ds, model=...)")
+    return EffectInputs.of(prepare(json.loads(ds.attrs["scenario"])).model)

@@ -31,12 +31,25 @@ Spinal dispersion and bulk flow across the face between cells ``i`` and ``i+1``
 
     F_{i+1/2} = D(z_f) A(z_f) / dz * (C_i - C_{i+1}) + q(z_f) * (C_i + C_{i+1}) / 2
 
-with :math:`D(z) = D_{aq} + D_{disp}\,(1 - (1 - f)\,z/L)` (pulsatile dispersion,
-largest at the foramen magnum, falling to the fraction ``f`` of it at the end of the
-dural sac; ``f = 0`` by default) and
-:math:`q(z) = q_{sp}(1 - z/L)` (net spinal bulk flow absorbed evenly along the
-spine). The face at z = 0 couples cell 0 to the cisterna over half a cell; the
-sac end is closed.
+with the dispersion following the local CSF oscillation (:func:`dispersion`)
+
+.. math::
+
+    D(z) = D_{aq} + D_0\,\bigl(f + (1 - f)\,(s(z)/s(0))^n\bigr), \qquad
+    s(z) = \frac{SV(z)}{A(z)}, \quad SV(z) = SV_0\,(1 - z/L),
+
+the stroke length :math:`s` being the cardiac stroke volume (falling linearly to zero
+at the closed end of the sac) over the CSF area: large in the narrow cervical and
+thoracic SAS, small in the wide lumbar sac, so that the sac holds an injected drug
+while transport above it is fast. ``D_0`` (at the foramen magnum), ``n = 2``
+(oscillatory dispersion ~ amplitude squared, Watson 1983) and the floor ``f``
+(mixing not driven by the cardiac stroke) are patient parameters. Net spinal bulk
+flow :math:`q(z) = q_{sp}(1 - z/L)` is absorbed evenly along the spine. There is no
+other net advection: in a closed-ended, periodically pulsating sac the cross-section
+mean Lagrangian volume flux is zero (the steady streaming and Stokes drift of Lawrence
+2019 recirculate within the cross-section); their effect on the section-averaged
+concentration is dispersion, which ``D(z)`` carries. The face at z = 0 couples cell
+0 to the cisterna over half a cell; the sac end is closed.
 
 Spinal CSF ↔ plasma across the meninges, per cell::
 
@@ -59,9 +72,9 @@ Brain (supraspinal target, unbound ECF concentration
 ``CL_out * M_b * (C^u_b - Kpuu * fu * C_p)``.
 
 An intrathecal bolus is a jump (:func:`deposit`): the injectate mixed into
-``injection_spread * V`` of CSF around the tip, and a fraction
-``injection_loss * min(1, V / 1 mL)`` of the dose put straight into plasma (drug
-that leaves with the injected volume through the dural puncture within minutes).
+``injection_spread * V`` mL of the CSF nearest the tip (pushed rostrally where the
+closed end of the sac leaves no room below), at a uniform concentration, its edges
+smoothed by the jet. All of the dose starts in the CSF (there is no puncture loss).
 
 Systemic: three-compartment plasma kinetics (``CL``, ``Q2``, ``Q3``), oral
 depots absorbed with ``ka * F`` into plasma and ``ka * (1 - F)`` eliminated
@@ -374,11 +387,35 @@ class Model:
         return deposit(self, z, amount, volume, injection_rate, puncture)
 
 
+def stroke_profile(anatomy: Anatomy, z: np.ndarray) -> np.ndarray:
+    r"""Local CSF stroke length relative to the foramen magnum, :math:`s(z)/s(0)`.
+
+    The cardiac stroke volume of the spinal CSF falls from the foramen magnum to
+    the closed end of the dural sac as the compliance below each level is used
+    up; with the compliance spread along the canal it falls linearly,
+    :math:`SV(z) = SV_0 (1 - z/L)` (Sincomb 2022 J Fluid Mech 939:A26, 1-D model
+    of the spinal CSF oscillation; flow ~0 in the distal sac, Haughton & Mardal
+    2014). The stroke length is the stroke volume over the CSF area,
+    :math:`s(z) = SV(z)/A(z)`: large in the narrow thoracic SAS, small in the wide
+    lumbar sac.
+    """
+    z = np.asarray(z, float)
+    frac = np.clip(1.0 - z / anatomy.length, 0.0, 1.0)
+    return frac * float(anatomy.csf_area(0.0)) / anatomy.csf_area(z)
+
+
 def dispersion(anatomy: Anatomy, drug: Drug, z: np.ndarray) -> np.ndarray:
-    """Effective dispersion coefficient D(z), cm^2/min."""
+    r"""Effective dispersion coefficient D(z), cm^2/min.
+
+    :math:`D(z) = D_{aq} + D_0\,(f + (1 - f)\,(s(z)/s(0))^n)` with
+    :func:`stroke_profile` ``s``, ``D_0`` = ``anatomy.dispersion`` (the value at
+    the foramen magnum), ``n`` = ``dispersion_exponent`` and ``f`` =
+    ``dispersion_caudal_fraction``.
+    """
     f = anatomy.dispersion_caudal_fraction
-    return drug.diffusivity + anatomy.dispersion * np.clip(1.0 - (1.0 - f) * z / anatomy.length,
-                                                           0, 1)
+    n = anatomy.dispersion_exponent
+    w = stroke_profile(anatomy, z) ** n if n != 0 else np.ones_like(np.asarray(z, float))
+    return drug.diffusivity + anatomy.dispersion * (f + (1.0 - f) * w)
 
 
 def bulk_flow(anatomy: Anatomy, z: np.ndarray) -> np.ndarray:
@@ -515,45 +552,89 @@ def _hat_weights(grid: Grid, z: float) -> tuple[np.ndarray, np.ndarray]:
     return np.array([k, k + 1]), np.array([1.0 - t, t])
 
 
+def _mixing_interval(anatomy: Anatomy, z0: float, mix_volume: float) -> tuple[float, float]:
+    """The stretch [z1, z2] of spinal SAS holding ``mix_volume`` mL of CSF nearest z0.
+
+    Equal volumes above and below the tip where there is room; where the closed
+    end of the sac (or the foramen magnum) cuts one side off, the stretch extends
+    on the other side, so that the injectate always mixes into ``mix_volume`` of
+    CSF (or into the whole spinal CSF, if that is less).
+    """
+    total = anatomy.spinal_csf_volume
+    L = anatomy.length
+    below = anatomy.csf_volume_between(0.0, z0)   # CSF volume rostral of the tip
+    lo, hi = below - 0.5 * mix_volume, below + 0.5 * mix_volume
+    if hi > total:
+        lo, hi = lo - (hi - total), total
+    if lo < 0.0:
+        lo, hi = 0.0, min(hi - lo, total)
+    # invert the cumulative CSF volume (piecewise quadratic in z) on a fine table
+    zt = np.linspace(0.0, L, 2049)
+    zn, an = anatomy._shape_nodes()
+    a = np.interp(zt, zn, an) * anatomy._area_scale()
+    vt = np.concatenate([[0.0], np.cumsum(0.5 * (a[1:] + a[:-1]) * np.diff(zt))])
+    vt *= total / vt[-1]
+    return float(np.interp(lo, vt, zt)), float(np.interp(hi, vt, zt))
+
+
 def deposit(model: Model, z: float, amount: float, volume: float = 0.0,
             injection_rate: float = np.inf, puncture: bool = True) -> np.ndarray:
     r"""Initial distribution of an intrathecal bolus, as a jump in the state.
 
-    The injected volume ``V`` displaces CSF over a length
-    :math:`\ell = \kappa V / A(z_0)` centred on the catheter tip (``κ`` =
-    ``injection_spread``), and the injection jet mixes it further over the
-    injection time :math:`t_{inj} = V/\dot V` with a dispersion
-    ``injection_mixing``; the result is a top-hat of length ``ℓ`` convolved
-    with a Gaussian of :math:`\sigma^2 = 2 D_{jet} t_{inj}`. Mass beyond the
-    sac end is reflected; mass above z = 0 enters the cisterna. Small volumes
-    (pump boluses) reduce to a point dose on the grid.
+    Injection-driven spread: the injected volume ``V`` and its jet mix the dose
+    within minutes into :math:`\kappa V` of CSF (``κ`` = ``injection_spread``),
+    the CSF nearest the tip (:func:`_mixing_interval`: centred on the tip, pushed
+    rostrally where the closed end of the sac leaves no room below), at a
+    uniform concentration ``amount / (κ V)``; the injection jet smooths the
+    edges over the injection time :math:`t_{inj} = V/\dot V` with a dispersion
+    ``injection_mixing`` (a Gaussian of :math:`\sigma^2 = 2 D_{jet} t_{inj}`).
+    The spread grows with the injected volume and hardly with the injection rate,
+    as in CFD of the human CSF system (Khani 2022 Fluids Barriers CNS 19:8: a 3x
+    larger bolus or a flush doubles brain exposure, a 5x faster one does not)
+    and in phantoms (Linninger 2023 Front Physiol 14:1244016: large-volume
+    infusions reach the cervical SAS within 10 min). Mass beyond the sac end is
+    reflected; mass above z = 0 enters the cisterna. Small volumes (pump boluses)
+    reduce to a point dose on the grid.
 
-    For an injection through a needle (``puncture``), a fraction
-    ``injection_loss * min(1, V / 1 mL)`` of the dose leaves the CSF with the
-    injected volume within minutes (through the dural puncture and the needle
-    track into the epidural veins) and is put into plasma at once; it is what
-    makes the early plasma peak after a lumbar injection (Sjostrom 1987). Doses
-    through an implanted catheter (pump boluses) have no puncture to leave by.
+    Nothing is put into plasma: the whole dose starts in the CSF, whether it is
+    given through a needle or an implanted catheter (``puncture`` is accepted
+    for compatibility and has no effect). The injected volume itself leaves the
+    CSF within minutes by pressure-driven outflow, but it carries at most the
+    mixed concentration ``amount / (κ V)`` with it, i.e. less than
+    ``1 / κ`` (a few %) of the dose even if all of it left at the injection
+    site; see docs/validation.md ("No puncture loss").
     """
     g = model.grid
     an = model.anatomy
     y = np.zeros(model.system.n_state)
-    lost = amount * an.injection_loss * min(1.0, volume / 1.0) if puncture else 0.0
-    y[model.system.index("plasma")] += lost
-    amount -= lost
-    half = 0.5 * an.injection_spread * volume / float(an.csf_area(z))
+    mix = an.injection_spread * volume
     t_inj = volume / injection_rate if np.isfinite(injection_rate) else 0.0
     sigma = np.sqrt(2.0 * an.injection_mixing * t_inj)
-    k_pts = 64 if half > 0.05 * g.dz else 1
-    pts = z + half * (np.linspace(-1, 1, 2 * k_pts + 1)[1::2] if k_pts > 1 else np.zeros(1))
-    wt = amount / len(pts)
+    z1, z2 = _mixing_interval(an, z, mix) if mix > 0 else (z, z)
     L = an.length
     cis = model.system.index("cisterna")
+    if z2 - z1 > 0.1 * g.dz and sigma < 0.1 * g.dz:
+        # uniform concentration over [z1, z2], integrated exactly over the cells
+        lo, hi = np.maximum(g.edges[:-1], z1), np.minimum(g.edges[1:], z2)
+        vol = np.array([an.csf_volume_between(a, b) if b > a else 0.0
+                        for a, b in zip(lo, hi)])
+        y[: g.n] += amount * vol / vol.sum()
+        return y
+    if z2 - z1 > 0.1 * g.dz:
+        # the same profile as point masses (weights ~ A(z), i.e. uniform concentration)
+        # no further apart than sigma / 2, then smoothed by the jet's Gaussian
+        k_pts = int(np.clip(np.ceil(2.0 * (z2 - z1) / sigma), 64, 20000))
+        pts = z1 + (z2 - z1) * (np.arange(k_pts) + 0.5) / k_pts
+        wt = an.csf_area(pts)
+        wt = amount * wt / wt.sum()
+    else:
+        pts = np.array([z])
+        wt = np.array([amount])
     p = np.where(pts > L, np.mod(pts, 2 * L), pts)
     p = np.where(p > L, 2 * L - p, p)                   # reflected at the closed sac end
     if sigma < 0.1 * g.dz:
-        y[cis] += wt * np.count_nonzero(p < 0)          # pushed above the foramen magnum
-        p = p[p >= 0]
+        y[cis] += float(wt[p < 0].sum())                # pushed above the foramen magnum
+        wt, p = wt[p >= 0], p[p >= 0]
         c = g.centers
         k = np.clip(np.searchsorted(c, p) - 1, 0, g.n - 2)
         t = np.clip((p - c[k]) / (c[k + 1] - c[k]), 0.0, 1.0)  # hat weights, clamped
@@ -574,12 +655,12 @@ def deposit(model: Model, z: float, amount: float, volume: float = 0.0,
     tot = frac.sum(axis=1)
     good = tot > 0.0
     frac *= np.divide(share, tot, out=np.zeros_like(tot), where=good)[:, None]
-    y[: g.n] += wt * frac.sum(axis=0)
+    y[: g.n] += wt @ frac
     # a point far above the foramen magnum has all its mass in the cisterna: its
     # Gaussian tail in the spine underflows (tot == 0); whatever share is left of it
     # goes to the top cell rather than making 0/0
-    np.add.at(y, np.where(p[~good] < 0.5 * L, 0, g.n - 1), wt * share[~good])
-    y[cis] += wt * float(up.sum())
+    np.add.at(y, np.where(p[~good] < 0.5 * L, 0, g.n - 1), (wt * share)[~good])
+    y[cis] += float(wt @ up)
     return y
 
 

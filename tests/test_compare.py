@@ -129,7 +129,9 @@ def test_cervical_tip_acts_supraspinally(cmp):
 def test_it_is_more_selective_than_systemic_routes(cmp, setup):
     it = cmp.route("intrathecal")
     iv = cmp.route("iv")
-    assert it.selectivity > 100 * iv.selectivity
+    # ~40x with the calibrated rostral transport (docs/validation.md): IT morphine also
+    # reaches the brain through the CSF (Moulin 1986 cisternal levels; Bailey 2000)
+    assert it.selectivity > 20 * iv.selectivity
     assert it.brain < iv.brain and it.respiratory_depression < iv.respiratory_depression
     # the systemic routes reach the same brain exposure at equal analgesia (F only differs)
     assert iv.brain == pytest.approx(cmp.reference.brain, rel=0.05)
@@ -152,9 +154,10 @@ def test_unit_plateaus_are_linear(setup):
 def test_sensitivity_signs():
     res = compare_routes(resolution=RES, target=TARGET, sites=())
     s = res.sensitivity
-    # a less potent spinal site needs more IT drug: lower oral:IT (about -0.45 with the
-    # calibrated dispersion, part of IT analgesia being supraspinal)
-    assert s["spinal EC50 (PD)"]["oral:IT"] < -0.3
+    # a less potent spinal site needs more IT drug: lower oral:IT (about -0.09 with the
+    # rostral transport calibrated on Moulin 1986 and Caute 1988: at equianalgesic doses
+    # most IT analgesia is supraspinal, see docs/validation.md)
+    assert s["spinal EC50 (PD)"]["oral:IT"] < -0.03
     # higher bioavailability: less oral drug needed
     assert s["oral bioavailability F"]["oral:IV"] == pytest.approx(-1.0, abs=0.1)
     assert "oral:IT" in res.table()

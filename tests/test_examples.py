@@ -76,4 +76,6 @@ def test_teaching_notebook_runs(tmp_path, monkeypatch):
     for src in cells:
         exec(compile(src, "teaching.ipynb", "exec"), namespace)
     assert namespace["t_brain"] > 2.0        # delayed supraspinal exposure after a lumbar bolus
-    assert namespace["t_cis"] > 2.0
+    # a 2 mL lumbar injection reaches the cisterna within the hour (CSF at C1-C2 high
+    # 1 h after IT morphine, Max 1985); the brain follows hours later
+    assert 0.25 < namespace["t_cis"] < namespace["t_brain"]

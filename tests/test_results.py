@@ -105,4 +105,6 @@ def test_cord_targets_under_a_t10_catheter(ds):
     end = ds.cord_concentration.isel(time=-1)
     top = str(ds.segment.values[int(np.argmax(end.values))])
     assert top[0] in "LS" or top in ("T11", "T12")
-    assert float(end.sel(segment="C2")) < 0.05 * float(end.max())
+    # the cervical cord gets a fifth of it: morphine infused at T10 spreads rostrally
+    # (lumbar : cisternal CSF ~2 : 1 with the tip at T10, Moulin 1986; docs/validation.md)
+    assert float(end.sel(segment="C2")) < 0.3 * float(end.max())

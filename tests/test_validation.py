@@ -15,8 +15,18 @@ from csfmodel.cli import main
 from csfmodel.validation import (
     DESIGNS,
     FACTOR,
+    FIT_PARAMETERS,
+    KNOWN_DISAGREEMENTS,
+    NOT_FITTED,
+    NOT_MODELLED,
     auc_inf,
+    failures,
+    fit,
+    fitted_rows,
     load_rows,
+    peak,
+    residual,
+    row_sigma,
     run_validation,
     score,
     sensitivity,
@@ -50,7 +60,7 @@ def _raw_rows() -> list[dict]:
 
 # ------------------------------------------------------------------- the data
 def test_packaged_table_has_every_row_with_its_source(rows):
-    assert len(rows) == 16
+    assert len(rows) == 26
     assert len({r.id for r in rows}) == len(rows)
     for r in rows:
         assert r.study and any(ch.isdigit() for ch in r.study), r.id  # author + year
@@ -91,47 +101,115 @@ def test_half_life_and_auc_of_an_exponential():
 
 
 # -------------------------------------------------------------------- designs
-def test_every_row_within_a_factor_of_two(results):
-    bad = [(r.row.id, r.model, r.ratio) for r in results if not r.passed]
+def test_every_counted_row_within_a_factor_of_two(results):
+    """Every row passes but the listed known disagreements (each with its reason)."""
+    bad = [(r.row.id, r.model, r.ratio) for r in failures(results)]
     assert not bad, bad
+    assert not NOT_MODELLED          # the hyperbaric rows have a design too
+    by_id = {r.row.id: r for r in results}
+    for rid, why in KNOWN_DISAGREEMENTS.items():
+        assert rid in by_id and len(why) > 20
+        assert not by_id[rid].passed, f"{rid} passes now: take it off KNOWN_DISAGREEMENTS"
+        assert by_id[rid].expected == why
+    # the new rows on rostral spread all pass, but the T10 peak time (see above)
+    new = [r for r in results if r.row.id.startswith(("moulin86", "caute88"))]
+    assert len(new) == 10
+    assert [r.row.id for r in new if not r.passed] == ["caute88_iso_t10_tmax"]
 
 
-def test_injection_loss_reaches_plasma_and_mass_is_conserved():
-    """The early plasma peak comes from the injection loss: without it, plasma is low."""
+def test_intrathecal_dose_starts_in_the_csf_and_mass_is_conserved():
+    """No puncture loss: after a needle injection nothing is in blood at t = 0; plasma
+    rises slowly, by the meninges (the early Sjostrom plasma peak is not reproduced)."""
     sc = {"simulation": {"duration": "1 h", "output_interval": "5 min"},
           "dose": [{"route": "intrathecal", "type": "bolus", "site": "L3-L4",
                     "amount": "0.3 mg", "volume": "1 mL"}]}
     ds = csfmodel.simulate(sc)
-    sc0 = {**sc, "patient": {"injection_loss": 0.0}}
-    ds0 = csfmodel.simulate(sc0)
-    _, model, *_ = csfmodel.prepare(sc)
-    loss = model.anatomy.injection_loss
     assert float(ds.amount.sel(pool="plasma")[0] + ds.amount.sel(pool="peripheral")[0]) \
-        == pytest.approx(0.3 * loss, rel=1e-12)
-    p5 = float(ds.plasma_concentration.sel(time=5 / 60, method="nearest"))
-    p5_0 = float(ds0.plasma_concentration.sel(time=5 / 60, method="nearest"))
-    assert p5 > 10 * p5_0
+        == 0.0
+    assert float(ds.amount.sel(pool="spinal_csf")[0]) == pytest.approx(0.3, rel=1e-12)
+    assert float(ds.plasma_concentration.sel(time=10 / 60, method="nearest")) < 0.5
     err = np.abs(ds.amount_dosed - ds.amount_present - ds.amount_eliminated).max()
     assert float(err) < 1e-12
-    # a 20 uL pump bolus loses 2 % of what a 1 mL injection does
-    pump = replace(model.anatomy, injection_loss=loss)
-    from csfmodel.model import build_model, deposit
-
-    m = build_model(pump, model.drug, 1.0)
-    y = deposit(m, 50.0, 100.0, volume=0.02, injection_rate=0.1)
-    assert y[m.system.index("plasma")] == pytest.approx(100.0 * loss * 0.02)
-    assert y.sum() == pytest.approx(100.0)
 
 
 def test_sensitivities_have_the_physical_signs(rows):
-    sj = [r for r in rows if r.id in ("sjostrom87_plasma_cmax", "sjostrom87_cmax")]
-    s = sensitivity(sj)
-    # plasma early peak is carried by the injection loss, nearly proportionally
-    assert 0.8 < s["injection_loss"]["sjostrom87_plasma_cmax"] < 1.1
+    ids = ("sjostrom87_cmax", "moulin86_lumbar_cisternal_tipL2", "caute88_hyper_t10_cmax")
+    s = sensitivity([r for r in rows if r.id in ids],
+                    parameters=("injection_spread", "dispersion", "ka_cr"))
     # a wider injection spread dilutes the early lumbar CSF
     assert s["injection_spread"]["sjostrom87_cmax"] < -0.2
+    # faster rostral transport brings the cisterna closer to the lumbar CSF
+    assert s["dispersion"]["moulin86_lumbar_cisternal_tipL2"] < -0.3
+    # and lifts a dose held in the sacral sac to T10 sooner and higher
+    assert s["dispersion"]["caute88_hyper_t10_cmax"] > 0.3
     # CR absorption does not touch intrathecal rows
     assert abs(s["ka_cr"]["sjostrom87_cmax"]) < 1e-6
+
+
+# ------------------------------------------------------------- joint calibration
+def test_row_weights_and_residuals(rows):
+    by_id = {r.id: r for r in rows}
+    sem = by_id["nordberg84_thalf_05"]            # 175 +- 9 min
+    assert row_sigma(sem) == pytest.approx(np.hypot(9 / 175, np.log(2) / 2))
+    rng = by_id["caute88_iso_t10_cmax"]          # 30000-60000
+    assert row_sigma(rng) == pytest.approx(np.hypot(0.5 * np.log(2), np.log(2) / 2))
+    bare = by_id["kroin93_tracer_gradient"]
+    assert row_sigma(bare) == pytest.approx(np.log(2) / 2)
+    assert residual(bare, bare.value * 2) == pytest.approx(2.0)
+    bound = by_id["nordberg84_plasma"]
+    assert residual(bound, 0.1) == 0.0 and residual(bound, 2.0) > 0
+    assert residual(bare, float("nan")) > 5
+    fitted = {r.id for r in fitted_rows(rows)}
+    assert fitted == {r.id for r in rows} - set(NOT_FITTED) - set(NOT_MODELLED)
+
+
+def test_peak_refines_the_maximum_smoothly():
+    t = np.linspace(0.0, 10.0, 41)
+    tp, cp = peak(t, 5.0 - (t - 3.13) ** 2)
+    assert tp == pytest.approx(3.13, abs=1e-9) and cp == pytest.approx(5.0)
+    assert peak(t, np.exp(-t)) == (0.0, 1.0)      # at an end: the sample itself
+
+
+def test_every_fit_parameter_default_is_inside_its_range():
+    for p in FIT_PARAMETERS.values():
+        assert p.low < p.default() < p.high, p.name
+        assert p.source
+
+
+@pytest.mark.slow
+def test_fit_recovers_known_parameters_from_synthetic_data(rows):
+    """Observations made by the model at known parameters are fitted back to them."""
+    use = [r for r in rows if r.id.startswith(("nordberg84", "moulin86", "caute88"))
+           and r.id not in NOT_FITTED and r.id != "nordberg84_plasma"]
+    names = ("dispersion", "injection_spread", "meningeal_permeability",
+             "dispersion_caudal_fraction")
+    truth = {"dispersion": 5.0, "injection_spread": 25.0, "meningeal_permeability": 1.1e-3,
+             "dispersion_caudal_fraction": 0.02}
+    ov = {"resolution": "1 cm"}
+    from csfmodel.validation import _overrides
+
+    made = run_validation(use, overrides=_overrides(names, [truth[n] for n in names], ov))
+    synthetic = [replace(r.row, value=r.model) for r in made]
+    res = fit(synthetic, names, overrides=ov, max_nfev=40)
+    for n in names:
+        assert res.estimate[n] == pytest.approx(truth[n], rel=0.03), (n, res.estimate)
+    assert float(res.residuals @ res.residuals) < 1e-4
+    # exact data: the intervals are tight around the truth and the information shares add up
+    for n in names:
+        lo, hi = res.ci95[n]
+        assert lo <= res.estimate[n] <= hi
+        assert sum(res.information[n].values()) == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_defaults_sit_at_the_joint_optimum(rows):
+    """The packaged defaults are the fit: one Gauss-Newton step from them is small
+    compared with the parameters' own uncertainty."""
+    res = fit(rows, max_nfev=1)      # one evaluation and one Jacobian, at the defaults
+    J, r = res.jacobian, res.residuals
+    step = np.linalg.lstsq(J, -r, rcond=None)[0]
+    se = np.array([res.se_log[n] for n in res.names])
+    assert np.all(np.abs(step) < 0.25 * se), dict(zip(res.names, step / se))
 
 
 # ------------------------------------------------------------------------ CLI
@@ -139,8 +217,9 @@ def test_validate_command_passes_and_draws(tmp_path, capsys):
     fig = tmp_path / "validation.png"
     assert main(["validate", "--figure", str(fig)]) == 0
     out = capsys.readouterr().out
-    assert "16/16 rows within a factor of 2" in out
-    assert "nordberg84_lumbar_1h_05" in out and " NO" not in out
+    assert "23/26 modelled rows within a factor of 2" in out
+    assert "nordberg84_lumbar_1h_05" in out and out.count(" NO") == 3
+    assert out.count("NO (known)") == 3 and "known disagreement:" in out
     assert fig.stat().st_size > 10_000
 
 
@@ -153,8 +232,9 @@ def test_validate_exits_nonzero_when_a_row_fails(tmp_path, capsys):
     _write(raw, p)
     assert main(["validate", "--data", str(p), "--no-figure"]) == 1
     cap = capsys.readouterr()
-    assert "15/16 rows" in cap.out
+    assert "22/26 modelled rows" in cap.out
     assert "kroin93_tracer_gradient" in cap.err
+    assert "sjostrom87_plasma_cmax" not in cap.err      # a known disagreement does not count
 
 
 def test_row_without_a_design_fails(tmp_path, capsys):
@@ -175,9 +255,42 @@ def test_unreadable_or_malformed_data_is_a_clear_error(tmp_path, capsys):
     assert "missing" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("value", [-0.1, 1.0, 1.5])
-def test_injection_loss_outside_zero_one_is_refused(value):
+def test_the_removed_puncture_loss_is_an_unknown_key():
     from csfmodel.errors import ScenarioError
 
     with pytest.raises(ScenarioError, match="injection_loss"):
-        csfmodel.prepare({"patient": {"injection_loss": value}})
+        csfmodel.prepare({"patient": {"injection_loss": 0.4},
+                          "dose": [{"route": "iv", "amount": "1 mg"}]})
+
+
+@pytest.mark.parametrize("value", [-0.1, 4.5])
+def test_dispersion_exponent_outside_its_range_is_refused(value):
+    from csfmodel.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match="dispersion_exponent"):
+        csfmodel.prepare({"patient": {"dispersion_exponent": value},
+                          "dose": [{"route": "iv", "amount": "1 mg"}]})
+
+
+# ------------------------------------------------------------ effect timing
+def test_supraspinal_timing_after_it_and_iv():
+    """Respiratory depression after a lumbar IT bolus peaks in the clinical window of
+    6-11 h (Camporesi 1983 epidural: 6-10 h; 2 and 5 mg IT after surgery: 7 and 11 h),
+    hours after IV; the brain effect-site delay stays Dahan 2004's 4.4 h."""
+    from csfmodel.effects import EffectParameters, effects
+
+    assert EffectParameters().t_half_ke0_h == 4.4
+    sim = {"simulation": {"duration": "16 h", "output_interval": "10 min"}}
+    it = csfmodel.simulate({**sim, "dose": [{"route": "intrathecal", "type": "bolus",
+                                             "site": "L3-L4", "amount": "0.5 mg",
+                                             "volume": "1 mL"}]})
+    iv = csfmodel.simulate({**sim, "dose": [{"route": "iv", "type": "bolus",
+                                             "amount": "10 mg"}]})
+    t = it.time.values
+    t_it = t[int(np.argmax(effects(it).respiratory_depression.values))]
+    t_iv = t[int(np.argmax(effects(iv).respiratory_depression.values))]
+    assert 6.0 <= t_it <= 11.0
+    assert t_iv < t_it - 2.0
+    # brain ECF itself: after IV within ~1 h, after IT some hours later
+    assert t[int(np.argmax(iv.brain_concentration.values))] < 1.5
+    assert t[int(np.argmax(it.brain_concentration.values))] > 3.0
