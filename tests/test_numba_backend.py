@@ -172,7 +172,8 @@ def test_no_ringing_after_bolus():
     csf = y[:, :model.system.n_spinal] / model.system.volume[:model.system.n_spinal]
     tip = int(np.argmax(csf[0]))
     assert np.all(np.diff(csf[:, tip]) < 0)
-    assert csf.min() >= -1e-9 * csf.max()
+    # round-off-level undershoot only: far from the tip the profile underflows to ~0
+    assert csf.min() >= -1e-8 * csf.max()
 
 
 def test_batch_equals_single_runs():
