@@ -1,0 +1,221 @@
+"""The matrix J in structured form: the state layout, :class:`LinearSystem` and the
+assembler that fills it from transfers (the transfers themselves, i.e. the model's
+equations, are in ``_system.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Well-mixed compartments after the spatial (spinal CSF, cord) states.
+COMPARTMENTS: tuple[str, ...] = (
+    "cisterna", "cortical_sas", "ventricles", "brain",
+    "plasma", "shallow", "deep", "gut_ir", "gut_cr", "eliminated",
+)
+_C = {name: k for k, name in enumerate(COMPARTMENTS)}
+
+
+@dataclass(frozen=True)
+class LinearSystem:
+    r"""The matrix :math:`J` of ``dy/dt = J y + u`` in structured form.
+
+    ``J`` is a tridiagonal spinal block, a diagonal cord block coupled cell by
+    cell to the spinal block, and a dense border of ``m`` well-mixed
+    compartments. Backends consume these arrays directly; :meth:`to_sparse`
+    gives the same matrix for the scipy reference.
+
+    Attributes
+    ----------
+    lower, diag, upper
+        Spinal tridiagonal block: ``J[i+1, i]``, ``J[i, i]``, ``J[i, i+1]``.
+    cord_diag, csf_to_cord, cord_to_csf
+        ``J[N+j, N+j]``, ``J[N+j, j]``, ``J[j, N+j]`` for cord cell ``j``.
+    border_rows
+        ``J[N+M+k, :N+M]`` (compartments receiving from spatial states), (m, N+M).
+    border_cols
+        ``J[:N+M, N+M+k]`` (spatial states receiving from compartments), (N+M, m).
+    block
+        ``J[N+M:, N+M:]`` (m, m).
+    volume
+        Divisor turning each state's amount into the concentration reported for
+        it (mL): CSF volume, cord ``W_j K_p`` (unbound), compartment volumes,
+        brain ``M K_p`` (unbound), plasma ``V1`` (total); 1 for gut and eliminated.
+    """
+
+    n_spinal: int
+    n_cord: int
+    lower: np.ndarray
+    diag: np.ndarray
+    upper: np.ndarray
+    cord_diag: np.ndarray
+    csf_to_cord: np.ndarray
+    cord_to_csf: np.ndarray
+    border_rows: np.ndarray
+    border_cols: np.ndarray
+    block: np.ndarray
+    volume: np.ndarray
+
+    @property
+    def n_state(self) -> int:
+        return self.n_spinal + self.n_cord + len(COMPARTMENTS)
+
+    @property
+    def n_spatial(self) -> int:
+        return self.n_spinal + self.n_cord
+
+    def index(self, compartment: str) -> int:
+        """State index of a well-mixed compartment."""
+        return self.n_spatial + _C[compartment]
+
+    def to_sparse(self):
+        """``J`` as a scipy CSR matrix (reference backend, tests)."""
+        import scipy.sparse as sp
+
+        n, m, s = self.n_spinal, self.n_cord, self.n_spatial
+        i = np.arange(n)
+        j = np.arange(m)
+        rows = [i, i[1:], i[:-1], n + j, n + j, j]
+        cols = [i, i[:-1], i[1:], n + j, j, n + j]
+        vals = [self.diag, self.lower, self.upper, self.cord_diag, self.csf_to_cord,
+                self.cord_to_csf]
+        r, c = np.nonzero(self.border_rows)
+        rows.append(s + r)
+        cols.append(c)
+        vals.append(self.border_rows[r, c])
+        r, c = np.nonzero(self.border_cols)
+        rows.append(r)
+        cols.append(s + c)
+        vals.append(self.border_cols[r, c])
+        r, c = np.nonzero(self.block)
+        rows.append(s + r)
+        cols.append(s + c)
+        vals.append(self.block[r, c])
+        return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=(self.n_state, self.n_state))
+
+    def to_dense(self) -> np.ndarray:
+        """``J`` as a dense array (small grids and tests only)."""
+        return self.to_sparse().toarray()
+
+    def matvec(self, y: np.ndarray) -> np.ndarray:
+        """``J @ y`` using the structure, O(N)."""
+        n, m, s = self.n_spinal, self.n_cord, self.n_spatial
+        out = np.empty_like(y)
+        sp_ = y[:n]
+        out[:n] = self.diag * sp_
+        out[1:n] += self.lower * sp_[:-1]
+        out[: n - 1] += self.upper * sp_[1:]
+        out[:m] += self.cord_to_csf * y[n:s]
+        out[n:s] = self.cord_diag * y[n:s] + self.csf_to_cord * sp_[:m]
+        out[:s] += self.border_cols @ y[s:]
+        out[s:] = self.border_rows @ y[:s] + self.block @ y[s:]
+        return out
+
+
+class _Assembler:
+    """Collects transfers ``flux(src -> dst) = coef * y[k]`` into structured arrays."""
+
+    def __init__(self, n: int, m: int):
+        self.n, self.m = n, m
+        self.s = n + m
+        nc = len(COMPARTMENTS)
+        self.lower = np.zeros(n - 1)
+        self.diag = np.zeros(n)
+        self.upper = np.zeros(n - 1)
+        self.cord_diag = np.zeros(m)
+        self.csf_to_cord = np.zeros(m)
+        self.cord_to_csf = np.zeros(m)
+        self.rows = np.zeros((nc, self.s))
+        self.cols = np.zeros((self.s, nc))
+        self.block = np.zeros((nc, nc))
+
+    def _add(self, r: np.ndarray, c: np.ndarray, v: np.ndarray) -> None:
+        """Add ``J[r, c] += v`` elementwise into the structured arrays (vectorized;
+        ``np.add.at`` accumulates repeated entries in order, as a loop would)."""
+        if np.ndim(r) == 0 and np.ndim(c) == 0 and np.ndim(v) == 0:
+            vv = float(v)
+            if vv != 0.0:
+                self._add_one(int(r), int(c), vv)
+            return
+        r, c, v = np.broadcast_arrays(np.asarray(r), np.asarray(c), np.asarray(v, float))
+        if r.size <= 8:   # a few entries: plain loop, cheaper than array bookkeeping
+            for rr, cc, vv in zip(r.ravel().tolist(), c.ravel().tolist(), v.ravel().tolist()):
+                if vv != 0.0:
+                    self._add_one(rr, cc, vv)
+            return
+        keep = v.ravel() != 0.0
+        r, c, v = r.ravel()[keep].astype(np.int64), c.ravel()[keep].astype(np.int64), \
+            v.ravel()[keep]
+        n, s = self.n, self.s
+        spinal = (r < n) & (c < n)
+        only_spinal = bool(spinal.all())
+        if only_spinal or spinal.any():
+            rs, cs, vs = r[spinal], c[spinal], v[spinal]
+            d, lo, up = rs == cs, rs == cs + 1, cs == rs + 1
+            if not np.all(d | lo | up):
+                raise AssertionError("transfer outside the tridiagonal spinal block")
+            np.add.at(self.diag, rs[d], vs[d])
+            np.add.at(self.lower, cs[lo], vs[lo])
+            np.add.at(self.upper, rs[up], vs[up])
+            if only_spinal:
+                return
+        cord = (r < s) & (c < s) & ~spinal
+        if cord.any():
+            rs, cs, vs = r[cord], c[cord], v[cord]
+            d = (rs >= n) & (cs >= n) & (rs == cs)
+            to_cord = (rs >= n) & (cs == rs - n)
+            to_csf = (cs >= n) & (rs == cs - n)
+            if not np.all(d | to_cord | to_csf):
+                raise AssertionError("cord coupled to a cell other than its own")
+            np.add.at(self.cord_diag, rs[d] - n, vs[d])
+            np.add.at(self.csf_to_cord, cs[to_cord], vs[to_cord])
+            np.add.at(self.cord_to_csf, rs[to_csf], vs[to_csf])
+        m = (r >= s) & (c < s)
+        if m.any():
+            np.add.at(self.rows, (r[m] - s, c[m]), v[m])
+        m = (r < s) & (c >= s)
+        if m.any():
+            np.add.at(self.cols, (r[m], c[m] - s), v[m])
+        m = (r >= s) & (c >= s)
+        if m.any():
+            np.add.at(self.block, (r[m] - s, c[m] - s), v[m])
+
+    def _add_one(self, rr: int, cc: int, vv: float) -> None:
+        n, s = self.n, self.s
+        if rr < n and cc < n:
+            if rr == cc:
+                self.diag[rr] += vv
+            elif rr == cc + 1:
+                self.lower[cc] += vv
+            elif cc == rr + 1:
+                self.upper[rr] += vv
+            else:
+                raise AssertionError("transfer outside the tridiagonal spinal block")
+        elif rr < s and cc < s:
+            if rr >= n and cc >= n and rr == cc:
+                self.cord_diag[rr - n] += vv
+            elif rr >= n and cc == rr - n:
+                self.csf_to_cord[cc] += vv
+            elif cc >= n and rr == cc - n:
+                self.cord_to_csf[rr] += vv
+            else:
+                raise AssertionError("cord coupled to a cell other than its own")
+        elif rr >= s and cc < s:
+            self.rows[rr - s, cc] += vv
+        elif rr < s:
+            self.cols[rr, cc - s] += vv
+        else:
+            self.block[rr - s, cc - s] += vv
+
+    def flux(self, src, dst, k, coef) -> None:
+        """Add ``flux(src -> dst) = coef * y[k]`` (conservative by construction)."""
+        self._add(src, k, -np.asarray(coef, float))
+        self._add(dst, k, np.asarray(coef, float))
+
+    def exchange(self, a, b, cl, vol_a, vol_b) -> None:
+        """Add ``flux(a -> b) = cl * (y[a]/vol_a - y[b]/vol_b)``."""
+        cl = np.asarray(cl, float)
+        self.flux(a, b, a, cl / vol_a)
+        self.flux(b, a, b, cl / vol_b)
+
