@@ -41,7 +41,7 @@ def scenario_dict(res: str) -> dict:
 
 @pytest.fixture(scope="session")
 def prepared():
-    """``prepared(res) -> (scenario, model, schedule, events, t_out)``, built once."""
+    """``prepared(res)``: the :class:`csfmodel.api.Prepared` of a resolution, built once."""
     cache: dict = {}
 
     def get(res: str):
@@ -67,10 +67,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if bs is None or not bs.benchmarks:
         return
     med = {}
+    mins = {}
     info = {}
     for b in bs.benchmarks:
         if b.stats and b.stats.rounds:
             med[b.name] = b.stats.median
+            mins[b.name] = b.stats.min
             info[b.name] = b.extra_info
     w = terminalreporter.write_line
     w("")
@@ -102,3 +104,57 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                         ("test_cli_cold_cached", "`csfmodel run`, warm JIT cache")):
         if name in med:
             w(f"  {label:<32}: {med[name]:6.2f} s")
+    _overhead_summary(w, mins, info)
+
+
+def _overhead_summary(w, med: dict, info: dict) -> None:
+    """``simulate()`` stage by stage (benchmarks/test_overhead.py): shares and ratio.
+
+    ``med`` holds the *minimum* over rounds of each benchmark (the timing least disturbed
+    by other jobs, as for the regression check); the stage-after-stage columns are
+    minima over the rounds of one loop.
+    """
+    e2e = med.get("test_simulate_end_to_end[warm]")
+    stages = {k: med.get(f"test_stage[{k}]") for k in
+              ("parse", "model", "schedule", "solve", "run", "dataset", "grid")}
+    if e2e is None or stages["solve"] is None:
+        return
+    loop = info["test_simulate_end_to_end[warm]"]
+    inner = {k: loop.get(f"{k}_s") for k in (*stages, "simulate")}
+    cold = med.get("test_simulate_end_to_end[new anatomy]")
+    w(f"  simulate(), 7-day pump at 5 mm (min over rounds): end to end {e2e * 1e3:.2f} ms = "
+      f"{e2e / stages['solve']:.2f}x the solver ({stages['solve'] * 1e3:.2f} ms)"
+      + (f"; with a new anatomy (grid made too) {cold * 1e3:.2f} ms" if cold else ""))
+    w(f"    {'stage':<38}{'own benchmark':>20}{'stage after stage':>22}")
+
+    def row(label: str, own: float | None, one: float | None, total: float, one_total: float):
+        a = f"{own * 1e3:8.2f} ms {100 * own / total:5.1f} %" if own is not None else ""
+        b = f"{one * 1e3:8.2f} ms {100 * one / one_total:5.1f} %" if one is not None else ""
+        w(f"    {label:<38}{a:>20}{b:>22}")
+
+    one_total = inner["simulate"] or float("nan")
+
+    def diff(d: dict, a: str, b: str):
+        return d[a] - d[b] if d.get(a) is not None and d.get(b) is not None else None
+
+    parts = [("parse + validate the scenario", "parse"), ("assemble the model (grid reused)",
+                                                         "model"),
+             ("dose schedule", "schedule"), ("solver (numba kernel)", "solve")]
+    for label, k in parts:
+        row(label, stages[k], inner.get(k), e2e, one_total)
+    row("checks and attrs around the solver", diff(stages, "run", "solve"),
+        diff(inner, "run", "solve"), e2e, one_total)
+    row("Dataset (observe, amounts, coords)", stages["dataset"], inner.get("dataset"), e2e,
+        one_total)
+    keys = ("parse", "model", "schedule", "run", "dataset")
+    if all(stages[k] is not None for k in keys):
+        rest = e2e - sum(stages[k] for k in keys)
+        rest_one = (one_total - sum(inner[k] for k in keys)
+                    if all(inner.get(k) is not None for k in keys) else None)
+        row("rest (calls, garbage collection)", rest, rest_one, e2e, one_total)
+    row("end to end", e2e, inner.get("simulate"), e2e, one_total)
+    if stages["grid"] is not None:
+        row("grid (a new anatomy only)", stages["grid"], inner.get("grid"), e2e, one_total)
+    if inner.get("simulate") and inner.get("solve"):
+        w(f"    stage after stage: end to end = {inner['simulate'] / inner['solve']:.2f}x "
+          "the solver")

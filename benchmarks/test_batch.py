@@ -31,7 +31,7 @@ def test_batch_kernel(benchmark, prepared):
     obs = [_observables(m, VARS) for _, m, _ in built]
     ptr, idx = obs[0][0], obs[0][1]
     weights = np.stack([o[2] for o in obs])
-    t_out = prepared("5mm")[4]
+    t_out = prepared("5mm").t_out
     backend = get_backend("numba")
     backend.solve_batch(systems[:2], asm.schedule_list, t_out, schedule_index=sidx[:2],
                         observables=(ptr, idx, weights[:2]))       # JIT warm

@@ -46,7 +46,8 @@ SCENARIOS = {
 
 
 def _prepared(name: str):
-    _, model, schedule, _, t_out = prepare({"simulation": SIM, "dose": SCENARIOS[name]})
+    prep = prepare({"simulation": SIM, "dose": SCENARIOS[name]})
+    model, schedule, t_out = prep.model, prep.schedule, prep.t_out
     return model, schedule, t_out
 
 
@@ -97,8 +98,9 @@ def test_jax_batch(benchmark, size):
     """A sweep of the dispersion coefficient: vmapped batch, time per member in extra_info."""
     systems = []
     for d in np.geomspace(0.2, 1.0, size):
-        _, model, schedule, _, t_out = prepare({"simulation": SIM, "patient": {
+        prep = prepare({"simulation": SIM, "patient": {
             "dispersion": f"{d} cm^2/min"}, "dose": SCENARIOS["lumbar_bolus_24h"]})
+        model, schedule, t_out = prep.model, prep.schedule, prep.t_out
         systems.append(model.system)
     brain = systems[0].index("brain")
     obs = np.zeros((1, systems[0].n_state))
@@ -116,7 +118,8 @@ def test_jax_batch(benchmark, size):
 @pytest.mark.parametrize("res", ["5mm", "1mm"])
 def test_single_jax(benchmark, prepared, res):
     """The suite's 7-day pump scenario; lands in the group of test_single.py."""
-    _, model, schedule, _, t_out = prepared(res)
+    prep = prepared(res)
+    model, schedule, t_out = prep.model, prep.schedule, prep.t_out
     JAX.solve(model.system, schedule, t_out)          # compile outside the timing
     benchmark.group = f"single-{res}"
     sol = benchmark.pedantic(JAX.solve, args=(model.system, schedule, t_out), rounds=3,

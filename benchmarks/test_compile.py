@@ -18,8 +18,9 @@ from conftest import SCENARIOS
 _SOLVE = """
 from csfmodel.api import prepare
 from csfmodel.solvers import solve, solve_batch
-sc, model, schedule, events, t_out = prepare({"simulation": {"duration": "1 h"},
-    "dose": [{"route": "iv", "type": "bolus", "amount": "1 mg"}]})
+prep = prepare({"simulation": {"duration": "1 h"},
+               "dose": [{"route": "iv", "type": "bolus", "amount": "1 mg"}]})
+model, schedule, t_out = prep.model, prep.schedule, prep.t_out
 solve(model.system, schedule, t_out, backend="numba")
 if "batch" in __import__("sys").argv:
     solve_batch([model.system] * 2, [schedule], t_out, backend="numba")

@@ -11,7 +11,8 @@ from csfmodel.solvers import get_backend
 
 @pytest.mark.parametrize("res", list(RESOLUTIONS))
 def test_single_numba(benchmark, prepared, res):
-    sc, model, schedule, events, t_out = prepared(res)
+    prep = prepared(res)
+    model, schedule, t_out = prep.model, prep.schedule, prep.t_out
     backend = get_backend("numba")
     backend.solve(model.system, schedule, t_out)   # JIT warm (loaded from cache or compiled)
     benchmark.group = f"single-{res}"
@@ -26,7 +27,8 @@ def test_single_numba(benchmark, prepared, res):
 
 @pytest.mark.parametrize("res", ["5mm", "1mm"])
 def test_single_reference(benchmark, prepared, res):
-    sc, model, schedule, events, t_out = prepared(res)
+    prep = prepared(res)
+    model, schedule, t_out = prep.model, prep.schedule, prep.t_out
     backend = get_backend("reference")
     benchmark.group = f"single-{res}"
     benchmark.extra_info.update(n_state=model.system.n_state, n_out=len(t_out))

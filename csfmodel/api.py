@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,14 +15,15 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from csfmodel.dosing import expand
+from csfmodel.anatomy import Anatomy
+from csfmodel.dosing import DoseEvents, expand
 from csfmodel.errors import ScenarioError
-from csfmodel.model import Model, Schedule, build_model, build_schedule
-from csfmodel.results import to_dataset
+from csfmodel.model import Grid, Model, Schedule, build_model, build_schedule, make_grid
+from csfmodel.results import run_record, to_dataset
 from csfmodel.scenario import Scenario, load_scenario, parse_scenario
 
-__all__ = ["simulate", "simulate_to_file", "prepare", "check_memory", "check_disk",
-           "SimulationInterrupted"]
+__all__ = ["simulate", "simulate_to_file", "prepare", "Prepared", "schedule_for",
+           "check_memory", "check_disk", "SimulationInterrupted"]
 
 
 class SimulationInterrupted(KeyboardInterrupt):
@@ -47,26 +50,102 @@ def _as_scenario(scenario: Scenario | dict | str | Path) -> Scenario:
                         "a Scenario, a dict or the path of a TOML file")
 
 
-def prepare(scenario: Scenario | dict | str | Path, *, in_memory: bool = True
-            ) -> tuple[Scenario, Model, Schedule, Any, np.ndarray]:
+@dataclass(frozen=True)
+class Prepared:
+    """A validated scenario with everything a backend needs (:func:`prepare`).
+
+    Attributes
+    ----------
+    scenario
+        The validated :class:`~csfmodel.scenario.Scenario`.
+    model
+        The assembled :class:`~csfmodel.model.Model` (grid, matrix, drug, anatomy).
+    schedule
+        The dose :class:`~csfmodel.model.Schedule` (jumps and rates, ug and ug/min).
+    events
+        The expanded dose events (:class:`~csfmodel.dosing.DoseEvents`, with the
+        pump's log of patient requests).
+    t_out
+        Output times, min.
+    """
+
+    scenario: Scenario
+    model: Model
+    schedule: Schedule
+    events: DoseEvents
+    t_out: np.ndarray
+
+    def __iter__(self) -> Iterator[Any]:
+        # transitional: code written for the former 5-tuple unpacks it in this order
+        # (csfmodel.validation does); use the attributes
+        return iter((self.scenario, self.model, self.schedule, self.events, self.t_out))
+
+    def __getitem__(self, i: int) -> Any:
+        return tuple(self)[i]
+
+
+def prepare(scenario: Scenario | dict | str | Path, *, in_memory: bool = True) -> Prepared:
     """Validate a scenario and build everything a backend needs.
 
-    Returns ``(scenario, model, schedule, dose_events, t_out)`` with ``t_out`` in min.
-    With ``in_memory`` (the default) a run whose results would not fit in memory is
-    refused (:func:`check_memory`).
+    Returns a :class:`Prepared` (``.scenario``, ``.model``, ``.schedule``,
+    ``.events``, ``.t_out`` in min). With ``in_memory`` (the default) a run whose
+    results would not fit in memory is refused (:func:`check_memory`).
     """
     sc = _as_scenario(scenario)
     if not sc.doses:
         raise ScenarioError("dose", None, "at least one [[dose]] table (route, type, amount or "
                             "rate); see examples/scenarios/", detail="no dose given")
     sim = sc.simulation
-    model = build_model(sc.anatomy, sc.drug, sim.resolution)
+    model = build_model(sc.anatomy, sc.drug, sim.resolution,
+                        grid=_grid(sc.anatomy, float(sim.resolution)))
     t_out = sim.output_times()
     if in_memory:
         check_memory(len(t_out), model.system.n_state)
     events = expand(sc.doses, sim.duration)
-    schedule = build_schedule(model, events, sim.duration)
-    return sc, model, schedule, events, t_out
+    schedule = schedule_for(model, events, sim.duration)
+    return Prepared(sc, model, schedule, events, t_out)
+
+
+@functools.lru_cache(maxsize=16)
+def _grid(anatomy: Anatomy, resolution: float) -> Grid:
+    """:func:`~csfmodel.model.make_grid`, kept for the next run with the same anatomy.
+
+    The grid is a function of the anatomy and the resolution only (and the sweeps
+    share it between models the same way); its arrays are made read-only, as they
+    are shared. Building it is most of the model's assembly (~4 ms at 5 mm, 4x the
+    rest; benchmarks/test_overhead.py).
+    """
+    grid = make_grid(anatomy, resolution)
+    for f in dataclasses.fields(grid):
+        value = getattr(grid, f.name)
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+    return grid
+
+
+def schedule_for(model: Model, events: DoseEvents, t_end: float) -> Schedule:
+    """:func:`~csfmodel.model.build_schedule`, depositing each distinct bolus once.
+
+    Depositing an intrathecal bolus on the grid is the costly part of a schedule
+    (~0.4 ms each at 5 mm); a pump's patient boluses repeat the same deposit at many
+    times. The jump of each distinct bolus (same target, site, amount, volume,
+    injection rate) is computed once by ``build_schedule`` and added at its times
+    in the order ``build_schedule`` adds them, and the rates come from
+    ``build_schedule`` of the rate steps alone, so the result is identical (tested).
+    """
+    t = np.array(sorted(x for x in {0.0, *(b.time for b in events.boluses),
+                                    *(v for st in events.steps for v in (st.start, st.stop))}
+                        if 0.0 <= x < t_end))
+    steps = build_schedule(model, DoseEvents(steps=list(events.steps)), t_end)
+    rates = steps.rates[np.searchsorted(steps.times, t, side="right") - 1]
+    jumps = np.zeros((len(t), model.system.n_state))
+    shared: dict[Any, np.ndarray] = {}
+    for b in events.boluses:
+        key = dataclasses.replace(b, time=0.0, source=0)    # frozen: hashable
+        if key not in shared:
+            shared[key] = build_schedule(model, DoseEvents(boluses=[key]), t_end).jumps[0]
+        jumps[int(np.searchsorted(t, b.time))] += shared[key]
+    return Schedule(times=t, jumps=jumps, rates=rates, t_end=float(t_end))
 
 
 def _available_memory() -> int | None:
@@ -139,10 +218,11 @@ def simulate(scenario: Scenario | dict | str | Path, *, solver: str | None = Non
     >>> float(ds.amount_dosed[-1])
     0.3
     """
-    sc, model, schedule, events, t_out = prepare(scenario)
-    run = _execute(sc, model, schedule, t_out, solver, solver_options)
-    t_done = t_out[: run.n_done]
-    ds = to_dataset(model, schedule, t_done, run.states, _requests(events, t_done), run.attrs)
+    p = prepare(scenario)
+    run = _execute(p.scenario, p.model, p.schedule, p.t_out, solver, solver_options)
+    t_done = p.t_out[: run.n_done]
+    ds = to_dataset(p.model, p.schedule, t_done, run.states, _requests(p.events, t_done),
+                    run.attrs, record=run_record(p.scenario, p.model))
     if run.interrupted:
         raise SimulationInterrupted(ds)
     return ds
@@ -173,7 +253,7 @@ def _execute(sc: Scenario, model: Model, schedule: Schedule, t_out: np.ndarray,
     stream (numba) hand the sink each window as it is computed (memory bounded by
     one window); for the others the rows are handed over once solved.
     """
-    from csfmodel import __version__
+    from csfmodel._version import __version__
     from csfmodel.solvers import SolveInterrupted, SolverFailure, get_backend, split_options
 
     name = solver or sc.simulation.solver
@@ -262,7 +342,9 @@ def simulate_to_file(scenario: Scenario | dict | str | Path, path: str | Path, *
     from csfmodel._io import atomic_path
     from csfmodel.results import NetCDFStream
 
-    sc, model, schedule, events, t_out = prepare(scenario, in_memory=False)
+    p = prepare(scenario, in_memory=False)
+    sc, model, schedule, events, t_out = p.scenario, p.model, p.schedule, p.events, p.t_out
+    record = run_record(sc, model)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     check_disk(target, len(t_out), model)
@@ -271,7 +353,7 @@ def simulate_to_file(scenario: Scenario | dict | str | Path, path: str | Path, *
         def sink(i0: int, states: np.ndarray) -> None:
             t_win = t_out[i0:i0 + len(states)]
             piece = to_dataset(model, schedule, t_win, states,
-                               _requests(events, t_out) if i0 == 0 else [], {})
+                               _requests(events, t_out) if i0 == 0 else [], {}, record=record)
             if not stream:
                 stream.append(NetCDFStream(tmp, piece))
             else:
@@ -285,7 +367,7 @@ def simulate_to_file(scenario: Scenario | dict | str | Path, path: str | Path, *
         if not stream:
             raise SimulationInterrupted(to_dataset(model, schedule, t_out[:0],
                                                    np.zeros((0, model.system.n_state)), [],
-                                                   run.attrs))
+                                                   run.attrs, record=record))
         if run.interrupted:  # the rows in the file, whatever the backend had handed over
             run.attrs["interrupted"] = _stopped_at(t_out, written[0], sc.simulation.duration)
         stream[0].close(run.attrs)

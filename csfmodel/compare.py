@@ -62,7 +62,6 @@ __all__ = ["compare_routes", "RouteComparison", "RouteResult", "CLINICAL_RULE",
 #: The clinics' rule of thumb (seeds: 1/300 of the oral dose, 1/100 of the IV dose).
 CLINICAL_RULE = {"oral": 300.0, "iv": 100.0, "intrathecal": 1.0}
 
-_NG = 1000.0        # ug/mL -> ng/mL
 _PER_DAY = 1.44     # ug/min -> mg/day
 
 
@@ -282,21 +281,26 @@ class RouteComparison:
 
 
 # ---------------------------------------------------------------- machinery
-def _segment_matrix(model) -> np.ndarray:
-    w = model.grid.segment_weights
-    return w / w.sum(axis=1, keepdims=True)
+_OBSERVED = {"cord": "cord_concentration", "brain": "brain_concentration",
+             "plasma": "plasma_concentration", "lumbar_csf": "csf_concentration"}
 
 
 def _concentrations(model, states: np.ndarray) -> dict[str, np.ndarray]:
-    """Reported concentrations (ng/mL) from amounts; works on (n_state,) or (k, n_state)."""
-    s = model.system
-    conc = np.asarray(states) / s.volume * _NG
-    n, sp = s.n_spinal, s.n_spatial
-    cord = conc[..., n:sp] @ _segment_matrix(model).T
+    """Reported concentrations (ng/mL) from amounts; works on (n_state,) or (k, n_state).
+
+    The same observation of the state as the results of a simulation
+    (:func:`csfmodel.results.observation`); ``lumbar_csf`` is the spinal CSF cell at L3.
+    """
+    from csfmodel.results import observation
+
+    obs = observation(model, tuple(_OBSERVED.values())).apply(np.asarray(states),
+                                                                model.system.volume)
     z_l3 = model.anatomy.level_z("L3")
+    n = model.system.n_spinal
     i_l3 = int(np.clip(np.searchsorted(model.grid.edges, z_l3) - 1, 0, n - 1))
-    return {"cord": cord, "brain": conc[..., s.index("brain")],
-            "plasma": conc[..., s.index("plasma")], "lumbar_csf": conc[..., i_l3]}
+    out = {k: obs[v] for k, v in _OBSERVED.items()}
+    out["lumbar_csf"] = out["lumbar_csf"][..., i_l3]
+    return out
 
 
 def unit_plateaus(model: Model, site_z: float) -> dict[str, dict[str, np.ndarray]]:
@@ -565,6 +569,7 @@ def compare_routes(*, reference: str = "oral", oral_dose: str = "30 mg",
     """
     from csfmodel.anatomy import CORD_SEGMENTS
     from csfmodel.errors import ScenarioError
+    from csfmodel.scenario import parse_site
     from csfmodel.units import convert
 
     sc, model, site_z = _setup(drug, patient, resolution, site)
@@ -603,11 +608,11 @@ def compare_routes(*, reference: str = "oral", oral_dose: str = "30 mg",
             res_.regimen = f"IT infusion {res_.daily_dose_mg:.4g} mg/day at {site}"
     by_site = {}
     for s in sites:
-        z = _setup(drug, patient, resolution, s)[2]
+        z = parse_site(s, sc.anatomy, "sites")        # the same anatomy: no model to build
         u_s = replace(units, plateau=unit_plateaus(model, z))  # a_ref stays the reference's
         by_site[s] = _solve_dose(_Analgesia(u_s, "intrathecal", r, tgt_idx), a_ref) * _PER_DAY
-    sens = _sensitivity(sc, site_z, form, period, p, tgt_idx, ref_route, ref_k) \
-        if sensitivity else {}
+    sens = _sensitivity(sc, model, units, site_z, form, period, p, tgt_idx, ref_route,
+                        ref_k) if sensitivity else {}
     implied = _implied_spinal_ec50(units, r, tgt_idx, ref_route, ref_k) if sensitivity else {}
     settings = {"drug": sc.drug.name, "site": site, "site_z_cm": site_z,
                 "target": target if isinstance(target, str) else ",".join(segs),
@@ -623,15 +628,17 @@ def compare_routes(*, reference: str = "oral", oral_dose: str = "30 mg",
                            implied_spinal_ec50=implied)
 
 
-def _sensitivity(sc, site_z, form, period, p: EffectParameters, tgt_idx, ref_route, ref_k,
-                 h: float = 0.1) -> dict:
-    """Elasticities d ln(ratio)/d ln(parameter) by central differences (+-10 %)."""
+def _sensitivity(sc, base_model, base_units, site_z, form, period, p: EffectParameters,
+                 tgt_idx, ref_route, ref_k, h: float = 0.1) -> dict:
+    """Elasticities d ln(ratio)/d ln(parameter) by central differences (+-10 %).
+
+    ``base_model`` and ``base_units`` are the comparison's own (PD parameters vary on
+    them); the PK parameters each need a model of their own.
+    """
     from csfmodel.model import build_model
 
     res = sc.simulation.resolution
     drug, an = sc.drug, sc.anatomy
-    base_model = build_model(an, drug, res)
-    base_units = _units(base_model, site_z, form, period)
 
     def ratios_for(model_, p_) -> dict[str, float]:
         units = base_units if model_ is base_model else _units(model_, site_z, form, period)

@@ -44,7 +44,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from csfmodel.anatomy import CORD_SEGMENTS, Anatomy
+from csfmodel import results
+from csfmodel.anatomy import Anatomy
 from csfmodel.dosing import DoseEvents, expand
 from csfmodel.errors import ScenarioError
 from csfmodel.model import (
@@ -61,25 +62,13 @@ from csfmodel.scenario import Scenario, parse_scenario
 __all__ = ["run_batch", "iter_batches", "scenario_sets", "run_to_directory", "load_sweep",
            "merge_schedules", "VARIABLES", "DEFAULT_VARIABLES", "NON_GEOMETRIC_FIELDS"]
 
-_NG_PER_ML = 1000.0   # ug/mL -> ng/mL
-
-#: variables a sweep can record (ng/mL), with their extra dimension
+#: variables a sweep can record (ng/mL), with their extra dimension: the
+#: concentrations of :data:`csfmodel.results.VARIABLES`, defined there
 VARIABLES: dict[str, str | None] = {
-    "cord_concentration": "segment",
-    "csf_concentration": "z",
-    "cisternal_csf_concentration": None,
-    "cortical_csf_concentration": None,
-    "ventricular_csf_concentration": None,
-    "brain_concentration": None,
-    "plasma_concentration": None,
-}
-_COMPARTMENT_OF = {
-    "cisternal_csf_concentration": "cisterna",
-    "cortical_csf_concentration": "cortical_sas",
-    "ventricular_csf_concentration": "ventricles",
-    "brain_concentration": "brain",
-    "plasma_concentration": "plasma",
-}
+    v: results.VARIABLES[v].dim for v in (
+        "cord_concentration", "csf_concentration", "cisternal_csf_concentration",
+        "cortical_csf_concentration", "ventricular_csf_concentration",
+        "brain_concentration", "plasma_concentration")}
 DEFAULT_VARIABLES = ("cord_concentration", "cisternal_csf_concentration",
                      "brain_concentration", "plasma_concentration")
 
@@ -206,11 +195,13 @@ class _Assembly:
         Depositing a bolus on the grid is the costly part; scenarios that differ
         only in infusion rates reuse the bolus part (the two parts add up).
         """
+        from csfmodel.api import schedule_for
+
         t_end = sc.simulation.duration
         ev = expand(sc.doses, t_end)
         bkey = (skey[0], skey[1], tuple(ev.boluses), t_end)
         if bkey not in self.bolus_parts:
-            self.bolus_parts[bkey] = build_schedule(model, DoseEvents(boluses=ev.boluses), t_end)
+            self.bolus_parts[bkey] = schedule_for(model, DoseEvents(boluses=ev.boluses), t_end)
         return merge_schedules(self.bolus_parts[bkey],
                                build_schedule(model, DoseEvents(steps=ev.steps), t_end))
 
@@ -229,61 +220,54 @@ def merge_schedules(a: Schedule, b: Schedule) -> Schedule:
 
 def _observables(model: Model, variables: Sequence[str]) -> tuple[np.ndarray, np.ndarray,
                                                                    np.ndarray, list]:
-    """CSR rows (ng/mL) of the recorded variables over the state, and their layout."""
-    s, g = model.system, model.grid
-    n = s.n_spinal
-    rows_idx: list[np.ndarray] = []
-    rows_w: list[np.ndarray] = []
-    layout = []
-    for v in variables:
-        start = len(rows_idx)
-        if v == "cord_concentration":
-            w = g.segment_weights
-            frac = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-300)
-            for seg in range(w.shape[0]):
-                j = np.flatnonzero(w[seg] > 0)
-                rows_idx.append(n + j)
-                rows_w.append(_NG_PER_ML * frac[seg, j] / s.volume[n + j])
-        elif v == "csf_concentration":
-            for i in range(n):
-                rows_idx.append(np.array([i]))
-                rows_w.append(np.array([_NG_PER_ML / s.volume[i]]))
-        else:
-            k = s.index(_COMPARTMENT_OF[v])
-            rows_idx.append(np.array([k]))
-            rows_w.append(np.array([_NG_PER_ML / s.volume[k]]))
-        layout.append((v, start, len(rows_idx)))
-    ptr = np.zeros(len(rows_idx) + 1, np.int64)
-    ptr[1:] = np.cumsum([len(r) for r in rows_idx])
-    return ptr, np.concatenate(rows_idx).astype(np.int64), np.concatenate(rows_w), layout
+    """CSR rows (ng/mL) of the recorded variables over the state, and their layout
+    (:func:`csfmodel.results.observation`, the rows of single runs too)."""
+    obs = results.observation(model, variables)
+    return (*obs.csr(model.system.volume), obs.layout)
 
 
 # ------------------------------------------------------------------ running
 def _prepare_chunk(scenarios: list[Scenario], asm: _Assembly, variables: Sequence[str]):
-    """Assemble a chunk; returns a list of groups (same grid) ready for the backend."""
+    """Assemble a chunk: the groups (same grid) ready for the backend, and per scenario
+    its geometry and :func:`~csfmodel.results.run_record`."""
     from csfmodel.solvers import SYSTEM_FIELDS
 
     groups: dict[tuple, list] = {}
+    geometry: dict[tuple, results.Geometry] = {}
+    geometries, records = [], []
     for pos, sc in enumerate(scenarios):
         gkey, model, sidx = asm.build(sc)
         groups.setdefault(gkey, []).append((pos, model, sidx))
+        if gkey not in geometry:
+            geometry[gkey] = results.Geometry.of(model)
+        geometries.append(geometry[gkey])
+        records.append(results.run_record(sc, model))
     out = []
     for members in groups.values():
         models = [m for _, m, _ in members]
         stack = {f: np.ascontiguousarray(np.stack([getattr(m.system, f) for m in models]))
                  for f in SYSTEM_FIELDS}
         # the pattern and the segment fractions depend on the grid only (shared by the
-        # group); the weights scale with 1/volume of each member
-        ptr, idx, w0, layout = _observables(models[0], variables)
-        vol = stack["volume"][:, idx]
-        weights = np.ascontiguousarray(w0[None, :] * vol[0][None, :] / vol)
-        out.append(([p for p, _, _ in members], models[0], stack,
-                    np.array([s for _, _, s in members], np.int64), (ptr, idx, weights), layout))
-    return out
+        # group); the weights divide by each member's volumes
+        obs = results.observation(models[0], variables)
+        ptr, idx, weights = obs.csr(stack["volume"])
+        out.append(([p for p, _, _ in members], stack,
+                    np.array([s for _, _, s in members], np.int64), (ptr, idx, weights)))
+    return _Chunk(groups=out, layout=obs.layout, geometries=geometries, records=records)
 
 
-def _solve_chunk(groups, schedules: list[Schedule], t_out: np.ndarray, backend, options,
-                 summary: bool, n_total: int):
+@dataclasses.dataclass
+class _Chunk:
+    """A chunk assembled for the backend (groups of scenarios sharing a grid)."""
+
+    groups: list
+    layout: list
+    geometries: list
+    records: list
+
+
+def _solve_chunk(chunk: _Chunk, schedules: list[Schedule], t_out: np.ndarray, backend,
+                 options, summary: bool, n_total: int):
     """Values ``(n, rows, n_obs)`` and step statistics of a chunk, one batch per group.
 
     Runs in a worker thread: the numba kernel releases the GIL, so the main thread
@@ -292,10 +276,10 @@ def _solve_chunk(groups, schedules: list[Schedule], t_out: np.ndarray, backend, 
     runs here too, so the sweep needs nothing but the registry's ``solve_batch`` (a
     separate prepare/run API measured no faster).
     """
-    n_obs = groups[0][4][0].shape[0] - 1
+    n_obs = chunk.layout[-1][2]
     values = np.empty((n_total, 4 if summary else len(t_out), n_obs))
     stats: list = [None] * n_total
-    for positions, _model, stack, sidx, obs, _layout in groups:
+    for positions, stack, sidx, obs in chunk.groups:
         used, local = np.unique(sidx, return_inverse=True)   # only this group's schedules
         sol = backend.solve_batch(stack, [schedules[i] for i in used], t_out, options,
                                   schedule_index=local, observables=obs, summary=summary)
@@ -305,47 +289,43 @@ def _solve_chunk(groups, schedules: list[Schedule], t_out: np.ndarray, backend, 
     return values, stats
 
 
-def _to_dataset(values: np.ndarray, stats: list, t_out: np.ndarray, layout, model: Model,
-                params: dict[str, list], offset: int, summary: bool) -> xr.Dataset:
+_SCENARIO_ATTRS = {"units": "1", "long_name": "scenario number",
+                   "description": "number of the scenario in the sweep, from 0"}
+
+
+def _parameter_attrs(key: str) -> dict:
+    short = key if len(key) <= results.LONG_NAME_MAX else key.rsplit(".", 1)[-1]
+    return {"units": "1", "long_name": short[:results.LONG_NAME_MAX],
+            "description": f"value of {key} in this scenario, as written (with its units)"}
+
+
+def _to_dataset(values: np.ndarray, stats: list, t_out: np.ndarray, chunk: _Chunk,
+                params: dict[str, list], offset: int, summary: bool,
+                attrs: dict | None = None) -> xr.Dataset:
+    """A chunk's Dataset, by the builder of single runs (:func:`results.build_dataset`)."""
     n = values.shape[0]
-    time_h = t_out / 60.0
-    data_vars: dict[str, Any] = {}
-    coords: dict[str, Any] = {"scenario": ("scenario", np.arange(offset, offset + n))}
+    scen = {"scenario": (np.arange(offset, offset + n), _SCENARIO_ATTRS)}
     for key, vals in params.items():
-        coords[key] = ("scenario", np.array([str(v) for v in vals[offset:offset + n]]))
-    for v, a, b in layout:
-        dim = VARIABLES[v]
+        scen[key] = (np.array([str(v) for v in vals[offset:offset + n]]), _parameter_attrs(key))
+    variables: dict[str, tuple] = {}
+    for v, a, b in chunk.layout:
         block = values[:, :, a:b]
-        dims: tuple[str, ...] = ("scenario", "time") + ((dim,) if dim else ())
-        arr = block if dim else block[:, :, 0]
-        attrs = {"units": "ng/mL", "long_name": v.replace("_", " ")}
         if summary:
-            d2 = ("scenario",) + ((dim,) if dim else ())
-            name = attrs["long_name"]
-
-            def pick(r: int, block=block, dim=dim) -> np.ndarray:
-                return block[:, r, :] if dim else block[:, r, 0]
-
-            data_vars[f"{v}_max"] = (d2, pick(0), dict(attrs, long_name="peak " + name))
-            data_vars[f"{v}_tmax"] = (d2, pick(1) / 60.0,
-                                      {"units": "h", "long_name": "time of peak " + name})
-            data_vars[f"{v}_auc"] = (d2, pick(2) / 60.0,
-                                     {"units": "ng h/mL", "long_name": "area under " + name})
-            data_vars[f"{v}_final"] = (d2, pick(3), dict(attrs, long_name="final " + name))
+            variables.update(results.summaries(v, block))
         else:
-            data_vars[v] = (dims, arr, attrs)
-    data_vars["solver_steps"] = ("scenario", np.array([s.steps for s in stats]),
-                                 {"units": "1", "long_name": "accepted time steps"})
-    data_vars["solver_max_error_estimate"] = (
-        "scenario", np.array([s.max_error_estimate for s in stats]),
-        {"units": "1", "long_name": "largest local error estimate / tolerance (<= 1)"})
-    if not summary:
-        coords["time"] = ("time", time_h, {"units": "h", "long_name": "time since the start"})
-    if any(v == "cord_concentration" for v, _, _ in layout):
-        coords["segment"] = ("segment", list(CORD_SEGMENTS))
-    if any(v == "csf_concentration" for v, _, _ in layout):
-        coords["z"] = ("z", model.grid.centers, {"units": "cm"})
-    return xr.Dataset(data_vars, coords=coords)
+            variables[v] = results.series(v, block if VARIABLES[v] else block[:, :, 0],
+                                          lead=("scenario",))
+    variables["solver_steps"] = ("scenario", np.array([s.steps for s in stats]), {
+        "units": "1", "long_name": "accepted time steps",
+        "description": "time steps the solver accepted in this scenario"})
+    variables["solver_max_error_estimate"] = (
+        "scenario", np.array([s.max_error_estimate for s in stats]), {
+            "units": "1", "long_name": "largest error estimate",
+            "description": "largest local error estimate / tolerance of an accepted step "
+                           "(<= 1)"})
+    return results.build_dataset(chunk.geometries, variables,
+                                 t_out=None if summary else t_out, scenarios=scen,
+                                 records=chunk.records, attrs=attrs)
 
 
 def iter_batches(base: Scenario | dict | str | Path,
@@ -402,20 +382,24 @@ def iter_batches(base: Scenario | dict | str | Path,
         scs = parse(c)
         return scs, _prepare_chunk(scs, asm, variables)
 
+    from csfmodel._version import __version__
+
+    attrs = {"title": "csfmodel sweep", "csfmodel_version": __version__,
+             "solver": solver.name, "solver_rtol": options.rtol, "Conventions": "CF-1.8"}
     todo = [c for c in range(n_chunks) if c not in skip]
     if not todo:
         return
     with ThreadPoolExecutor(max_workers=1) as pool:
         nxt = prepare(todo[0])
         for pos, c in enumerate(todo):
-            scs, groups = nxt
-            fut = pool.submit(_solve_chunk, groups, list(asm.schedule_list), t_out_ref[0],
+            scs, chunk = nxt
+            fut = pool.submit(_solve_chunk, chunk, list(asm.schedule_list), t_out_ref[0],
                               solver, options, summary, len(scs))
             if pos + 1 < len(todo):
                 nxt = prepare(todo[pos + 1])    # overlaps with the compiled kernel (no GIL)
             values, stats = fut.result()
-            yield c, _to_dataset(values, stats, t_out_ref[0], groups[0][5], groups[0][1],
-                                 params, c * chunk_size, summary)
+            yield c, _to_dataset(values, stats, t_out_ref[0], chunk, params, c * chunk_size,
+                                 summary, attrs)
 
 
 def run_batch(base: Scenario | dict | str | Path | None = None,
@@ -460,19 +444,21 @@ def run_batch(base: Scenario | dict | str | Path | None = None,
         Dimension ``scenario`` (with one coordinate per swept key), ``time`` (h)
         unless ``summary``, ``segment``/``z`` for profiles; ``solver_steps`` and
         ``solver_max_error_estimate`` per scenario. All scenarios must share the
-        duration and output interval.
+        duration and output interval. Built by the builder of single runs
+        (:func:`csfmodel.results.build_dataset`): ``ds.isel(scenario=i)`` has the
+        variables, coordinates and attributes of :func:`csfmodel.simulate` of that
+        scenario, and what a run records in its ``attrs`` (drug, dose sites, the
+        effect model's inputs: :func:`csfmodel.results.run_record`) as coordinates
+        along ``scenario``; geometric coordinates that differ between scenarios (a
+        sweep over the anatomy) get the ``scenario`` dimension too.
     """
     t0 = _time.perf_counter()
     parts = [ds for _, ds in iter_batches(base, parameters, scenarios=scenarios, mode=mode,
                                            variables=variables, rtol=rtol,
                                            chunk_size=chunk_size, summary=summary,
                                            backend=backend)]
-    ds = xr.concat(parts, dim="scenario", data_vars="minimal", coords="minimal",
-                   compat="override") if len(parts) > 1 else parts[0]
-    from csfmodel.solvers import get_backend
-
-    ds.attrs.update({"title": "csfmodel sweep", "solver": get_backend(backend).name,
-                     "scenarios": int(ds.sizes["scenario"]),
+    ds = _concat(parts)
+    ds.attrs.update({"scenarios": int(ds.sizes["scenario"]),
                      "wall_seconds": _time.perf_counter() - t0,
                      "compartments": ", ".join(COMPARTMENTS)})
     return ds
@@ -694,5 +680,13 @@ def load_sweep(out_dir: str | Path) -> xr.Dataset:
             raise ScenarioError("sweep", str(f), "a complete chunk file (rerun the sweep with "
                                 "--resume to compute it again)",
                                 detail=f"cannot be read: {type(exc).__name__}") from None
-    return xr.concat(parts, dim="scenario", data_vars="minimal", coords="minimal",
-                     compat="override").sortby("scenario")
+    return _concat(parts).sortby("scenario")
+
+
+def _concat(parts: list[xr.Dataset]) -> xr.Dataset:
+    """Chunks along ``scenario``; a coordinate that differs between chunks (the geometry
+    of a sweep over the anatomy) gets the ``scenario`` dimension."""
+    if len(parts) == 1:
+        return parts[0]
+    return xr.concat(parts, dim="scenario", data_vars="minimal", coords="different",
+                     compat="equals", join="outer", combine_attrs="override")

@@ -63,7 +63,8 @@ SCENARIO = {
 @pytest.fixture(scope="module")
 def problem():
     """``(model, schedule, t_out, reference states)`` of the contract scenario."""
-    _, model, schedule, _, t_out = prepare(SCENARIO)
+    prep = prepare(SCENARIO)
+    model, schedule, t_out = prep.model, prep.schedule, prep.t_out
     return model, schedule, t_out, reference_solve(model.system, schedule, t_out)
 
 

@@ -75,7 +75,8 @@ def test_product_mode_and_sizes():
 
 
 def test_bolus_and_rate_schedules_merge_exactly():
-    sc, model, schedule, events, t_out = prepare(BASE)
+    prep = prepare(BASE)
+    sc, model, schedule = prep.scenario, prep.model, prep.schedule
     ev = expand(sc.doses, sc.simulation.duration)
     from csfmodel.dosing import DoseEvents
 
@@ -181,3 +182,63 @@ def test_vectorized_assembly_is_exact(monkeypatch, drug):
     for f in ("lower", "diag", "upper", "cord_diag", "csf_to_cord", "cord_to_csf",
               "border_rows", "border_cols", "block", "volume"):
         np.testing.assert_array_equal(getattr(fast, f), getattr(slow, f), err_msg=f)
+
+
+# ------------------------------------------------------------ one path to a Dataset
+ALL_VARS = tuple(sweep.VARIABLES)
+
+
+@pytest.fixture(scope="module")
+def members():
+    """A sweep recording every concentration, and the single runs of its scenarios."""
+    sw = sweep.run_batch(BASE, PARAMS, variables=ALL_VARS, chunk_size=2)
+    sets, _ = sweep.scenario_sets(BASE, PARAMS)
+    return sw, [simulate(s, solver="numba") for s in sets]
+
+
+def test_a_sweep_member_is_the_single_run(members):
+    """Same variables (values to 1e-12 of their peak), dims, attrs and coordinates."""
+    sw, singles = members
+    for i, ref in enumerate(singles):
+        m = sw.isel(scenario=i)
+        for v in ALL_VARS:
+            a, b = m[v], ref[v]
+            assert a.dims == b.dims and a.attrs == b.attrs, v
+            assert np.max(np.abs(a.values - b.values)) <= 1e-12 * np.max(np.abs(b.values)), v
+            for c in b.coords:
+                np.testing.assert_array_equal(m[v][c].values, b[c].values, err_msg=c)
+                assert m[v][c].attrs == b[c].attrs, c
+        # what later steps need is recorded: attrs of a run, coordinates of a member
+        for k in ("drug", "catheter_sites_cm", "drug_kp_cord_mL_per_g",
+                  "brain_equilibration_half_life_h"):
+            assert m[k].item() == ref.attrs[k], k
+        for k in ("level_z_top", "level_z_bottom"):
+            np.testing.assert_array_equal(sw[k].values, ref[k].values)
+    assert sw.attrs["csfmodel_version"] == singles[0].attrs["csfmodel_version"]
+
+
+def test_summaries_are_labelled_like_the_variables():
+    s = sweep.run_batch(BASE, PARAMS, variables=VARS, summary=True)
+    for v in VARS:
+        for stat, units in (("max", "ng/mL"), ("tmax", "h"), ("auc", "ng h/mL"),
+                            ("final", "ng/mL")):
+            attrs = s[f"{v}_{stat}"].attrs
+            assert attrs["units"] == units
+            assert 0 < len(attrs["long_name"]) <= 30, attrs["long_name"]
+            assert len(attrs["description"]) > len(attrs["long_name"])
+    assert s.cord_concentration_max.attrs["long_name"] == "Cmax of cord conc. (unbound)"
+    for name in list(s.data_vars) + list(s.coords):
+        assert "units" in s[name].attrs and "long_name" in s[name].attrs, name
+    assert "segment_z_top" in s.coords and "z" in s.coords and "time" not in s.dims
+
+
+def test_a_sweep_over_the_anatomy_keeps_each_scenarios_geometry():
+    """Scenarios with different cord segment positions: per-scenario coordinates."""
+    params = {"patient.conus_level": ["L1", "L2", "L2", "L2"]}
+    s = sweep.run_batch(BASE, params, variables=("cord_concentration",), summary=True,
+                        chunk_size=2)
+    assert s.segment_z_top.dims == ("scenario", "segment")
+    ref = simulate(sweep.scenario_sets(BASE, params)[0][0])
+    np.testing.assert_array_equal(s.segment_z_top.isel(scenario=0).values,
+                                  ref.segment_z_top.values)
+    assert not np.array_equal(s.segment_z_top.values[0], s.segment_z_top.values[1])

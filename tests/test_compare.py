@@ -224,3 +224,27 @@ def test_to_dataset_carries_the_same_numbers(cmp):
     assert np.array_equal(row.cord_concentration.values, it.cord_profile)
     assert ds.attrs["ratio_equianalgesic_oral"] == cmp.ratios["equianalgesic"]["oral"]
     assert ds.daily_dose.attrs["units"] == "mg/day"
+
+
+def test_one_model_for_every_catheter_site(monkeypatch):
+    """The catheter sites are placed on the comparison's own anatomy: no model per site;
+    concentrations come from the results' observation of the state."""
+    from csfmodel import model as model_mod
+    from csfmodel.compare import _concentrations
+    from csfmodel.results import observation
+
+    built = []
+    real = model_mod.build_model
+    monkeypatch.setattr(model_mod, "build_model",
+                        lambda *a, **k: built.append(1) or real(*a, **k))
+    res = compare_routes(resolution=RES, target=TARGET, sensitivity=False,
+                         sites=("T6", "T8", "T10", "L2"))
+    assert len(built) == 1 and set(res.it_rate_by_site) == {"T6", "T8", "T10", "L2"}
+    _, model, z = _setup("morphine", None, RES, "T10")
+    y = plateau(model, input_vector(model, "intrathecal", 1.0, z))
+    obs = observation(model).apply(y, model.system.volume)
+    conc = _concentrations(model, y)
+    np.testing.assert_array_equal(conc["cord"], obs["cord_concentration"])
+    assert conc["brain"] == obs["brain_concentration"]
+    with pytest.raises(ScenarioError, match="sites"):
+        compare_routes(resolution=RES, sensitivity=False, sites=("T13",))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -154,3 +156,54 @@ def test_other_drugs_need_their_own_potencies():
         resolve(None, fent)
     r = resolve(EffectParameters(ec50_spinal=1.0, ec50_brain=0.5, ec50_resp=0.6), fent)
     assert (r.ec50_spinal, r.ec50_brain, r.ec50_resp) == (1.0, 0.5, 0.6)
+
+
+def test_effects_read_the_inputs_recorded_with_the_results(it_bolus, monkeypatch, tmp_path):
+    """No model is built from a Dataset: the run recorded the drug's partitions and the
+    PK model's BBB half-life; saved and loaded results give the same effects."""
+    from csfmodel import api
+    from csfmodel import model as model_mod
+    from csfmodel.api import prepare
+    from csfmodel.effects import EffectInputs
+
+    m = prepare(json.loads(it_bolus.attrs["scenario"])).model
+    ref = effects(it_bolus, model=m, target="L1-L5")
+
+    def refuse(*a, **k):
+        raise AssertionError("a model was built")
+
+    monkeypatch.setattr(model_mod, "build_model", refuse)
+    monkeypatch.setattr(api, "build_model", refuse)
+    got = effects(it_bolus, target="L1-L5")
+    xr.testing.assert_identical(got, ref)
+    back = csfmodel.load(csfmodel.save(it_bolus, tmp_path / "r.nc"))
+    xr.testing.assert_identical(effects(back, target="L1-L5"), ref)
+    assert resolve(None, EffectInputs.from_dataset(it_bolus)) == resolve(None, m)
+
+
+def test_effects_of_results_written_before_inputs_were_recorded(it_bolus):
+    """Older files: the inputs come from the scenario attribute (built once)."""
+    from csfmodel.effects import EFFECT_INPUT_ATTRS
+
+    old = it_bolus.copy()
+    old.attrs = {k: v for k, v in old.attrs.items() if k not in EFFECT_INPUT_ATTRS}
+    xr.testing.assert_identical(effects(old), effects(it_bolus))
+    del old.attrs["scenario"]
+    with pytest.raises(ScenarioError, match="effect inputs"):
+        effects(old)
+
+
+def test_effects_of_a_sweep_member():
+    from csfmodel import sweep
+
+    base = {"simulation": {"duration": "12 h", "resolution": "2 cm",
+                           "output_interval": "10 min"},
+            "dose": [{"route": "intrathecal", "type": "bolus", "site": "L3",
+                      "amount": "0.5 mg"}]}
+    params = {"drug.kpuu_brain": [0.2, 0.4]}
+    sw = sweep.run_batch(base, params)
+    single = csfmodel.simulate(sweep.scenario_sets(base, params)[0][1])
+    a = effects(sw.isel(scenario=1))
+    b = effects(single)
+    assert a.attrs == b.attrs
+    np.testing.assert_allclose(a.analgesia.values, b.analgesia.values, rtol=1e-10, atol=1e-14)

@@ -83,7 +83,8 @@ def test_agrees_with_reference(name, references):
 @pytest.mark.parametrize("name", ["it_bolus", "patient_bolus", "iv"])
 def test_mass_balance_is_round_off_even_at_loose_tolerance(name):
     """Conservation comes from the method (1^T (I - cJ) = 1^T), not from accuracy."""
-    _, model, schedule, _, t_out = prepare(_scenario(name))
+    prep = prepare(_scenario(name))
+    model, schedule, t_out = prep.model, prep.schedule, prep.t_out
     sol = _jax(model.system, schedule, t_out, rtol=1e-2)
     states = sol.states
     dosed = schedule.dosed(t_out)
@@ -96,7 +97,8 @@ def test_mass_balance_is_round_off_even_at_loose_tolerance(name):
 
 def test_output_at_event_time_is_taken_after_the_jump():
     """A bolus at an output time shows in that row (as in the reference backend)."""
-    _, model, schedule, _, _ = prepare(_scenario("iv"))
+    prep = prepare(_scenario("iv"))
+    model, schedule = prep.model, prep.schedule
     t_out = np.arange(0.0, 301.0, 5.0)
     states = _jax(model.system, schedule, t_out).states
     plasma = model.system.index("plasma")
@@ -108,7 +110,8 @@ def test_output_at_event_time_is_taken_after_the_jump():
 
 def test_error_control_tightens_with_rtol():
     """Smaller rtol -> smaller error against the reference; the estimate stays <= 1."""
-    _, model, schedule, _, t_out = prepare(_scenario("it_bolus"))
+    prep = prepare(_scenario("it_bolus"))
+    model, schedule, t_out = prep.model, prep.schedule, prep.t_out
     ref = reference_solve(model.system, schedule, t_out, rtol=1e-12)
     n = model.system.n_spinal
     vol = model.system.volume[:n]
@@ -141,7 +144,8 @@ def test_second_order_in_dt(case):
     doses, steps, finest = ORDER_CASES[case]
     scen = {"simulation": {"duration": "3 h", "output_interval": "30 min", "resolution": "2 cm"},
             "dose": doses}
-    _, model, schedule, _, t_out = prepare(scen)
+    prep = prepare(scen)
+    model, schedule, t_out = prep.model, prep.schedule, prep.t_out
     ref = reference_solve(model.system, schedule, t_out, rtol=1e-12)
     errs = []
     for h in steps:                 # every step divides the gaps between events/outputs
@@ -161,7 +165,8 @@ def _batch_members():
                 {"patient": {"dispersion": "0.5 cm^2/min"}}]
     out = []
     for v in variants:
-        _, model, schedule, _, t_out = prepare({"simulation": SIM, "dose": doses, **v})
+        prep = prepare({"simulation": SIM, "dose": doses, **v})
+        model, schedule, t_out = prep.model, prep.schedule, prep.t_out
         out.append((model.system, schedule, t_out))
     return out
 
@@ -171,8 +176,8 @@ def test_batch_equals_single_runs():
     t_out = members[0][2]
     systems = [m[0] for m in members]
     # different schedules per member: the third is also given an IV bolus at 1 h
-    _, _, iv_schedule, _, _ = prepare({"simulation": SIM, "dose": SCENARIOS["it_bolus"] + [
-        {"route": "iv", "type": "bolus", "amount": "2 mg", "time": "1 h"}]})
+    iv_schedule = prepare({"simulation": SIM, "dose": SCENARIOS["it_bolus"] + [
+        {"route": "iv", "type": "bolus", "amount": "2 mg", "time": "1 h"}]}).schedule
     schedules = [members[0][1], members[1][1], iv_schedule]
     sol = solve_batch(systems, schedules, t_out, backend="jax")
     batch, stats = sol.values, sol.stats
@@ -215,7 +220,8 @@ def test_batch_shared_schedule_stacked_arrays_observables_and_chunks():
 
 def test_interrupt_returns_completed_rows(monkeypatch):
     """Ctrl-C between blocks: the rows finished so far come back, and they are right."""
-    _, model, schedule, _, t_out = prepare(_scenario("it_bolus"))
+    prep = prepare(_scenario("it_bolus"))
+    model, schedule, t_out = prep.model, prep.schedule, prep.t_out
     small_blocks = get_backend("jax", block_size=8)
     full = _jax(model.system, schedule, t_out, backend=small_blocks).states
     real = jax_backend._block_function
@@ -245,7 +251,8 @@ def test_interrupt_returns_completed_rows(monkeypatch):
 
 
 def test_bad_options_are_refused():
-    _, model, schedule, _, t_out = prepare(_scenario("iv"))
+    prep = prepare(_scenario("iv"))
+    model, schedule, t_out = prep.model, prep.schedule, prep.t_out
     with pytest.raises(ScenarioError):
         _jax(model.system, schedule, t_out, rtol=2.0)
     with pytest.raises(ValueError, match="max_step"):
@@ -256,8 +263,8 @@ def test_bad_options_are_refused():
         get_backend("jax", block_size=0)
     with pytest.raises(ScenarioError, match="block_size, batch_size"):
         get_backend("jax", blocksize=8)
-    _, other, _, _, _ = prepare({"simulation": dict(SIM, resolution="1 cm"),
-                                 "dose": SCENARIOS["iv"]})
+    other = prepare({"simulation": dict(SIM, resolution="1 cm"),
+                     "dose": SCENARIOS["iv"]}).model
     with pytest.raises(ValueError, match="grid size"):
         solve_batch([model.system, other.system], schedule, t_out, backend="jax")
 
@@ -273,8 +280,8 @@ def test_import_csfmodel_does_not_import_jax():
 def test_structured_solve_matches_dense():
     """The jax kernels' factorization, shifted solve and J y against dense algebra (the
     numba kernels have the same test in test_numba_backend.py)."""
-    _, model, _, _, _ = prepare({"simulation": dict(SIM, resolution="2 cm"),
-                                 "dose": SCENARIOS["it_bolus"]})
+    model = prepare({"simulation": dict(SIM, resolution="2 cm"),
+                     "dose": SCENARIOS["it_bolus"]}).model
     s = model.system
     nst = s.n_state
     J = s.to_dense()
@@ -310,7 +317,8 @@ def test_steps_span_output_times():
     on how many outputs are asked for, and the outputs inside steps are accurate."""
     scen = {"simulation": {"duration": "24 h", "output_interval": "1 min",
                            "resolution": "2 cm"}, "dose": SCENARIOS["patient_bolus"]}
-    _, model, schedule, _, t_fine = prepare(scen)
+    prep = prepare(scen)
+    model, schedule, t_fine = prep.model, prep.schedule, prep.t_out
     t_coarse = t_fine[::60]
     fine = _jax(model.system, schedule, t_fine)
     coarse = _jax(model.system, schedule, t_coarse)
@@ -324,7 +332,8 @@ def test_steps_span_output_times():
 
 def test_block_size_does_not_change_the_solution():
     """The integrator (and the last step's interpolant) is carried from block to block."""
-    _, model, schedule, _, t_out = prepare(_scenario("patient_bolus"))
+    prep = prepare(_scenario("patient_bolus"))
+    model, schedule, t_out = prep.model, prep.schedule, prep.t_out
     a = _jax(model.system, schedule, t_out, backend=get_backend("jax", block_size=7))
     b = _jax(model.system, schedule, t_out)
     np.testing.assert_allclose(a.states, b.states, rtol=0,

@@ -79,7 +79,8 @@ def test_agrees_with_reference(name, references):
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_mass_balance(name):
-    sc, model, schedule, events, t_out = prepare(_scenario(name))
+    prep = prepare(_scenario(name))
+    model, schedule, t_out = prep.model, prep.schedule, prep.t_out
     states = _numba(model.system, schedule, t_out)
     dosed = schedule.dosed(t_out)
     assert dosed[-1] > 0
@@ -89,7 +90,8 @@ def test_mass_balance(name):
 
 
 def test_output_at_event_is_after_the_jump():
-    sc, model, schedule, events, t_out = prepare(_scenario("iv", {"output_interval": "5 min"}))
+    prep = prepare(_scenario("iv", {"output_interval": "5 min"}))
+    model, schedule, t_out = prep.model, prep.schedule, prep.t_out
     states = _numba(model.system, schedule, t_out)
     k = int(np.flatnonzero(np.isclose(t_out, 15.0))[0])
     assert states[k].sum() == pytest.approx(5000.0, rel=1e-12)   # 5 mg bolus at 15 min
@@ -99,7 +101,7 @@ def test_output_at_event_is_after_the_jump():
 def test_structured_solve_matches_dense():
     """The numba kernels' factorization, shifted solve and J y + u against dense algebra
     (the jax kernels have the same test in test_jax_backend.py)."""
-    sc, model, schedule, events, t_out = prepare(_scenario("it_bolus", {"resolution": "2 cm"}))
+    model = prepare(_scenario("it_bolus", {"resolution": "2 cm"})).model
     s = model.system
     act, ptr, idx = border_pattern(s.border_rows, s.border_cols)
     n, mc, m = s.n_spinal, s.n_cord, s.block.shape[0]
@@ -137,8 +139,9 @@ def _fixed_step_error(model, schedule, t_out, ref, h, method):
 @pytest.mark.parametrize("name", ["it_program", "iv"])
 def test_order_in_dt(name, method, order):
     """Fixed steps h, h/2, h/4, h/8: the error against the reference falls as h^order."""
-    sc, model, schedule, events, t_out = prepare(
+    prep = prepare(
         _scenario(name, {"duration": "12 h", "output_interval": "1 h", "resolution": "2 cm"}))
+    model, schedule, t_out = prep.model, prep.schedule, prep.t_out
     ref = reference_solve(model.system, schedule, t_out, rtol=1e-13)
     errs = [_fixed_step_error(model, schedule, t_out, ref, h, method)
             for h in (8.0, 4.0, 2.0, 1.0)]
@@ -148,7 +151,8 @@ def test_order_in_dt(name, method, order):
 
 def test_tolerance_controls_the_error(references):
     """A tighter rtol gives a smaller error, and the reported estimate stays <= 1."""
-    sc, model, schedule, events, t_out = prepare(_scenario("it_bolus"))
+    prep = prepare(_scenario("it_bolus"))
+    model, schedule, t_out = prep.model, prep.schedule, prep.t_out
     ref = reference_solve(model.system, schedule, t_out)
     errs = []
     for rtol in (1e-3, 1e-4, 1e-5, 1e-6):
@@ -163,11 +167,12 @@ def test_tolerance_controls_the_error(references):
 def test_no_ringing_after_bolus():
     """Point bolus at T10: the concentration at the tip decays monotonically, no
     negative concentrations anywhere (default adaptive stepping)."""
-    sc, model, schedule, events, t_out = prepare(
+    prep = prepare(
         {"simulation": {"duration": "3 h", "output_interval": "1 min", "resolution": "5 mm"},
          "dose": [{"route": "intrathecal", "type": "patient_bolus", "site": "T10",
                    "amount": "0.1 mg", "lockout": "1 h", "max_per_day": 4,
                    "requests": ["0 h"]}]})
+    model, schedule, t_out = prep.model, prep.schedule, prep.t_out
     y = _numba(model.system, schedule, t_out)
     csf = y[:, :model.system.n_spinal] / model.system.volume[:model.system.n_spinal]
     tip = int(np.argmax(csf[0]))
@@ -177,7 +182,8 @@ def test_no_ringing_after_bolus():
 
 
 def test_batch_equals_single_runs():
-    sc, model, schedule, events, t_out = prepare(_scenario("patient_bolus"))
+    prep = prepare(_scenario("patient_bolus"))
+    sc, schedule, t_out = prep.scenario, prep.schedule, prep.t_out
     from dataclasses import replace
 
     from csfmodel.model import build_model
@@ -224,7 +230,8 @@ def test_windows_do_not_change_the_solution(monkeypatch):
     """Runs are done one simulated week per kernel call; one call for all gives the
     same solution to within the tolerance."""
     scen = _scenario("patient_bolus", {"duration": "15 day", "output_interval": "1 h"})
-    sc, model, schedule, events, t_out = prepare(scen)
+    prep = prepare(scen)
+    model, schedule, t_out = prep.model, prep.schedule, prep.t_out
     daily = _numba(model.system, schedule, t_out)
     monkeypatch.setattr(numba_backend, "WINDOW_MIN", 1e12)
     whole = _numba(model.system, schedule, t_out)

@@ -100,7 +100,8 @@ def test_large_high_bolus_runs_and_keeps_mass(backend):
 # ------------------------------------------------------------ solver guards
 @pytest.fixture(scope="module")
 def prepared():
-    sc, model, schedule, _, t_out = prepare(HIGH_BIG_BOLUS)
+    prep = prepare(HIGH_BIG_BOLUS)
+    model, schedule, t_out = prep.model, prep.schedule, prep.t_out
     return model, schedule, t_out
 
 

@@ -108,3 +108,110 @@ def test_cord_targets_under_a_t10_catheter(ds):
     # the cervical cord gets a fifth of it: morphine infused at T10 spreads rostrally
     # (lumbar : cisternal CSF ~2 : 1 with the tip at T10, Moulin 1986; docs/validation.md)
     assert float(end.sel(segment="C2")) < 0.3 * float(end.max())
+
+
+# ------------------------------------------------------------ one path, recorded inputs
+def test_prepare_returns_a_named_record():
+    from csfmodel.api import Prepared, prepare
+
+    p = prepare(SC)
+    assert isinstance(p, Prepared)
+    assert p.scenario.drug.name == "morphine" and p.t_out[-1] == 26 * 60
+    assert p.model.system.n_state == p.schedule.jumps.shape[1]
+    assert len(p.events.requests) == 5
+    sc, model, *_ = p                     # transitional: unpacks as the former tuple
+    assert sc is p.scenario and model is p.model and p[4] is p.t_out
+
+
+def test_schedule_shares_each_bolus_deposit_and_is_exact():
+    """``schedule_for`` deposits each distinct bolus once: the same arrays, bit for bit,
+    as ``build_schedule``."""
+    import tomllib
+    from pathlib import Path
+
+    from csfmodel.api import prepare, schedule_for
+    from csfmodel.model import build_schedule
+
+    examples = sorted(Path(__file__).parents[1].glob("examples/scenarios/*.toml"))
+    for data in [SC] + [tomllib.loads(p.read_text()) for p in examples]:
+        p = prepare(data)
+        t_end = p.scenario.simulation.duration
+        ref = build_schedule(p.model, p.events, t_end)
+        got = schedule_for(p.model, p.events, t_end)
+        for f in ("times", "jumps", "rates"):
+            np.testing.assert_array_equal(getattr(got, f), getattr(ref, f), err_msg=f)
+        assert got.t_end == ref.t_end
+
+
+def test_grids_are_reused_and_read_only():
+    from csfmodel.api import prepare
+
+    a, b = prepare(SC).model.grid, prepare(SC).model.grid
+    assert a is b and not a.csf_volume.flags.writeable
+    other = prepare({**SC, "patient": {"conus_level": "L2"}}).model.grid
+    assert other is not a
+
+
+def test_concentrations_are_the_observation_rows(ds):
+    """The rows a batch kernel gets (CSR) give the Dataset's concentrations; segment sums
+    do not depend on how many rows are evaluated at once, and agree with a dense product."""
+    from csfmodel.api import prepare
+    from csfmodel.results import CONCENTRATIONS, observation
+    from csfmodel.solvers import get_backend
+
+    p = prepare(SC)
+    states = get_backend("reference").solve(p.model.system, p.schedule, p.t_out).states
+    obs = observation(p.model)
+    vol = p.model.system.volume
+    full = obs.apply(states, vol)
+    ptr, idx, w = obs.csr(vol)
+    rows = np.stack([(states[:, idx[ptr[q]:ptr[q + 1]]] * w[ptr[q]:ptr[q + 1]]).sum(1)
+                     for q in range(len(ptr) - 1)], axis=1)
+    for v, a, b in obs.layout:
+        x = full[v].reshape(len(states), -1)
+        np.testing.assert_allclose(rows[:, a:b], x, rtol=1e-14, atol=1e-300)
+        np.testing.assert_array_equal(ds[v].values, full[v])
+    for k in (1, 7, len(states) // 2):
+        part = obs.apply(states[k:k + 5], vol)
+        for v in CONCENTRATIONS:
+            np.testing.assert_array_equal(part[v], full[v][k:k + 5])
+    w_seg = p.model.grid.segment_weights
+    dense = (states / vol * 1000.0)[:, p.model.system.n_spinal:p.model.system.n_spatial] \
+        @ (w_seg / w_seg.sum(axis=1, keepdims=True)).T
+    np.testing.assert_allclose(full["cord_concentration"], dense, rtol=4e-15, atol=0)
+
+
+def test_the_run_records_what_later_steps_need(ds, tmp_path):
+    from csfmodel.api import prepare
+    from csfmodel.effects import EffectInputs
+    from csfmodel.results import level_z
+
+    p = prepare(SC)
+    assert json.loads(ds.attrs["catheter_sites_cm"]) == p.scenario.catheter_sites()
+    assert EffectInputs.from_dataset(ds) == EffectInputs.of(p.model)
+    assert level_z(ds, "L3", 0.25) == pytest.approx(p.scenario.anatomy.level_z("L3", 0.25),
+                                                    rel=1e-15)
+    assert list(ds.level.values[:2]) == ["C1", "C2"] and ds.level_z_top.attrs["units"] == "cm"
+    back = csfmodel.load(csfmodel.save(ds, tmp_path / "r.nc"))
+    assert EffectInputs.from_dataset(back) == EffectInputs.of(p.model)
+
+
+def test_a_run_written_window_by_window_is_the_same_to_the_bit(tmp_path, monkeypatch):
+    """Each window goes through the same builder, and nothing depends on how many rows
+    are worked out at once (cord segment sums in a fixed order)."""
+    import xarray as xr
+
+    from csfmodel.api import simulate_to_file
+    from csfmodel.solvers import _prepare
+
+    monkeypatch.setattr(_prepare, "SINK_BYTES", 2**13)
+    mem = csfmodel.simulate(SC)
+    windows = []
+    path = simulate_to_file(SC, tmp_path / "s.nc", on_window=lambda w: windows.append(w))
+    assert len(windows) > 5
+    with xr.open_dataset(path) as f:
+        for v in mem.variables:
+            np.testing.assert_array_equal(f[v].values, mem[v].values, err_msg=v)
+            assert f[v].attrs == mem[v].attrs, v
+        for k in ("drug", "catheter_sites_cm", "drug_kp_cord_mL_per_g"):
+            assert f.attrs[k] == mem.attrs[k]

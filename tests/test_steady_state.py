@@ -26,7 +26,8 @@ ORAL_CR = {"route": "oral", "type": "bolus", "formulation": "controlled", "amoun
 
 @pytest.fixture(scope="module")
 def it_long():
-    sc, model, sched, _, t_out = prepare(_scenario([IT_T10]))
+    prep = prepare(_scenario([IT_T10]))
+    sc, model, sched, t_out = prep.scenario, prep.model, prep.schedule, prep.t_out
     return model, sc, solve(model.system, sched, t_out[-1:], rtol=1e-10)[-1]
 
 
@@ -67,7 +68,8 @@ def test_plasma_plateau_is_rate_over_clearance(it_long, route):
 
 @pytest.fixture(scope="module")
 def oral_pss():
-    sc, model, sched, _, t_out = prepare(_scenario([ORAL_CR]))
+    prep = prepare(_scenario([ORAL_CR]))
+    sc, model, sched, t_out = prep.scenario, prep.model, prep.schedule, prep.t_out
     one = build_schedule(model, expand([sc.doses[0].__class__(
         amount=sc.doses[0].amount, formulation="controlled")], 720.0), 720.0)
     return model, sched, t_out, one, periodic_steady_state(model, one, n_out=13)
@@ -117,7 +119,8 @@ def test_periodic_steady_state_of_a_daily_pump_program():
     prog = {"route": "intrathecal", "type": "infusion", "site": "T10",
             "program": [{"at": "0 h", "rate": "0.4 mg/day"}, {"at": "7.5 h", "rate": "0.8 mg/day"},
                         {"at": "21 h", "rate": "0.4 mg/day"}]}
-    sc, model, sched, _, t_out = prepare(_scenario([prog]))
+    prep = prepare(_scenario([prog]))
+    sc, model, sched, t_out = prep.scenario, prep.model, prep.schedule, prep.t_out
     one = build_schedule(model, expand(sc.doses, 1440.0), 1440.0)
     pss = periodic_steady_state(model, one, n_out=25)
     last = solve(model.system, sched, t_out[-25:], rtol=1e-10)
