@@ -380,7 +380,8 @@ def parse_scenario(data: dict) -> Scenario:
     if not isinstance(sim_t, dict):
         raise ScenarioError("simulation", sim_t, "a table")
     _check_keys(sim_t, ("duration", "output_interval", "resolution", "solver"), "simulation")
-    dur = _limited(sim_t, "duration", "duration", "simulation", "min", 1440.0)
+    # on the grid of dose times, so that a dose "at the end" is at the end exactly
+    dur = _instant(_limited(sim_t, "duration", "duration", "simulation", "min", 1440.0))
     # by default an output every 5 min, or just the start and the end of a shorter run
     dt = _limited(sim_t, "output_interval", "output_interval", "simulation", "min",
                   min(5.0, dur))

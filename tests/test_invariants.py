@@ -227,6 +227,13 @@ CASES = {
         "simulation": dict(_SIM, duration="100 min", output_interval="30 min"),
         "drug": {"name": "hydromorphone"},
         "dose": [{"route": "iv", "type": "bolus", "amount": "20 mg", "time": "10 min"}]},
+    # found here: a request "at" the end (1.97 day = 2836.8 min) was dosed or not
+    # depending on the last bit of two conversions; now both lie on one time grid
+    "request_at_the_end": {
+        "simulation": {"duration": "1.97 day", "output_interval": "60 s", "resolution": "1 cm"},
+        "dose": [{"route": "intrathecal", "type": "patient_bolus", "site": "C1",
+                  "amount": "0.5 mg", "lockout": "1.0 h", "max_per_day": 1,
+                  "requests": ["2836.8 min"]}]},
     "T9_infusion_30min": {"simulation": dict(_SIM, duration="30 min", output_interval="7 min"),
                           "dose": [{"route": "intrathecal", "type": "infusion", "site": "T9",
                                     "rate": "1 mg/day"}]},
