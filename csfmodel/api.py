@@ -7,7 +7,7 @@ import functools
 import json
 import os
 import time as _time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,14 +74,6 @@ class Prepared:
     schedule: Schedule
     events: DoseEvents
     t_out: np.ndarray
-
-    def __iter__(self) -> Iterator[Any]:
-        # transitional: code written for the former 5-tuple unpacks it in this order
-        # (csfmodel.validation does); use the attributes
-        return iter((self.scenario, self.model, self.schedule, self.events, self.t_out))
-
-    def __getitem__(self, i: int) -> Any:
-        return tuple(self)[i]
 
 
 def prepare(scenario: Scenario | dict | str | Path, *, in_memory: bool = True) -> Prepared:

@@ -48,7 +48,8 @@ def _plateau_run(sc: dict) -> _SteadyRun:
     from csfmodel.api import prepare
     from csfmodel.steady_state import input_vector, plateau
 
-    scen, model, *_ = prepare(sc)
+    prep = prepare(sc)
+    scen, model = prep.scenario, prep.model
     site = scen.catheter_sites()[0]
     y = plateau(model, input_vector(model, "intrathecal", 1.0, site))
     c = y / model.system.volume * 1000.0

@@ -138,7 +138,7 @@ def predictions(solver: str | None = None) -> tuple[dict[str, dict[str, float]],
     from csfmodel.api import prepare
     from csfmodel.steady_state import input_vector, plateau
 
-    _, m, *_ = prepare({"dose": [{"route": "iv", "type": "infusion", "rate": "1 mg/day"}]})
+    m = prepare({"dose": [{"route": "iv", "type": "infusion", "rate": "1 mg/day"}]}).model
     b = m.system.index("brain")
     per_day = 1000.0 / 1440.0                  # 1 mg/day in ug/min
     ss_iv = plateau(m, input_vector(m, "iv", per_day))

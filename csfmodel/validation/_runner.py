@@ -54,7 +54,7 @@ def run_validation(rows: list[Row] | None = None, *, overrides: dict | None = No
         z = None
         site = _sample_site(arm)
         if site is not None:
-            z = prepare(sc)[0].anatomy.level_z(*site)
+            z = prepare(sc).scenario.anatomy.level_z(*site)
         runs[arm] = _Run(ds, z)
     results = []
     for row in rows:
