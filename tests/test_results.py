@@ -119,8 +119,8 @@ def test_prepare_returns_a_named_record():
     assert p.scenario.drug.name == "morphine" and p.t_out[-1] == 26 * 60
     assert p.model.system.n_state == p.schedule.jumps.shape[1]
     assert len(p.events.requests) == 5
-    sc, model, *_ = p                     # transitional: unpacks as the former tuple
-    assert sc is p.scenario and model is p.model and p[4] is p.t_out
+    with pytest.raises(TypeError):        # a record, not a tuple
+        sc, model, *_ = p
 
 
 def test_schedule_shares_each_bolus_deposit_and_is_exact():
