@@ -95,6 +95,12 @@ import numpy as np
 import xarray as xr
 from numpy.typing import ArrayLike
 
+from csfmodel._effect_inputs import (
+    EFFECT_INPUT_ATTRS,
+    EffectInputs,
+    brain_equilibration_half_life,
+)
+
 if TYPE_CHECKING:
     from csfmodel.model import Model
 
@@ -186,81 +192,6 @@ class ResolvedEffects:
 
     def as_dict(self) -> dict[str, float]:
         return {k: float(getattr(self, k)) for k in self.__dataclass_fields__}
-
-
-def brain_equilibration_half_life(model: Model) -> float:
-    """Half-life (h) of drug leaving brain ECF in the PK model: ``ln2 / -J[b, b]``."""
-    s = model.system
-    b = s.index("brain") - s.n_spatial
-    k_out = -float(s.block[b, b])
-    return float(np.log(2.0) / k_out / 60.0)
-
-
-def _attrs(units: str, long_name: str, description: str) -> dict:
-    return {"units": units, "long_name": long_name, "description": description}
-
-
-#: the run's inputs to the effect model as recorded with its results (``attrs`` of a
-#: single run, coordinates along ``scenario`` of a sweep): name -> attrs
-EFFECT_INPUT_ATTRS: dict[str, dict] = {
-    "drug_mw_g_per_mol": _attrs("g/mol", "molar mass", "molar mass of the drug"),
-    "drug_kpuu_brain": _attrs("1", "brain Kp,uu", "brain ECF unbound : plasma unbound "
-                              "concentration ratio at steady state"),
-    "drug_fu_plasma": _attrs("1", "plasma unbound fraction",
-                             "unbound fraction of the drug in plasma"),
-    "drug_kp_cord_mL_per_g": _attrs("mL/g", "cord partition Kp", "cord tissue (total) : "
-                                    "unbound partition of the drug"),
-    "brain_equilibration_half_life_h": _attrs(
-        "h", "brain ECF half-life (PK)", "half-life of drug leaving brain ECF in the PK "
-        "model (ln 2 / -J[brain, brain])"),
-}
-
-
-@dataclass(frozen=True)
-class EffectInputs:
-    """What the effect model needs from a run: the drug and the PK model's BBB delay.
-
-    Recorded with the results (:func:`csfmodel.results.run_record`), so that
-    :func:`effects` works from a results Dataset without building the model again.
-    """
-
-    drug: str
-    mw: float                  # g/mol
-    kpuu_brain: float
-    fu_plasma: float
-    kp_cord: float             # mL/g
-    t_half_brain_model: float  # h
-
-    _RECORD = {"mw": "drug_mw_g_per_mol", "kpuu_brain": "drug_kpuu_brain",
-               "fu_plasma": "drug_fu_plasma", "kp_cord": "drug_kp_cord_mL_per_g",
-               "t_half_brain_model": "brain_equilibration_half_life_h"}
-
-    @classmethod
-    def of(cls, model: Model) -> EffectInputs:
-        """The inputs of an assembled model."""
-        d = model.drug
-        return cls(drug=d.name, mw=float(d.mw), kpuu_brain=float(d.kpuu_brain),
-                   fu_plasma=float(d.fu_plasma), kp_cord=float(d.kp_cord()),
-                   t_half_brain_model=brain_equilibration_half_life(model))
-
-    def as_record(self) -> dict[str, float]:
-        """The inputs under their recorded names (see :data:`EFFECT_INPUT_ATTRS`)."""
-        return {name: getattr(self, f) for f, name in self._RECORD.items()}
-
-    @classmethod
-    def from_dataset(cls, ds: xr.Dataset) -> EffectInputs | None:
-        """The inputs recorded in a results Dataset (a run, or one scenario of a sweep);
-        None when it has none (a file written before they were recorded)."""
-        def get(name: str):
-            if name in ds.coords and ds.coords[name].ndim == 0:
-                return ds.coords[name].item()
-            return ds.attrs.get(name)
-
-        values = {f: get(name) for f, name in cls._RECORD.items()}
-        drug = get("drug")
-        if drug is None or any(v is None for v in values.values()):
-            return None
-        return cls(drug=str(drug), **{f: float(v) for f, v in values.items()})
 
 
 def resolve(params: EffectParameters | None, model: Model | EffectInputs) -> ResolvedEffects:

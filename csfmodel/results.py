@@ -36,7 +36,7 @@ itself exactly as ``simulate`` of that scenario does.
 
 What later steps need from a run is recorded with it (:func:`run_record`): the
 drug, the catheter sites and the inputs of the effect model
-(:class:`csfmodel.effects.EffectInputs`) — in ``attrs`` for a single run, as
+(:class:`csfmodel._effect_inputs.EffectInputs`) — in ``attrs`` for a single run, as
 coordinates along ``scenario`` in a sweep — so effects and metrics work from the
 Dataset alone, and :func:`level_z` places a vertebral level on ``z`` with the
 run's own anatomy (the ``level_z_top``/``level_z_bottom`` coordinates).
@@ -414,11 +414,11 @@ def run_record(scenario: Scenario, model: Model) -> dict[str, Any]:
     """What later steps need from a run: drug, dose sites, the effect model's inputs.
 
     A single run keeps these in ``attrs``; a sweep as coordinates along ``scenario``
-    (:data:`RECORD_ATTRS` and :data:`csfmodel.effects.EFFECT_INPUT_ATTRS` give
+    (:data:`RECORD_ATTRS` and :data:`csfmodel._effect_inputs.EFFECT_INPUT_ATTRS` give
     their attrs). :func:`csfmodel.effects.effects` reads them instead of building
     the model again.
     """
-    from csfmodel.effects import EffectInputs
+    from csfmodel._effect_inputs import EffectInputs
 
     return {"drug": scenario.drug.name,
             "catheter_sites_cm": json.dumps(scenario.catheter_sites()),
@@ -426,7 +426,7 @@ def run_record(scenario: Scenario, model: Model) -> dict[str, Any]:
 
 
 def _record_coords(records: Sequence[Mapping[str, Any]]) -> dict[str, xr.Variable]:
-    from csfmodel.effects import EFFECT_INPUT_ATTRS
+    from csfmodel._effect_inputs import EFFECT_INPUT_ATTRS
 
     spec = {**RECORD_ATTRS, **EFFECT_INPUT_ATTRS}
     return {k: xr.Variable("scenario", np.array([r[k] for r in records]), spec.get(k, {}))
