@@ -1,5 +1,7 @@
 """Spinal and cranial anatomy: vertebral levels, SAS cross-section, cord segments.
 
+Longer than 400 lines because every anatomical number keeps its source beside it.
+
 Axis ``z`` is the distance in cm along the spinal subarachnoid space (SAS) from
 the foramen magnum (z = 0) to the end of the dural sac (mid-S2), caudal
 positive. Two maps are needed and kept apart:

@@ -1,5 +1,7 @@
 r"""Effects (pharmacodynamics) on top of the exposure model.
 
+Longer than 400 lines: each PD parameter keeps its source and its equation in the docstrings.
+
 Exposure (the linear PK model) and effect are kept apart: this module only
 reads concentrations that :mod:`csfmodel.model` computes — the unbound
 dorsal-horn concentration per cord segment and the unbound brain ECF

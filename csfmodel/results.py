@@ -1,5 +1,7 @@
 """Self-describing results: states → an :class:`xarray.Dataset` with units.
 
+Longer than 400 lines: every variable's definition (units, long_name, description) lives here once.
+
 Variable names are part of the public API (scripts rely on them):
 
 ==================================  ===============  ==========================

@@ -1,5 +1,7 @@
 """The user's scenario: a TOML file or dict → validated objects in internal units.
 
+Longer than 400 lines: one concept (the scenario format), each dose kind's keys and checks.
+
 A scenario has four kinds of table::
 
     [simulation]                 # duration, output_interval, resolution, solver

@@ -1,5 +1,7 @@
 """Sweeps: many parameter sets solved in batches (numba by default, or jax).
 
+Longer than 400 lines: one concept (sweeps); grouping, chunking, resume and the parameter grammar.
+
 A sweep is a base scenario plus, for each scenario of the sweep, a few values
 that replace keys of the base (written as in the TOML file, with units)::
 

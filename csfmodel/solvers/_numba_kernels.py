@@ -1,5 +1,7 @@
 r"""Numba kernels of the fast backend: structured solves and adaptive ESDIRK stepping.
 
+Longer than 400 lines: the kernels must sit in one module for numba to inline and cache them.
+
 Only the linear algebra and the stepper live here; the methods are data
 (:mod:`~csfmodel.solvers._tableaus`), the host-side preparation is shared
 (:mod:`~csfmodel.solvers._prepare`) and the windows, sinks and batches are

@@ -1,5 +1,7 @@
 r"""JAX backend: adaptive ESDIRK on the structured matrix, jitted, batches vmapped.
 
+Longer than 400 lines: the structured solves and the stepper have to be one jitted unit.
+
 The model is linear, ``dy/dt = J y + u`` between dose events with piecewise
 constant ``u`` and jumps at the events (:mod:`csfmodel.model`). This backend
 integrates it with a stiffly accurate, L-stable ESDIRK method, any tableau of
