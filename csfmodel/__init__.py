@@ -1,6 +1,6 @@
 """csfmodel: intrathecal drug spread in the CSF, spinal cord targets and supraspinal exposure.
 
-The public API::
+The public API (every name below loads its module on first use)::
 
     import csfmodel
     ds = csfmodel.simulate("examples/scenarios/pump_t10.toml")
@@ -44,6 +44,16 @@ _LAZY: dict[str, str] = {
     "load_scenario": "csfmodel.scenario",
     "parse_scenario": "csfmodel.scenario",
     "SolverFailure": "csfmodel.solvers",
+    "SolverOptions": "csfmodel.solvers",
+    # analyses: route comparison, effects, sweeps, validation
+    "compare_routes": "csfmodel.compare",
+    "RouteComparison": "csfmodel.compare",
+    "EffectParameters": "csfmodel.effects",
+    "effects": "csfmodel.effects",
+    "run_batch": "csfmodel.sweep",
+    "run_to_directory": "csfmodel.sweep",
+    "load_sweep": "csfmodel.sweep",
+    "run_validation": "csfmodel.validation",
 }
 
 __all__ = [
@@ -55,7 +65,16 @@ __all__ = [
     "ScenarioError",
     "SimulationInterrupted",
     "SolverFailure",
+    "SolverOptions",
     "VERTEBRAL_LEVELS",
+    "compare_routes",
+    "RouteComparison",
+    "EffectParameters",
+    "effects",
+    "run_batch",
+    "run_to_directory",
+    "load_sweep",
+    "run_validation",
     "build_model",
     "build_schedule",
     "get_drug",
@@ -94,8 +113,12 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:   # for type checkers and IDEs: the same names, imported eagerly
     from csfmodel.anatomy import CORD_SEGMENTS, VERTEBRAL_LEVELS, Anatomy
     from csfmodel.api import SimulationInterrupted, prepare, simulate, simulate_to_file
+    from csfmodel.compare import RouteComparison, compare_routes
     from csfmodel.drugs import DRUGS, Drug, get_drug
+    from csfmodel.effects import EffectParameters, effects
     from csfmodel.model import build_model, build_schedule
     from csfmodel.results import load, save
     from csfmodel.scenario import Scenario, load_scenario, parse_scenario
-    from csfmodel.solvers import SolverFailure
+    from csfmodel.solvers import SolverFailure, SolverOptions
+    from csfmodel.sweep import load_sweep, run_batch, run_to_directory
+    from csfmodel.validation import run_validation
