@@ -20,12 +20,12 @@ source; all of them can be overridden in a scenario's ``[patient]`` table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
-from csfmodel.bounds import Bound
+from csfmodel.bounds import Bound, replace_checked
 from csfmodel.errors import ScenarioError
 
 __all__ = [
@@ -349,14 +349,8 @@ class Anatomy:
 
         ``given`` maps keys to the values as the user wrote them, for error messages.
         """
-        names = {f.name for f in fields(self)} - {"area_shape", "cord_area_profile"}
-        for k in overrides:
-            if k not in names:
-                raise ScenarioError(f"{key}.{k}", overrides[k],
-                                    "one of: " + ", ".join(sorted(names)), detail="unknown key")
-        new = replace(self, **overrides)
-        new.validate(key, given)
-        return new
+        return replace_checked(self, overrides, key, given,
+                               frozenset({"area_shape", "cord_area_profile"}))
 
     def validate(self, key: str = "patient", given: dict | None = None) -> None:
         """Check every value is physically possible."""

@@ -17,11 +17,12 @@ and the dose and simulation limits of :mod:`csfmodel.scenario`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from csfmodel.errors import ScenarioError
 
-__all__ = ["Bound"]
+__all__ = ["Bound", "replace_checked"]
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,21 @@ class Bound:
         if not self.contains(value):
             raise ScenarioError(key, value if given is None else given, self.describe())
         return value
+
+
+def replace_checked(obj: Any, overrides: dict, key: str, given: dict | None,
+                    fixed: frozenset[str] = frozenset()) -> Any:
+    """A copy of the dataclass ``obj`` with ``overrides``, checked by its ``validate``.
+
+    An override that names no field of ``obj``, or one of ``fixed``, is a ScenarioError
+    (``key.name``) listing the fields allowed; ``given`` maps keys to the values as the
+    user wrote them, for error messages (``obj.validate(key, given)``).
+    """
+    names = {f.name for f in fields(obj)} - fixed
+    for k in overrides:
+        if k not in names:
+            raise ScenarioError(f"{key}.{k}", overrides[k],
+                                "one of: " + ", ".join(sorted(names)), detail="unknown key")
+    new = replace(obj, **overrides)
+    new.validate(key, given)
+    return new

@@ -35,9 +35,9 @@ extracellular space, so the conductance per unit area is
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 
-from csfmodel.bounds import Bound
+from csfmodel.bounds import Bound, replace_checked
 from csfmodel.errors import ScenarioError
 
 __all__ = ["Drug", "DRUGS", "get_drug", "DRUG_UNITS", "DRUG_PARAMETERS", "CNS_CONSTANTS"]
@@ -157,14 +157,8 @@ class Drug:
 
         ``given`` maps keys to the values as the user wrote them, for error messages.
         """
-        names = {f.name for f in fields(self)} - {"name", "sources", "estimated"}
-        for k in overrides:
-            if k not in names:
-                raise ScenarioError(f"{key}.{k}", overrides[k], "one of: " + ", ".join(
-                    sorted(names)), detail="unknown key")
-        new = replace(self, **overrides)
-        new.validate(key, given)
-        return new
+        return replace_checked(self, overrides, key, given,
+                               frozenset({"name", "sources", "estimated"}))
 
     def validate(self, key: str = "drug", given: dict | None = None) -> None:
         """Check every property is in its allowed range."""
