@@ -105,7 +105,7 @@ def prepared():
     return model, schedule, t_out
 
 
-@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("backend", backend_params())
 def test_every_backend_refuses_non_finite_systems(backend, prepared):
     from dataclasses import replace
 
@@ -121,7 +121,7 @@ def test_every_backend_refuses_non_finite_systems(backend, prepared):
         solve(model.system, replace(schedule, jumps=jumps), t_out, backend=backend)
 
 
-@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("backend", backend_params())
 def test_every_backend_refuses_output_times_past_the_end(backend, prepared):
     model, schedule, t_out = prepared
     with pytest.raises(ScenarioError, match="t_out"):
