@@ -6,10 +6,11 @@ import numba
 import numpy as np
 from conftest import scenario_dict
 
+from csfmodel.results import observation
 from csfmodel.scenario import parse_scenario
 from csfmodel.solvers import get_backend
 from csfmodel.sweep import DEFAULT_VARIABLES as VARS
-from csfmodel.sweep import _Assembly, _observables, run_batch, scenario_sets
+from csfmodel.sweep import _Assembly, run_batch, scenario_sets
 
 N_BATCH = 128
 PARAMS = {
@@ -28,7 +29,7 @@ def test_batch_kernel(benchmark, prepared):
     built = [asm.build(parse_scenario(d)) for d in sets]
     systems = [m.system for _, m, _ in built]
     sidx = np.array([s for _, _, s in built])
-    obs = [_observables(m, VARS) for _, m, _ in built]
+    obs = [observation(m, VARS).csr(m.system.volume) for _, m, _ in built]
     ptr, idx = obs[0][0], obs[0][1]
     weights = np.stack([o[2] for o in obs])
     t_out = prepared("5mm").t_out

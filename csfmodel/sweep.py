@@ -220,14 +220,6 @@ def merge_schedules(a: Schedule, b: Schedule) -> Schedule:
     return Schedule(times=times, jumps=jumps, rates=rates, t_end=a.t_end)
 
 
-def _observables(model: Model, variables: Sequence[str]) -> tuple[np.ndarray, np.ndarray,
-                                                                   np.ndarray, list]:
-    """CSR rows (ng/mL) of the recorded variables over the state, and their layout
-    (:func:`csfmodel.results.observation`, the rows of single runs too)."""
-    obs = results.observation(model, variables)
-    return (*obs.csr(model.system.volume), obs.layout)
-
-
 # ------------------------------------------------------------------ running
 def _prepare_chunk(scenarios: list[Scenario], asm: _Assembly, variables: Sequence[str]):
     """Assemble a chunk: the groups (same grid) ready for the backend, and per scenario
