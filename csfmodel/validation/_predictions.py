@@ -29,7 +29,7 @@ def _first_below(z: np.ndarray, c: np.ndarray, z0: float, frac: float) -> float:
 def predictions(solver: str | None = None) -> tuple[dict[str, dict[str, float]], dict]:
     """What the default model predicts for phenomena that are *not* in the table.
 
-    Four designs, each set beside the literature in ``docs/validation.md``:
+    Six designs, each set beside the literature in ``docs/validation.md``:
 
     * ``rostral``: 0.5 mg morphine in 1 mL at L3-L4 -- CSF peaks at T6, C7 and the
       cisterna, lumbar:cisternal AUC ratio, largest share of the dose in cranial CSF,
@@ -45,7 +45,9 @@ def predictions(solver: str | None = None) -> tuple[dict[str, dict[str, float]],
       IV infusion;
     * ``lipophilic``: equal 0.1 mg boluses of morphine, fentanyl, sufentanil at L3
       (Ummenhofer 2000 design: CSF at L2, T11, T7, T3 over 4 h) -- AUC(0-4 h) at
-      each level over L2, lumbar CSF half-life, lumbar cord exposure, brain peak.
+      each level over L2, lumbar CSF half-life, lumbar cord exposure, brain peak;
+    * ``tracer``: a hydrophilic tracer (``dtpa`` preset, gadobutrol-like) in 0.5 mL at
+      L3-L4 -- peak times of plasma, cisternal and cortical CSF (Eide 2021, Dyke 2020).
 
     Returns
     -------
@@ -172,6 +174,27 @@ def predictions(solver: str | None = None) -> tuple[dict[str, dict[str, float]],
         bd = d.brain_concentration.values
         lip[f"{drug}: brain ECF peak time (h)"] = float(td[bd.argmax()])
     out["lipophilic"] = lip
+
+    # a hydrophilic CSF tracer at the lumbar level (gadobutrol-like: the dtpa preset,
+    # cleared from blood by glomerular filtration): when do the cranial CSF and blood
+    # peak? Eide 2021 (JCI Insight 6:e147063, n=29 reference patients, 0.5 mmol
+    # gadobutrol in 0.5 mL, supine): blood peak at about 10 h; Dyke 2020 (Clin Imaging
+    # 68:1, n=8 healthy volunteers): intracranial CSF enhancement peaked within 1-3 h
+    # and fell from 7 h
+    tr = _sim([{"route": "intrathecal", "type": "bolus", "site": "L3-L4", "amount": "10 mg",
+                "volume": "0.5 mL"}], 48, 10, drug="dtpa", solver=solver)
+    curves["tracer"] = tr
+    tt = tr.time.values
+    trc: dict[str, float] = {}
+    for label, var in (("plasma", "plasma_concentration"),
+                       ("cisternal CSF", "cisternal_csf_concentration"),
+                       ("cortical CSF", "cortical_csf_concentration")):
+        x = tr[var].values
+        trc[f"lumbar tracer: {label} peak time (h)"] = float(tt[x.argmax()])
+    cis = tr.cisternal_csf_concentration.values
+    trc["lumbar tracer: cisternal CSF at 7 h / peak"] = float(np.interp(7.0, tt, cis)
+                                                               / cis.max())
+    out["tracer"] = trc
     return out, curves
 
 
