@@ -16,13 +16,19 @@ Six regimen types, any combination in one scenario:
 
 Each regimen expands to :class:`Bolus` jumps and :class:`RateStep` piecewise-
 constant inputs. Internal units: ug, min, cm, mL.
+
+An implanted pump's reservoir (:class:`Pump`, its :class:`Refill` events) is followed
+by :func:`reservoir_course`: the intrathecal infusions and patient boluses the pump
+delivers take ``drug / concentration`` from the reservoir, fill by fill.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from csfmodel.errors import ScenarioError
 
@@ -38,6 +44,12 @@ __all__ = [
     "IVInfusion",
     "Regimen",
     "expand",
+    "Pump",
+    "Refill",
+    "ReservoirPeriod",
+    "ReservoirCourse",
+    "DeliveredDrug",
+    "reservoir_course",
 ]
 
 #: Where a dose enters the model.
@@ -149,10 +161,13 @@ class ITPatientBolus:
                                                                list[Request]]:
         given: list[float] = []
         boluses, log = [], []
+        first = 0       # given[first:] are the boluses of the preceding 24 h (times increase)
         for t in self.request_times(t_end):
+            while first < len(given) and t - given[first] >= 1440.0:
+                first += 1
             if given and t - given[-1] < self.lockout:
                 log.append(Request(t, False, "lockout", source))
-            elif sum(1 for g in given if t - g < 1440.0) >= self.max_per_day:
+            elif len(given) - first >= self.max_per_day:
                 log.append(Request(t, False, "max_per_day", source))
             else:
                 given.append(t)
@@ -258,3 +273,212 @@ def expand(regimens: list[Regimen] | tuple[Regimen, ...], t_end: float) -> DoseE
     ev.boluses.sort(key=lambda x: x.time)
     ev.requests.sort(key=lambda x: x.time)
     return ev
+
+
+# ------------------------------------------------------------------ the pump's reservoir
+@dataclass(frozen=True)
+class Refill:
+    """A refill of an implanted pump at ``time`` (min from the start).
+
+    The pump is emptied of what is left and filled to ``volume`` (mL) with a
+    solution of ``concentration`` (ug/mL), the usual refill procedure.
+    """
+
+    time: float
+    volume: float
+    concentration: float
+
+
+@dataclass(frozen=True)
+class Pump:
+    """An implanted pump: its reservoir and the solution in it (internal units).
+
+    The pump delivers every intrathecal infusion and patient bolus of the scenario
+    (:meth:`delivers`); the program is written in drug per time (mg/day), so the
+    volume it takes from the reservoir is the drug delivered divided by the
+    concentration in force.
+
+    Attributes
+    ----------
+    reservoir
+        Reservoir capacity, mL.
+    concentration
+        Drug concentration of the first fill, ug/mL.
+    fill
+        Volume in the reservoir at the start, mL.
+    alarm
+        Low-reservoir alarm volume, mL.
+    start
+        Calendar date and time of the start (t = 0), or None.
+    refills
+        Refills, in time order.
+    """
+
+    reservoir: float
+    concentration: float
+    fill: float
+    alarm: float = 2.0
+    start: datetime | None = None
+    refills: tuple[Refill, ...] = ()
+
+    @staticmethod
+    def delivers(regimen: Regimen) -> bool:
+        """Whether the pump delivers this regimen (IT infusions and patient boluses)."""
+        return isinstance(regimen, (ITInfusion, ITPatientBolus))
+
+    def fills(self) -> list[Refill]:
+        """The first fill (at t = 0) and every refill, as :class:`Refill`."""
+        return [Refill(0.0, self.fill, self.concentration), *self.refills]
+
+    def date(self, t: float) -> datetime | None:
+        """The calendar date and time ``t`` min after the start (None without a start)."""
+        return None if self.start is None else self.start + timedelta(minutes=float(t))
+
+
+@dataclass(frozen=True)
+class ReservoirPeriod:
+    """One fill of the reservoir, from ``start`` to the next refill (``end``), min.
+
+    ``alarm_time`` / ``empty_time`` are when the volume reaches the alarm volume and
+    zero (None when not before ``end``); ``residual`` is the volume left just before
+    ``end``; ``drug_delivered`` the drug delivered over the period (ug).
+    """
+
+    start: float
+    end: float
+    volume: float
+    concentration: float
+    alarm_time: float | None
+    empty_time: float | None
+    residual: float
+    drug_delivered: float
+    refilled: bool
+
+
+class DeliveredDrug:
+    """Cumulative drug delivered by the pump, ``D(t)`` in ug, exactly.
+
+    The rate steps make ``D`` piecewise linear (knots where a rate changes); each
+    accepted patient bolus adds a jump. ``at(t)`` includes a bolus given at ``t``,
+    ``before(t)`` does not.
+    """
+
+    def __init__(self, events: DoseEvents):
+        change: dict[float, float] = {}
+        for st in events.steps:
+            change[st.start] = change.get(st.start, 0.0) + st.rate
+            change[st.stop] = change.get(st.stop, 0.0) - st.rate
+        knots = np.array(sorted(change) or [0.0])
+        rate = np.cumsum([change.get(k, 0.0) for k in knots])
+        cum = np.concatenate([[0.0], np.cumsum(rate[:-1] * np.diff(knots))])
+        self.knots = np.concatenate([[min(0.0, knots[0])], knots]) if knots[0] > 0 else knots
+        self.cum = np.concatenate([[0.0], cum]) if knots[0] > 0 else cum
+        self.final_rate = float(rate[-1]) if len(rate) else 0.0
+        b = sorted((x.time, x.amount) for x in events.boluses)
+        self.bolus_times = np.array([x for x, _ in b], float)
+        self.bolus_cum = np.concatenate([[0.0], np.cumsum([a for _, a in b])])
+
+    def _infused(self, t: np.ndarray) -> np.ndarray:
+        out = np.interp(t, self.knots, self.cum)
+        beyond = t > self.knots[-1]
+        return np.where(beyond, self.cum[-1] + self.final_rate * (t - self.knots[-1]), out)
+
+    def at(self, t: ArrayLike) -> np.ndarray:
+        t = np.asarray(t, float)
+        return self._infused(t) + self.bolus_cum[np.searchsorted(self.bolus_times, t, "right")]
+
+    def before(self, t: ArrayLike) -> np.ndarray:
+        t = np.asarray(t, float)
+        return self._infused(t) + self.bolus_cum[np.searchsorted(self.bolus_times, t, "left")]
+
+    def first_reaching(self, amount: float, a: float, b: float) -> float | None:
+        """First time in ``[a, b)`` at which ``D(t) - D(a-) >= amount``; None if none."""
+        base = float(self.before(a))
+        inner = self.knots[(self.knots > a) & (self.knots < b)]
+        jumps = self.bolus_times[(self.bolus_times >= a) & (self.bolus_times < b)]
+        cand = np.unique(np.concatenate([[a], inner, jumps, [b]]))
+        right = self.at(cand) - base
+        left = self.before(cand) - base
+        hit = np.nonzero(right >= amount)[0]
+        if not len(hit):
+            return None
+        k = int(hit[0])
+        if k == 0:
+            return a
+        t0, t1 = cand[k - 1], cand[k]
+        if left[k] >= amount and left[k] > right[k - 1]:
+            t = t0 + (amount - right[k - 1]) / (left[k] - right[k - 1]) * (t1 - t0)
+            return float(min(max(t, t0), t1)) if t < b else None
+        return float(t1) if t1 < b else None
+
+
+@dataclass(frozen=True)
+class ReservoirCourse:
+    """The reservoir over time: one :class:`ReservoirPeriod` per fill (:func:`reservoir_course`)."""
+
+    pump: Pump
+    periods: tuple[ReservoirPeriod, ...]
+    delivered: DeliveredDrug = field(repr=False, compare=False)
+    horizon: float = 0.0
+
+    def _period(self, t: np.ndarray) -> np.ndarray:
+        starts = np.array([p.start for p in self.periods])
+        return np.clip(np.searchsorted(starts, t, "right") - 1, 0, len(starts) - 1)
+
+    def volume(self, t: ArrayLike) -> np.ndarray:
+        """Volume in the reservoir (mL) at ``t`` (min); after a refill at ``t`` the new fill."""
+        t = np.asarray(t, float)
+        k = self._period(t)
+        start = np.array([p.start for p in self.periods])[k]
+        vol = np.array([p.volume for p in self.periods])[k]
+        conc = np.array([p.concentration for p in self.periods])[k]
+        used = (self.delivered.at(t) - self.delivered.before(start)) / conc
+        return np.maximum(vol - used, 0.0)
+
+    def concentration(self, t: ArrayLike) -> np.ndarray:
+        """Concentration of the solution in the reservoir (ug/mL) at ``t`` (min)."""
+        k = self._period(np.asarray(t, float))
+        return np.array([p.concentration for p in self.periods])[k]
+
+
+def reservoir_course(pump: Pump, regimens: list[Regimen] | tuple[Regimen, ...], t_end: float,
+                     horizon: float | None = None) -> ReservoirCourse:
+    """The reservoir's volume over time, its alarm and empty times for every fill.
+
+    Parameters
+    ----------
+    pump
+        The pump (reservoir, fills, alarm volume).
+    regimens
+        The scenario's regimens; those the pump delivers (:meth:`Pump.delivers`) are
+        expanded over ``[0, horizon)`` and their accepted boluses and rates counted.
+    t_end
+        End of the scenario, min.
+    horizon
+        How far to follow the last fill, min (default: ``t_end``). A longer horizon
+        projects the program beyond the scenario, to find the next refill date.
+
+    Returns
+    -------
+    ReservoirCourse
+        The volume is ``fill - (D(t) - D(t_fill)) / c`` within each fill, with ``D``
+        the cumulative drug delivered (:class:`DeliveredDrug`) and ``c`` the
+        concentration of that fill.
+    """
+    horizon = max(float(horizon if horizon is not None else t_end), t_end)
+    events = expand([r for r in regimens if Pump.delivers(r)], horizon)
+    drug = DeliveredDrug(events)
+    fills = pump.fills()
+    periods = []
+    for i, f in enumerate(fills):
+        end = fills[i + 1].time if i + 1 < len(fills) else horizon
+        alarm = drug.first_reaching((f.volume - pump.alarm) * f.concentration, f.time, end) \
+            if f.volume > pump.alarm else f.time
+        empty = drug.first_reaching(f.volume * f.concentration, f.time, end)
+        used = float(drug.before(end) - drug.before(f.time))
+        periods.append(ReservoirPeriod(
+            start=f.time, end=end, volume=f.volume, concentration=f.concentration,
+            alarm_time=alarm, empty_time=empty,
+            residual=max(f.volume - used / f.concentration, 0.0),
+            drug_delivered=min(used, f.volume * f.concentration), refilled=i + 1 < len(fills)))
+    return ReservoirCourse(pump=pump, periods=tuple(periods), delivered=drug, horizon=horizon)

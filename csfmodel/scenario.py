@@ -21,6 +21,17 @@ A scenario has four kinds of table::
     site = "T10"
     rate = "1 mg/day"
 
+An optional ``[pump]`` table describes the implanted pump that delivers the
+intrathecal infusions and patient boluses: its reservoir, the solution in it and
+the refills (see :func:`parse_pump`)::
+
+    [pump]
+    reservoir = "20 mL"
+    concentration = "10 mg/mL"
+    alarm = "2 mL"               # low-reservoir alarm (default 2 mL)
+    start = 2025-01-30           # calendar date of t = 0 (optional)
+    refills = [{ date = 2025-04-10, concentration = "20 mg/mL" }]
+
 Every quantity is written with its unit and converted exactly once, here.
 Unknown keys, missing keys, wrong dimensions and out-of-range values raise a
 :class:`~csfmodel.errors.ScenarioError` naming the key, the value and what is
@@ -33,7 +44,9 @@ import copy
 import math
 import re
 import tomllib
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +61,20 @@ from csfmodel.dosing import (
     IVBolus,
     IVInfusion,
     OralDose,
+    Pump,
+    Refill,
     Regimen,
+    reservoir_course,
 )
 from csfmodel.drugs import DRUG_UNITS, Drug, get_drug
 from csfmodel.errors import ScenarioError
 from csfmodel.units import convert
 
 __all__ = ["Scenario", "SimulationOptions", "load_scenario", "parse_scenario", "DOSE_KEYS",
-           "LIMITS"]
+           "LIMITS", "PUMP_KEYS", "PUMP_PRACTICE", "PracticeLimit", "PracticeWarning",
+           "parse_pump", "practice_findings", "parse_calendar", "daily_doses"]
 
-_SECTIONS = ("simulation", "patient", "drug", "dose")
+_SECTIONS = ("simulation", "patient", "drug", "dose", "pump", "population")
 
 #: Allowed keys of each dose (route, type); "route" and "type" are implied.
 DOSE_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -98,6 +115,15 @@ LIMITS: dict[str, Bound] = {
     "duration": Bound("min", 1.0, _YEAR, "1 min to 366 days"),
     "output_interval": Bound("min", 1.0 / 60.0, _YEAR, "1 s or more"),
     "resolution": Bound("cm", 0.02, 5.0, "a grid spacing between 0.2 mm and 5 cm; default 5 mm"),
+    # [pump]
+    "pump_reservoir": Bound("mL", 1.0, 60.0, "implanted intrathecal pump reservoirs hold "
+                            "10-50 mL; SynchroMed II: 20 or 40 mL (Medtronic)"),
+    "pump_concentration": Bound("mg/mL", 0.0, 50.0, "intrathecal solutions up to ~35 mg/mL "
+                                "have been used (Yaksh & Onofrio 1987 Pain 31:211); the "
+                                "strongest marketed morphine, Infumorph, is 25 mg/mL",
+                                low_open=True),
+    "pump_alarm": Bound("mL", 0.0, 20.0, "a low-reservoir alarm volume; SynchroMed II "
+                        "default 2 mL (Medtronic)"),
 }
 #: dose times (min) are kept to this resolution (60 microseconds): events closer than
 #: that are simultaneous, so no solver meets an interval of 1e-300 min between two doses
@@ -143,6 +169,8 @@ class Scenario:
     anatomy: Anatomy = field(default_factory=Anatomy)
     drug: Drug = field(default_factory=lambda: get_drug("morphine"))
     doses: tuple[Regimen, ...] = ()
+    #: the implanted pump that delivers the intrathecal infusions and patient boluses
+    pump: Pump | None = None
     #: the user's input, kept verbatim for the results' attrs
     source: dict = field(default_factory=dict, compare=False)
 
@@ -350,6 +378,240 @@ def _parse_dose(d: Any, i: int, anatomy: Anatomy) -> Regimen:
                       duration=duration)
 
 
+# ---------------------------------------------------------------- [pump]
+#: keys of ``[pump]`` and of each of its ``refills``
+PUMP_KEYS = ("reservoir", "concentration", "fill", "alarm", "start", "refills")
+_REFILL_KEYS = ("at", "date", "volume", "concentration")
+
+
+class PracticeWarning(UserWarning):
+    """A pump setting outside published practice limits (allowed, but worth a look)."""
+
+
+@dataclass(frozen=True)
+class PracticeLimit:
+    """A published practice limit on a pump setting.
+
+    ``quantity`` is ``"concentration"`` (internal ug/mL), ``"daily_dose"`` (ug/day)
+    or ``"daily_volume"`` (mL/day); ``side`` ``"max"`` or ``"min"``; ``drug`` a drug
+    name or ``"*"`` (any drug: a limit of the device). ``verified`` tells whether the
+    number was checked against the source quoted, or is quoted from the literature
+    without that check.
+    """
+
+    drug: str
+    quantity: str
+    side: str
+    value: float
+    shown: str
+    source: str
+    verified: bool
+
+    def crossed(self, value: float) -> bool:
+        return value > self.value if self.side == "max" else value < self.value
+
+    def describe(self) -> str:
+        note = "" if self.verified else "; not verified against the source here"
+        return f"{self.shown} ({self.source}{note})"
+
+
+_PACC = ("Polyanalgesic Consensus Conference: Deer et al. 2012 Neuromodulation 15:436 and "
+         "2017 Neuromodulation 20:96")
+#: Published practice limits of intrathecal pump therapy (warnings, not errors).
+PUMP_PRACTICE: tuple[PracticeLimit, ...] = (
+    PracticeLimit("morphine", "concentration", "max", 20e3, "20 mg/mL, the recommended "
+                  "maximum concentration of intrathecal morphine", _PACC, False),
+    PracticeLimit("morphine", "concentration", "max", 25e3, "25 mg/mL, the strongest "
+                  "marketed intrathecal morphine", "Infumorph 500, 25 mg/mL, NDC 0641-6040",
+                  True),
+    PracticeLimit("morphine", "daily_dose", "max", 15e3, "15 mg/day, the recommended maximum "
+                  "daily dose of intrathecal morphine", _PACC, False),
+    PracticeLimit("morphine", "daily_dose", "max", 20e3, "20 mg/day, above which the label "
+                  "advises caution", "Infumorph label, intrathecal: opioid-naive 0.2-1 "
+                  "mg/day, opioid-tolerant 1-10 mg/day, caution with doses > 20 mg/day", True),
+    PracticeLimit("hydromorphone", "concentration", "max", 15e3, "15 mg/mL, the recommended "
+                  "maximum concentration of intrathecal hydromorphone", _PACC, False),
+    PracticeLimit("hydromorphone", "daily_dose", "max", 10e3, "10 mg/day, the recommended "
+                  "maximum daily dose of intrathecal hydromorphone", _PACC, False),
+    PracticeLimit("ziconotide", "daily_dose", "max", 19.2, "19.2 ug/day, the labelled maximum "
+                  "of intrathecal ziconotide", "Prialt label", False),
+    PracticeLimit("*", "daily_volume", "min", 0.048, "0.048 mL/day, the smallest flow a "
+                  "SynchroMed II pump is programmed to", "SynchroMed II implant manual, "
+                  "Medtronic", False),
+)
+
+
+def parse_calendar(value: Any, key: str) -> datetime:
+    """A calendar date or date and time: a TOML date/datetime or an ISO text."""
+    allowed = "a date such as 2025-01-30 or '2025-01-30T09:00' (local time, no zone)"
+    if isinstance(value, datetime):
+        out = value
+    elif isinstance(value, date):
+        out = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            out = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ScenarioError(key, value, allowed) from None
+    else:
+        raise ScenarioError(key, value, allowed)
+    if out.tzinfo is not None:
+        raise ScenarioError(key, value, allowed, detail="a time zone is not needed")
+    return out
+
+
+def daily_doses(regimens: tuple[Regimen, ...]) -> tuple[float, float]:
+    """(programmed, programmed + every allowed patient bolus) drug per day (ug/day)."""
+    basal = extra = 0.0
+    for r in regimens:
+        if isinstance(r, ITInfusion):
+            # each step holds until the next; the last one until the first of the next day
+            prog = sorted(r.program)
+            tods = [tod for tod, _ in prog] + [prog[0][0] + 1440.0]
+            basal += sum(rate * (tods[k + 1] - tod) for k, (tod, rate) in enumerate(prog))
+        elif isinstance(r, ITPatientBolus):
+            extra += r.amount * r.max_per_day
+    return basal, basal + extra
+
+
+def practice_findings(pump: Pump, regimens: tuple[Regimen, ...], drug: str) -> list[str]:
+    """Every pump setting outside :data:`PUMP_PRACTICE`, in words (empty if none)."""
+    basal, most = daily_doses(tuple(r for r in regimens if Pump.delivers(r)))
+    out = []
+    for lim in PUMP_PRACTICE:
+        if lim.drug not in (drug, "*"):
+            continue
+        if lim.quantity == "daily_dose":
+            for what, v in (("programmed", basal), ("with every patient bolus allowed", most)):
+                if lim.crossed(v):
+                    out.append(f"{drug} {v / 1000:.4g} mg/day ({what}) is above "
+                               f"{lim.describe()}")
+                    break
+            continue
+        for k, f in enumerate(pump.fills()):
+            where = "the first fill" if k == 0 else f"refill {k}"
+            v = f.concentration if lim.quantity == "concentration" else basal / f.concentration
+            if basal == 0 and lim.quantity == "daily_volume":
+                continue
+            if lim.crossed(v):
+                shown = (f"{drug} {v / 1000:.4g} mg/mL" if lim.quantity == "concentration"
+                         else f"a programmed flow of {v:.4g} mL/day")
+                side = "above" if lim.side == "max" else "below"
+                out.append(f"{where}: {shown} is {side} {lim.describe()}")
+    return out
+
+
+def _fill_quantity(table: dict, name: str, limit: str, key: str, internal: str,
+                   default: float) -> float:
+    return float(_limited(table, name, limit, key, internal, default))
+
+
+def parse_pump(table: Any, regimens: tuple[Regimen, ...], raw_doses: list,
+               sim: SimulationOptions, drug: str) -> tuple[Pump, tuple[Regimen, ...]]:
+    """Validate ``[pump]`` against the doses it delivers; return the pump and the doses.
+
+    The pump delivers every intrathecal infusion and patient bolus. A patient bolus
+    takes ``amount / concentration`` from the reservoir: its ``volume`` is derived from
+    the first fill when not given, and must agree with it (within 1 %) when given. The
+    reservoir may not run empty within the simulation (a refill must come first).
+    Settings outside published practice (:data:`PUMP_PRACTICE`) give a
+    :class:`PracticeWarning`.
+    """
+    if not isinstance(table, dict):
+        raise ScenarioError("pump", table, "a table with reservoir, concentration, ...")
+    _check_keys(table, PUMP_KEYS, "pump")
+    for req in ("reservoir", "concentration"):
+        if req not in table:
+            raise ScenarioError(f"pump.{req}", None, "a value such as '20 mL' / '10 mg/mL'",
+                                detail="missing")
+    reservoir = _fill_quantity(table, "reservoir", "pump_reservoir", "pump", "mL", 0.0)
+    conc = _fill_quantity(table, "concentration", "pump_concentration", "pump", "ug/mL", 0.0)
+    alarm = _fill_quantity(table, "alarm", "pump_alarm", "pump", "mL", min(2.0, reservoir / 2))
+    if alarm >= reservoir:
+        raise ScenarioError("pump.alarm", table.get("alarm"),
+                            f"less than the reservoir ({table['reservoir']})")
+    fill = _fill_quantity(table, "fill", "pump_reservoir", "pump", "mL", reservoir)
+    if not alarm < fill <= reservoir * (1 + 1e-9):
+        raise ScenarioError("pump.fill", table.get("fill"), f"more than the alarm volume "
+                            f"({alarm:g} mL) and at most the reservoir ({reservoir:g} mL)")
+    start = parse_calendar(table["start"], "pump.start") if "start" in table else None
+    refills_raw = table.get("refills", [])
+    if not isinstance(refills_raw, list):
+        raise ScenarioError("pump.refills", refills_raw,
+                            "a list of {date = 2025-03-01} or {at = '35 day'} tables")
+    refills: list[Refill] = []
+    last_t, last_c = 0.0, conc
+    for k, r in enumerate(refills_raw):
+        rk = f"pump.refills[{k}]"
+        if not isinstance(r, dict):
+            raise ScenarioError(rk, r, "a table {date = 2025-03-01, concentration = ...}")
+        _check_keys(r, _REFILL_KEYS, rk)
+        if ("at" in r) == ("date" in r):
+            raise ScenarioError(f"{rk}.at", r.get("at"), "either at = '35 day' or a date, "
+                                "not both or neither")
+        if "date" in r:
+            if start is None:
+                raise ScenarioError(f"{rk}.date", r["date"], "a time since the start such "
+                                    "as at = '35 day', or a pump.start date", detail="the "
+                                    "pump has no start date")
+            when = parse_calendar(r["date"], f"{rk}.date")
+            t = _instant((when - start).total_seconds() / 60.0)
+            LIMITS["time"].check(f"{rk}.date", t, r["date"])
+        else:
+            t = _time_value(r["at"], f"{rk}.at")
+        if not t > last_t:
+            raise ScenarioError(f"{rk}", r.get("date", r.get("at")),
+                                "a time after the start and after the previous refill")
+        vol = _fill_quantity(r, "volume", "pump_reservoir", rk, "mL", reservoir)
+        if not alarm < vol <= reservoir * (1 + 1e-9):
+            raise ScenarioError(f"{rk}.volume", r.get("volume"), f"more than the alarm "
+                                f"volume ({alarm:g} mL) and at most the reservoir "
+                                f"({reservoir:g} mL)")
+        c = _fill_quantity(r, "concentration", "pump_concentration", rk, "ug/mL", last_c)
+        refills.append(Refill(t, vol, c))
+        last_t, last_c = t, c
+    pump = Pump(reservoir=reservoir, concentration=conc, fill=fill, alarm=alarm, start=start,
+                refills=tuple(refills))
+    delivered = [i for i, r in enumerate(regimens) if Pump.delivers(r)]
+    if not delivered:
+        raise ScenarioError("pump", "a pump", "at least one [[dose]] it delivers: an "
+                            "intrathecal infusion or patient_bolus", detail="nothing to deliver")
+    out = list(regimens)
+    for i in delivered:
+        r = regimens[i]
+        if not isinstance(r, ITPatientBolus):
+            continue
+        derived = r.amount / conc
+        if "volume" in raw_doses[i]:
+            if abs(r.volume - derived) > 0.01 * derived:
+                raise ScenarioError(f"dose[{i}].volume", raw_doses[i]["volume"],
+                                    f"{derived * 1000:.4g} uL: the amount "
+                                    f"({raw_doses[i]['amount']}) at the pump's concentration "
+                                    f"({table['concentration']}), or leave it out",
+                                    detail="inconsistent with the pump")
+        else:
+            out[i] = replace(r, volume=derived)
+    regimens = tuple(out)
+    course = reservoir_course(pump, regimens, sim.duration)
+    for k, per in enumerate(course.periods):
+        if per.empty_time is not None and per.empty_time < min(per.end, sim.duration):
+            when = pump.date(per.empty_time)
+            said = f"{when:%Y-%m-%d %H:%M}" if when else f"day {per.empty_time / 1440:.2f}"
+            alarm_at = per.alarm_time if per.alarm_time is not None else per.start
+            alarm_when = pump.date(alarm_at)
+            alarm_said = f"{alarm_when:%Y-%m-%d}" if alarm_when else \
+                f"day {alarm_at / 1440:.2f}"
+            nxt = f"pump.refills[{k}]" if per.refilled else "pump.refills"
+            raise ScenarioError(nxt, (refills_raw[k].get("date", refills_raw[k].get("at"))
+                                      if per.refilled else None),
+                                f"a refill before the reservoir runs empty on {said} (its "
+                                f"{alarm:g} mL alarm sounds on {alarm_said})",
+                                detail="the pump would deliver from an empty reservoir")
+    for msg in practice_findings(pump, regimens, drug):
+        warnings.warn(f"pump: {msg}", PracticeWarning, stacklevel=3)
+    return pump, regimens
+
+
 def _overrides(table: dict, units: dict[str, str], key: str, skip: tuple[str, ...] = ()) -> dict:
     out: dict[str, Any] = {}
     for k, v in table.items():
@@ -416,7 +678,10 @@ def parse_scenario(data: dict) -> Scenario:
     if not isinstance(doses, list):
         raise ScenarioError("dose", doses, "an array of tables written [[dose]]")
     regimens = tuple(_parse_dose(d, i, anatomy) for i, d in enumerate(doses))
-    return Scenario(simulation=sim, anatomy=anatomy, drug=drug, doses=regimens,
+    pump = None
+    if "pump" in data:
+        pump, regimens = parse_pump(data["pump"], regimens, doses, sim, drug.name)
+    return Scenario(simulation=sim, anatomy=anatomy, drug=drug, doses=regimens, pump=pump,
                     source=copy.deepcopy(data))
 
 
