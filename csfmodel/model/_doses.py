@@ -29,6 +29,58 @@ def _hat_weights(grid: Grid, z: float) -> tuple[np.ndarray, np.ndarray]:
     return np.array([k, k + 1]), np.array([1.0 - t, t])
 
 
+# Complex-step safety: :mod:`csfmodel.fitting` differentiates a deposit by passing a
+# complex parameter (value + i h); comparisons then use the real part and the helpers
+# below replace the real-only numpy functions. Real inputs take the original paths.
+def _interp(x, xp: np.ndarray, fp: np.ndarray):
+    """``np.interp``, also for complex ``x`` (piecewise linear in the real part)."""
+    if not np.iscomplexobj(x):
+        return np.interp(x, xp, fp)
+    xr = np.real(x)
+    k = np.clip(np.searchsorted(xp, xr, side="right") - 1, 0, len(xp) - 2)
+    v = fp[k] + (x - xp[k]) * (fp[k + 1] - fp[k]) / (xp[k + 1] - xp[k])
+    return np.where(xr <= xp[0], fp[0] + 0j, np.where(xr >= xp[-1], fp[-1] + 0j, v))
+
+
+def _area(anatomy: Anatomy, z):
+    """``anatomy.csf_area(z)``, also for complex ``z``."""
+    if not np.iscomplexobj(z):
+        return anatomy.csf_area(z)
+    zn, an = anatomy._shape_nodes()
+    return _interp(z, zn, an) * anatomy._area_scale()
+
+
+def _volume_between(anatomy: Anatomy, a, b):
+    """``anatomy.csf_volume_between(a, b)``, also for complex ends (exact: the area is
+    piecewise linear, its integral piecewise quadratic)."""
+    if not (np.iscomplexobj(a) or np.iscomplexobj(b)):
+        return anatomy.csf_volume_between(a, b)
+    zn, an = anatomy._shape_nodes()
+    slope = np.diff(an) / np.diff(zn)
+    cum = np.concatenate([[0.0], np.cumsum(0.5 * (an[1:] + an[:-1]) * np.diff(zn))])
+
+    def upto(z):
+        k = int(np.clip(np.searchsorted(zn, np.real(z), side="right") - 1, 0, len(zn) - 2))
+        d = z - zn[k]
+        if np.real(z) >= zn[-1]:
+            return cum[-1] + an[-1] * (z - zn[-1])
+        return cum[k] + an[k] * d + 0.5 * slope[k] * d * d
+
+    return (upto(b) - upto(a)) * anatomy._area_scale()
+
+
+def _mod(x, period: float):
+    """``np.mod``, also for complex ``x`` (the real part decides)."""
+    if not np.iscomplexobj(x):
+        return np.mod(x, period)
+    return x - period * np.floor(np.real(x) / period)
+
+
+def _number(x):
+    """A float, or a complex on the complex-step path."""
+    return complex(x) if np.iscomplexobj(x) else float(x)
+
+
 def _mixing_interval(anatomy: Anatomy, z0: float, mix_volume: float) -> tuple[float, float]:
     """The stretch [z1, z2] of spinal SAS holding ``mix_volume`` mL of CSF nearest z0.
 
@@ -41,17 +93,17 @@ def _mixing_interval(anatomy: Anatomy, z0: float, mix_volume: float) -> tuple[fl
     L = anatomy.length
     below = anatomy.csf_volume_between(0.0, z0)   # CSF volume rostral of the tip
     lo, hi = below - 0.5 * mix_volume, below + 0.5 * mix_volume
-    if hi > total:
+    if np.real(hi) > total:
         lo, hi = lo - (hi - total), total
-    if lo < 0.0:
-        lo, hi = 0.0, min(hi - lo, total)
+    if np.real(lo) < 0.0:
+        lo, hi = 0.0, (total if np.real(hi - lo) > total else hi - lo)
     # invert the cumulative CSF volume (piecewise quadratic in z) on a fine table
     zt = np.linspace(0.0, L, 2049)
     zn, an = anatomy._shape_nodes()
     a = np.interp(zt, zn, an) * anatomy._area_scale()
     vt = np.concatenate([[0.0], np.cumsum(0.5 * (a[1:] + a[:-1]) * np.diff(zt))])
     vt *= total / vt[-1]
-    return float(np.interp(lo, vt, zt)), float(np.interp(hi, vt, zt))
+    return _number(_interp(lo, vt, zt)), _number(_interp(hi, vt, zt))
 
 
 def deposit(model: Model, z: float, amount: float, volume: float = 0.0,
@@ -83,38 +135,40 @@ def deposit(model: Model, z: float, amount: float, volume: float = 0.0,
     """
     g = model.grid
     an = model.anatomy
-    y = np.zeros(model.system.n_state)
+    y = np.zeros(model.system.n_state, complex if any(np.iscomplexobj(v) for v in (
+        amount, volume, injection_rate, an.injection_spread, an.injection_mixing)) else float)
     mix = an.injection_spread * volume
     t_inj = volume / injection_rate if np.isfinite(injection_rate) else 0.0
     sigma = np.sqrt(2.0 * an.injection_mixing * t_inj)
-    z1, z2 = _mixing_interval(an, z, mix) if mix > 0 else (z, z)
+    z1, z2 = _mixing_interval(an, z, mix) if np.real(mix) > 0 else (z, z)
     L = an.length
     cis = model.system.index("cisterna")
-    if z2 - z1 > 0.1 * g.dz and sigma < 0.1 * g.dz:
+    if np.real(z2 - z1) > 0.1 * g.dz and np.real(sigma) < 0.1 * g.dz:
         # uniform concentration over [z1, z2], integrated exactly over the cells
         lo, hi = np.maximum(g.edges[:-1], z1), np.minimum(g.edges[1:], z2)
-        vol = np.array([an.csf_volume_between(a, b) if b > a else 0.0
+        vol = np.array([_volume_between(an, a, b) if np.real(b) > np.real(a) else 0.0
                         for a, b in zip(lo, hi)])
         y[: g.n] += amount * vol / vol.sum()
         return y
-    if z2 - z1 > 0.1 * g.dz:
+    if np.real(z2 - z1) > 0.1 * g.dz:
         # the same profile as point masses (weights ~ A(z), i.e. uniform concentration)
         # no further apart than sigma / 2, then smoothed by the jet's Gaussian
-        k_pts = int(np.clip(np.ceil(2.0 * (z2 - z1) / sigma), 64, 20000))
+        k_pts = int(np.clip(np.ceil(np.real(2.0 * (z2 - z1) / sigma)), 64, 20000))
         pts = z1 + (z2 - z1) * (np.arange(k_pts) + 0.5) / k_pts
-        wt = an.csf_area(pts)
+        wt = _area(an, pts)
         wt = amount * wt / wt.sum()
     else:
         pts = np.array([z])
         wt = np.array([amount])
-    p = np.where(pts > L, np.mod(pts, 2 * L), pts)
-    p = np.where(p > L, 2 * L - p, p)                   # reflected at the closed sac end
-    if sigma < 0.1 * g.dz:
-        y[cis] += float(wt[p < 0].sum())                # pushed above the foramen magnum
-        wt, p = wt[p >= 0], p[p >= 0]
+    p = np.where(np.real(pts) > L, _mod(pts, 2 * L), pts)
+    p = np.where(np.real(p) > L, 2 * L - p, p)          # reflected at the closed sac end
+    if np.real(sigma) < 0.1 * g.dz:
+        y[cis] += wt[np.real(p) < 0].sum()              # pushed above the foramen magnum
+        wt, p = wt[np.real(p) >= 0], p[np.real(p) >= 0]
         c = g.centers
-        k = np.clip(np.searchsorted(c, p) - 1, 0, g.n - 2)
-        t = np.clip((p - c[k]) / (c[k + 1] - c[k]), 0.0, 1.0)  # hat weights, clamped
+        k = np.clip(np.searchsorted(c, np.real(p)) - 1, 0, g.n - 2)
+        t = (p - c[k]) / (c[k + 1] - c[k])
+        t = np.where(np.real(t) < 0.0, 0.0, np.where(np.real(t) > 1.0, 1.0, t))  # clamped
         np.add.at(y, k, wt * (1.0 - t))
         np.add.at(y, k + 1, wt * t)
         return y
@@ -130,14 +184,14 @@ def deposit(model: Model, z: float, amount: float, volume: float = 0.0,
     up = ndtr(-p / sigma)
     share = 1.0 - up                                    # each point's share in the spine
     tot = frac.sum(axis=1)
-    good = tot > 0.0
+    good = np.real(tot) > 0.0
     frac *= np.divide(share, tot, out=np.zeros_like(tot), where=good)[:, None]
     y[: g.n] += wt @ frac
     # a point far above the foramen magnum has all its mass in the cisterna: its
     # Gaussian tail in the spine underflows (tot == 0); whatever share is left of it
     # goes to the top cell rather than making 0/0
-    np.add.at(y, np.where(p[~good] < 0.5 * L, 0, g.n - 1), (wt * share)[~good])
-    y[cis] += float(wt @ up)
+    np.add.at(y, np.where(np.real(p[~good]) < 0.5 * L, 0, g.n - 1), (wt * share)[~good])
+    y[cis] += wt @ up
     return y
 
 
@@ -187,8 +241,10 @@ def build_schedule(model: Model, events: DoseEvents, t_end: float) -> Schedule:
     for b in events.boluses:
         k = int(np.searchsorted(t, b.time))
         if b.target == "spinal":
-            jumps[k] += deposit(model, b.site_z, b.amount, b.volume, b.injection_rate,
-                                b.puncture)
+            d = deposit(model, b.site_z, b.amount, b.volume, b.injection_rate, b.puncture)
+            if np.iscomplexobj(d) and not np.iscomplexobj(jumps):   # complex step
+                jumps = jumps.astype(complex)
+            jumps[k] += d
         else:
             jumps[k, plasma if b.target == "plasma" else model.system.index(b.target)] += b.amount
     for st in events.steps:

@@ -116,29 +116,32 @@ class LinearSystem:
 class _Assembler:
     """Collects transfers ``flux(src -> dst) = coef * y[k]`` into structured arrays."""
 
-    def __init__(self, n: int, m: int):
+    def __init__(self, n: int, m: int, dtype: type = float):
+        # dtype complex: the complex-step derivative of the assembly (csfmodel.fitting)
         self.n, self.m = n, m
         self.s = n + m
+        self.dtype = np.dtype(dtype)
         nc = len(COMPARTMENTS)
-        self.lower = np.zeros(n - 1)
-        self.diag = np.zeros(n)
-        self.upper = np.zeros(n - 1)
-        self.cord_diag = np.zeros(m)
-        self.csf_to_cord = np.zeros(m)
-        self.cord_to_csf = np.zeros(m)
-        self.rows = np.zeros((nc, self.s))
-        self.cols = np.zeros((self.s, nc))
-        self.block = np.zeros((nc, nc))
+        self.lower = np.zeros(n - 1, self.dtype)
+        self.diag = np.zeros(n, self.dtype)
+        self.upper = np.zeros(n - 1, self.dtype)
+        self.cord_diag = np.zeros(m, self.dtype)
+        self.csf_to_cord = np.zeros(m, self.dtype)
+        self.cord_to_csf = np.zeros(m, self.dtype)
+        self.rows = np.zeros((nc, self.s), self.dtype)
+        self.cols = np.zeros((self.s, nc), self.dtype)
+        self.block = np.zeros((nc, nc), self.dtype)
 
     def _add(self, r: np.ndarray, c: np.ndarray, v: np.ndarray) -> None:
         """Add ``J[r, c] += v`` elementwise into the structured arrays (vectorized;
         ``np.add.at`` accumulates repeated entries in order, as a loop would)."""
         if np.ndim(r) == 0 and np.ndim(c) == 0 and np.ndim(v) == 0:
-            vv = float(v)
+            vv = np.asarray(v, self.dtype).item()
             if vv != 0.0:
                 self._add_one(int(r), int(c), vv)
             return
-        r, c, v = np.broadcast_arrays(np.asarray(r), np.asarray(c), np.asarray(v, float))
+        r, c, v = np.broadcast_arrays(np.asarray(r), np.asarray(c),
+                                      np.asarray(v, self.dtype))
         if r.size <= 8:   # a few entries: plain loop, cheaper than array bookkeeping
             for rr, cc, vv in zip(r.ravel().tolist(), c.ravel().tolist(), v.ravel().tolist()):
                 if vv != 0.0:
@@ -181,7 +184,7 @@ class _Assembler:
         if m.any():
             np.add.at(self.block, (r[m] - s, c[m] - s), v[m])
 
-    def _add_one(self, rr: int, cc: int, vv: float) -> None:
+    def _add_one(self, rr: int, cc: int, vv: float | complex) -> None:
         n, s = self.n, self.s
         if rr < n and cc < n:
             if rr == cc:
@@ -210,12 +213,12 @@ class _Assembler:
 
     def flux(self, src, dst, k, coef) -> None:
         """Add ``flux(src -> dst) = coef * y[k]`` (conservative by construction)."""
-        self._add(src, k, -np.asarray(coef, float))
-        self._add(dst, k, np.asarray(coef, float))
+        self._add(src, k, -np.asarray(coef, self.dtype))
+        self._add(dst, k, np.asarray(coef, self.dtype))
 
     def exchange(self, a, b, cl, vol_a, vol_b) -> None:
         """Add ``flux(a -> b) = cl * (y[a]/vol_a - y[b]/vol_b)``."""
-        cl = np.asarray(cl, float)
+        cl = np.asarray(cl, self.dtype)
         self.flux(a, b, a, cl / vol_a)
         self.flux(b, a, b, cl / vol_b)
 

@@ -83,7 +83,7 @@ depots absorbed with ``ka * F`` into plasma and ``ka * (1 - F)`` eliminated
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -155,6 +155,19 @@ def _perimeter(area: np.ndarray) -> np.ndarray:
     return _ELLIPTIC * 2.0 * np.sqrt(np.pi * np.maximum(area, 0.0))
 
 
+def _dtype(*objs: object) -> type:
+    """``complex`` where a parameter is complex (the complex-step derivative of the
+    assembly, :mod:`csfmodel.fitting`), else ``float``."""
+    values = (getattr(o, f.name) for o in objs for f in fields(o))
+    return complex if any(isinstance(v, (complex, np.complexfloating)) for v in values) \
+        else float
+
+
+def _scalar(x: object) -> float | complex:
+    """A number as ``float`` (``complex`` on the complex-step path)."""
+    return complex(x) if np.iscomplexobj(x) else float(x)
+
+
 def build_model(anatomy: Anatomy, drug: Drug, resolution: float = 0.5,
                 grid: Grid | None = None) -> Model:
     """Assemble the linear system for one patient and drug at a grid resolution (cm).
@@ -165,7 +178,7 @@ def build_model(anatomy: Anatomy, drug: Drug, resolution: float = 0.5,
     g = make_grid(anatomy, resolution) if grid is None else grid
     n, m = g.n, g.n_cord
     s = n + m
-    asm = _Assembler(n, m)
+    asm = _Assembler(n, m, _dtype(anatomy, drug))
     C = {k: s + v for k, v in _C.items()}
     cc = CNS_CONSTANTS
     fu = drug.fu_plasma
@@ -256,10 +269,10 @@ def build_model(anatomy: Anatomy, drug: Drug, resolution: float = 0.5,
         cord_diag=asm.cord_diag, csf_to_cord=asm.csf_to_cord, cord_to_csf=asm.cord_to_csf,
         border_rows=asm.rows, border_cols=asm.cols, block=asm.block, volume=volume)
     rates = {
-        "meningeal_clearance": float(cl_men.sum()),
-        "cord_uptake_clearance": float(cl_cord.sum()),
-        "cord_blood_clearance": float(cl_bscb.sum()),
-        "bbb_efflux_clearance": float(cl_bbb),
+        "meningeal_clearance": _scalar(cl_men.sum()),
+        "cord_uptake_clearance": _scalar(cl_cord.sum()),
+        "cord_blood_clearance": _scalar(cl_bscb.sum()),
+        "bbb_efflux_clearance": _scalar(cl_bbb),
         "meningeal_permeability": drug.meningeal_p(),
         "kp_cord": kp_cord,
         "kp_brain": kp_brain,

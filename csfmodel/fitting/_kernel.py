@@ -1,0 +1,378 @@
+r"""Numba kernel of the forward sensitivity equations (the augmented linear system).
+
+The model is linear, ``dy/dt = J(θ) y + u(θ, t)`` with jumps ``y+ = y- + b(θ)``.
+The sensitivities :math:`s_k = \partial y / \partial θ_k` obey
+
+.. math::
+
+    \dot s_k = J s_k + J_k\,y + u_k, \qquad s_k^+ = s_k^- + b_k,
+
+with :math:`J_k = \partial J/\partial θ_k`, :math:`u_k`, :math:`b_k` the derivatives
+of the assembled arrays (obtained exactly by complex-step differentiation of the
+assembly, :mod:`csfmodel.fitting._sensitivity`). The augmented matrix
+``[[J, 0], [J_k, J]]`` is block lower triangular, so every implicit stage of the
+ESDIRK method solves with the same matrix ``I - gamma h J`` as the state's own
+stage: the primal stage first, then one solve per parameter with the right-hand
+side ``s_n + h sum_j a_ij G_j + gamma h (J_k Y_i + u_k)``, through the structured
+factorization of the numba backend (:mod:`csfmodel.solvers._numba_kernels`,
+``O(N + M)`` per solve). ``J_k`` is sparse (most parameters touch a handful of
+entries) and is applied in COO form.
+
+A Runge-Kutta method applied to the augmented system gives exactly the derivative
+of the method's own discrete solution at fixed steps ("internal differentiation",
+Hairer, Norsett & Wanner, Solving ODEs I, II.17), so with steps chosen by the
+error control the result is the derivative of that discrete solution, which
+converges to the derivative of the exact solution as ``rtol`` falls. The error
+control weighs the state as the numba backend does (``rtol`` of each output
+variable's running peak) and each sensitivity scaled by its parameter, ``θ_k
+s_k`` (the change of the output for a 100 % change of the parameter), against
+the same scale. Output times inside a step get cubic Hermite values of state and
+sensitivities (the interpolant is linear in its data, so its derivative is the
+interpolant of the derivatives).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from csfmodel.solvers._numba_kernels import (
+    H_MIN_FRACTION,
+    N_CACHE,
+    _factor_shifted,
+    _hermite,
+    _jacobian_times,
+    _solve_shifted,
+)
+from csfmodel.solvers._tableaus import INTERP_SLACK, INTERP_WINDOW
+
+#: entries of the statistics vector
+ST_STEPS, ST_REJECTED, ST_FACTORIZATIONS, ST_ROWS, ST_FAILED = range(5)
+N_STATS = 5
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _coo_times(ptr, rows, cols, vals, k, y, out):
+    """``out = J_k y`` for parameter ``k`` (COO entries ``ptr[k]:ptr[k+1]``)."""
+    for i in range(out.shape[0]):
+        out[i] = 0.0
+    for p in range(ptr[k], ptr[k + 1]):
+        out[rows[p]] += vals[p] * y[cols[p]]
+
+
+@njit(cache=True, error_model="numpy")
+def _scaled_error(est, ivol, n, n_spatial, scale, peak, rtol, fl_s, fl_c, atol_floor):
+    """Max over the groups of ``scale |est| / vol`` against ``rtol x peak + floor``."""
+    n_state = est.shape[0]
+    e_s = 0.0
+    e_c = 0.0
+    for i in range(n):
+        e_s = max(e_s, abs(est[i]) * ivol[i])
+    for i in range(n, n_spatial):
+        e_c = max(e_c, abs(est[i]) * ivol[i])
+    err = max(scale * e_s / (rtol * peak[0] + fl_s), scale * e_c / (rtol * peak[1] + fl_c))
+    for i in range(n_spatial, n_state):
+        e_k = scale * abs(est[i]) * ivol[i] / (rtol * peak[2 + i - n_spatial]
+                                                + atol_floor * ivol[i])
+        err = max(err, e_k)
+    if not np.isfinite(err):
+        return np.nan
+    return err
+
+
+@njit(cache=True, error_model="numpy")
+def integrate_sensitivities(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf,
+                            border_rows, border_cols, block, volume, active_cols, row_ptr,
+                            row_idx, times, jumps, rates, t_end, t_out, d_ptr, d_rows, d_cols,
+                            d_vals, d_jumps, d_rates, scales, gamma, stage_coeffs,
+                            error_weights, rtol, atol_floor, max_step, out, d_out, stats):
+    """Integrate the state and its ``P`` sensitivities over ``[0, t_end]``.
+
+    ``out`` ``(n_out, n_state)`` receives the state, ``d_out`` ``(P, n_out, n_state)``
+    the sensitivities at ``t_out``. ``d_ptr``/``d_rows``/``d_cols``/``d_vals`` hold
+    each ``J_k`` in COO form, ``d_jumps``/``d_rates`` ``(P, K, n_state)`` the
+    derivatives of the schedule, ``scales`` ``(P,)`` the parameter values the
+    error control weighs the sensitivities with.
+    """
+    n = diag.shape[0]
+    n_cord = cord_diag.shape[0]
+    n_spatial = n + n_cord
+    m = block.shape[0]
+    n_state = n_spatial + m
+    n_active = active_cols.shape[0]
+    P = d_jumps.shape[0]
+    keys = np.full(N_CACHE, -1.0)
+    c_pivot_inv = np.empty((N_CACHE, n))
+    c_fwd_mult = np.empty((N_CACHE, n))
+    c_back_mult = np.empty((N_CACHE, n))
+    c_cord_gain = np.empty((N_CACHE, n_cord))
+    c_cord_feed = np.empty((N_CACHE, n_cord))
+    c_cord_pivot_inv = np.empty((N_CACHE, n_cord))
+    c_border_sol = np.empty((N_CACHE, n_spatial, n_active))
+    c_schur_inv = np.empty((N_CACHE, m, m))
+    next_slot = 0
+    schur_work = np.empty((m, m))
+    work_r = np.empty(n_state)
+    work_x = np.empty(n_state)
+    work_t = np.empty(m)
+    work_w = np.empty(m)
+    n_stages = stage_coeffs.shape[0]
+    c1 = stage_coeffs[1, 0] + stage_coeffs[1, 1]
+    y = np.zeros(n_state)
+    s = np.zeros((P, n_state))
+    F = np.empty((n_stages, n_state))
+    G = np.empty((P, n_stages, n_state))
+    y1 = np.empty(n_state)
+    s1 = np.empty((P, n_state))
+    ys = np.empty(n_state)
+    rhs = np.empty(n_state)
+    est = np.empty(n_state)
+    q = np.empty(n_state)
+    u = np.zeros(n_state)
+    du = np.zeros((P, n_state))
+    ivol = 1.0 / volume
+    fl_s = atol_floor / max(np.max(volume[:n]), 1e-300)
+    fl_c = atol_floor / max(np.max(volume[n:n_spatial]), 1e-300) if n_cord > 0 else 1.0
+    peak = np.zeros(2 + m)
+    K = times.shape[0]
+    n_out = t_out.shape[0]
+    for i in range(N_STATS):
+        stats[i] = 0.0
+    t = 0.0
+    ke = 0
+    io = 0
+    h_target = max_step
+    h_jump = np.inf
+    first_after_jump = False
+    t_event = 0.0
+    while True:
+        changed = False
+        while ke < K and times[ke] <= t:
+            for i in range(n_state):
+                if jumps[ke, i] != 0.0 or rates[ke, i] != u[i]:
+                    first_after_jump = True
+                    t_event = t
+                    break
+            for i in range(n_state):
+                y[i] += jumps[ke, i]
+                u[i] = rates[ke, i]
+            for k in range(P):
+                for i in range(n_state):
+                    s[k, i] += d_jumps[k, ke, i]
+                    du[k, i] = d_rates[k, ke, i]
+            ke += 1
+            changed = True
+        while io < n_out and t_out[io] <= t:
+            for i in range(n_state):
+                out[io, i] = y[i]
+            for k in range(P):
+                for i in range(n_state):
+                    d_out[k, io, i] = s[k, i]
+            io += 1
+        if t >= t_end or io >= n_out:
+            break
+        stop = t_end
+        if ke < K and times[ke] < stop:
+            stop = times[ke]
+        gap = stop - t
+        # first stage (explicit): F0 = J y + u, G0 = J s + J_k y + u_k
+        _jacobian_times(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, border_rows,
+                        border_cols, block, active_cols, row_ptr, row_idx, y, u, F[0])
+        for k in range(P):
+            _coo_times(d_ptr, d_rows, d_cols, d_vals, k, y, q)
+            for i in range(n_state):
+                q[i] += du[k, i]
+            _jacobian_times(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf,
+                            border_rows, border_cols, block, active_cols, row_ptr, row_idx,
+                            s[k], q, G[k, 0])
+        if changed and first_after_jump:
+            h_target = min(h_target, h_jump)
+        kk = 0
+        while gap / 2.0 ** kk > h_target and kk < 60:
+            kk += 1
+        nsub = 2 ** kk
+        j = 0
+        tn = t
+        failed = False
+        while j < nsub:
+            h = gap / nsub
+            c = gamma * h
+            ic = 1.0 / c
+            slot = -1
+            for sl in range(N_CACHE):
+                if keys[sl] == h:
+                    slot = sl
+                    break
+            if slot < 0:
+                slot = next_slot
+                next_slot = (next_slot + 1) % N_CACHE
+                keys[slot] = h
+                _factor_shifted(c, lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf,
+                                border_rows, border_cols, block, active_cols, row_ptr, row_idx,
+                                c_pivot_inv[slot], c_fwd_mult[slot], c_back_mult[slot],
+                                c_cord_gain[slot], c_cord_feed[slot], c_cord_pivot_inv[slot],
+                                c_border_sol[slot], c_schur_inv[slot], work_r, work_x,
+                                schur_work)
+                stats[ST_FACTORIZATIONS] += 1.0
+            pivot_inv = c_pivot_inv[slot]
+            fwd_mult = c_fwd_mult[slot]
+            back_mult = c_back_mult[slot]
+            cord_gain = c_cord_gain[slot]
+            cord_feed = c_cord_feed[slot]
+            cord_pivot_inv = c_cord_pivot_inv[slot]
+            border_sol = c_border_sol[slot]
+            schur_inv = c_schur_inv[slot]
+            for stage in range(1, n_stages):
+                # the state's stage: (I - cJ) Y = y + h sum a F + c u
+                for i in range(n_state):
+                    rhs[i] = y[i] + c * u[i]
+                for jj in range(stage):
+                    a_h = stage_coeffs[stage, jj] * h
+                    if a_h != 0.0:
+                        for i in range(n_state):
+                            rhs[i] += a_h * F[jj, i]
+                _solve_shifted(c, border_rows, active_cols, row_ptr, row_idx, pivot_inv,
+                               fwd_mult, back_mult, cord_gain, cord_feed, cord_pivot_inv,
+                               border_sol, schur_inv, rhs, y1, work_t, work_w)
+                for i in range(n_state):
+                    F[stage, i] = (y1[i] - rhs[i]) * ic + u[i]
+                if stage == 1:
+                    for i in range(n_state):
+                        ys[i] = y1[i]
+                # each sensitivity's stage: (I - cJ) S = s + h sum a G + c (J_k Y + u_k)
+                for k in range(P):
+                    _coo_times(d_ptr, d_rows, d_cols, d_vals, k, y1, q)
+                    for i in range(n_state):
+                        q[i] += du[k, i]
+                        rhs[i] = s[k, i] + c * q[i]
+                    for jj in range(stage):
+                        a_h = stage_coeffs[stage, jj] * h
+                        if a_h != 0.0:
+                            for i in range(n_state):
+                                rhs[i] += a_h * G[k, jj, i]
+                    _solve_shifted(c, border_rows, active_cols, row_ptr, row_idx, pivot_inv,
+                                   fwd_mult, back_mult, cord_gain, cord_feed, cord_pivot_inv,
+                                   border_sol, schur_inv, rhs, s1[k], work_t, work_w)
+                    for i in range(n_state):
+                        G[k, stage, i] = (s1[k, i] - rhs[i]) * ic + q[i]
+            # error estimates h sum (b - b_hat) F, filtered through (I - cJ)^-1
+            for i in range(n_state):
+                rhs[i] = 0.0
+            for jj in range(n_stages):
+                e_h = error_weights[jj] * h
+                for i in range(n_state):
+                    rhs[i] += e_h * F[jj, i]
+            _solve_shifted(c, border_rows, active_cols, row_ptr, row_idx, pivot_inv, fwd_mult,
+                           back_mult, cord_gain, cord_feed, cord_pivot_inv, border_sol,
+                           schur_inv, rhs, est, work_t, work_w)
+            pk_new = peak.copy()
+            p_s = 0.0
+            for i in range(n):
+                p_s = max(p_s, abs(y1[i]) * ivol[i])
+            p_c = 0.0
+            for i in range(n, n_spatial):
+                p_c = max(p_c, abs(y1[i]) * ivol[i])
+            pk_new[0] = max(pk_new[0], p_s)
+            pk_new[1] = max(pk_new[1], p_c)
+            for i in range(n_spatial, n_state):
+                pk_new[2 + i - n_spatial] = max(pk_new[2 + i - n_spatial], abs(y1[i]) * ivol[i])
+            err = _scaled_error(est, ivol, n, n_spatial, 1.0, pk_new, rtol, fl_s, fl_c,
+                                atol_floor)
+            for k in range(P):
+                if err != err:
+                    break
+                for i in range(n_state):
+                    rhs[i] = 0.0
+                for jj in range(n_stages):
+                    e_h = error_weights[jj] * h
+                    for i in range(n_state):
+                        rhs[i] += e_h * G[k, jj, i]
+                _solve_shifted(c, border_rows, active_cols, row_ptr, row_idx, pivot_inv,
+                               fwd_mult, back_mult, cord_gain, cord_feed, cord_pivot_inv,
+                               border_sol, schur_inv, rhs, est, work_t, work_w)
+                e_k = _scaled_error(est, ivol, n, n_spatial, scales[k], pk_new, rtol, fl_s,
+                                    fl_c, atol_floor)
+                err = e_k if e_k != e_k else max(err, e_k)
+            # dense output check after an input change (as the numba backend does)
+            t1 = stop if j + 1 == nsub else tn + h
+            if err == err and io < n_out and t_out[io] < t1 and t_out[io] < stop and \
+                    tn - t_event < INTERP_WINDOW * h:
+                ri = rtol * INTERP_SLACK
+                e_i = 0.0
+                for i in range(n_state):
+                    d = abs(_hermite(c1, h, y[i], y1[i], F[0, i], F[n_stages - 1, i]) - ys[i])
+                    if i < n:
+                        sc = ri * pk_new[0] + fl_s
+                    elif i < n_spatial:
+                        sc = ri * pk_new[1] + fl_c
+                    else:
+                        sc = ri * pk_new[2 + i - n_spatial] + atol_floor * ivol[i]
+                    e_i = max(e_i, d * ivol[i] / sc)
+                err = max(err, e_i)
+            if err <= 1.0:
+                while io < n_out and t_out[io] <= t1 and t_out[io] < stop:
+                    th = (t_out[io] - tn) / h
+                    for i in range(n_state):
+                        out[io, i] = _hermite(th, h, y[i], y1[i], F[0, i], F[n_stages - 1, i])
+                    for k in range(P):
+                        for i in range(n_state):
+                            d_out[k, io, i] = _hermite(th, h, s[k, i], s1[k, i], G[k, 0, i],
+                                                       G[k, n_stages - 1, i])
+                    io += 1
+                for i in range(n_state):
+                    y[i] = y1[i]
+                    F[0, i] = F[n_stages - 1, i]
+                for k in range(P):
+                    for i in range(n_state):
+                        s[k, i] = s1[k, i]
+                        G[k, 0, i] = G[k, n_stages - 1, i]
+                for q_ in range(2 + m):
+                    peak[q_] = pk_new[q_]
+                tn = t1
+                j += 1
+                stats[ST_STEPS] += 1.0
+                fac = 4.0 if err < 1e-6 else min(4.0, 0.9 * err ** (-1.0 / 3.0))
+                h_target = min(h * fac, max_step)
+                if first_after_jump:
+                    h_jump = h
+                    first_after_jump = False
+                while kk > 0 and j % 2 == 0 and h_target >= 2.0 * (gap / nsub):
+                    kk -= 1
+                    nsub //= 2
+                    j //= 2
+            else:
+                stats[ST_REJECTED] += 1.0
+                if err != err or h <= H_MIN_FRACTION * gap:
+                    failed = True
+                    break
+                fac = max(0.05, 0.9 * err ** (-1.0 / 3.0))
+                h_target = h * fac
+                while gap / nsub > h_target and kk < 60:
+                    kk += 1
+                    nsub *= 2
+                    j *= 2
+        if failed:
+            stats[ST_FAILED] = 1.0
+            break
+        t = stop
+    stats[ST_ROWS] = io
+
+
+def compile_notice() -> bool:
+    """Say on stderr, once, that the sensitivity kernel is about to be compiled (when
+    its machine code is neither loaded nor in numba's on-disk cache)."""
+    import os
+    import sys
+
+    try:
+        if integrate_sensitivities.signatures:
+            return False
+        index = integrate_sensitivities._cache._cache_file._index_path
+    except AttributeError:  # pragma: no cover - numba internals changed
+        return False
+    if os.path.exists(index):
+        return False
+    print("csfmodel: compiling the sensitivity solver for this machine: once, about a "
+          f"minute on 2 cores; later runs load it from {os.path.dirname(index)}",
+          file=sys.stderr, flush=True)
+    return True
