@@ -1,0 +1,457 @@
+"""Simulating a population: virtual patients through the batch kernel, per-patient
+summaries, effects and time-course percentiles (prediction bands).
+
+The patients (:func:`sample_patients`) become the zipped per-patient parameters of a
+sweep (:func:`csfmodel.sweep.run_batch`): ``patient.*`` and ``drug.*`` keys with
+units, plus ``simulation.resolution`` so that every patient's grid has the same
+number of cells (the longest spinal SAS of the population at the scenario's
+resolution; every cell is at most that wide). Patients run in blocks whose size keeps
+the time series of a block within :data:`BLOCK_BYTES`; what a block leaves is small:
+per-patient summaries and the observables at the band times.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sys
+import time as _time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from csfmodel.errors import ScenarioError
+from csfmodel.scenario import Scenario, parse_scenario, parse_site
+
+from ._data import PopulationSpec, load_population
+from ._sampling import patient_anatomies, patient_overrides, sample_patients
+
+__all__ = ["population", "save_population", "QUANTILES", "DEFAULT_LEVELS", "DEFAULT_SEGMENTS",
+           "scenario_parts", "BLOCK_BYTES"]
+
+#: percentiles of the prediction bands
+QUANTILES = (5.0, 25.0, 50.0, 75.0, 95.0)
+#: CSF levels of the bands unless chosen (a lumbar puncture and the mid-thoracic SAS)
+DEFAULT_LEVELS = ("L3-L4", "T10", "C5")
+#: cord segments of the bands unless chosen (or a target given)
+DEFAULT_SEGMENTS = ("C5", "T6", "T10", "L1", "S1")
+#: time series of one block of patients are kept under this size (bytes)
+BLOCK_BYTES = 400e6
+_VARS = ("csf_concentration", "cisternal_csf_concentration", "cord_concentration",
+         "brain_concentration", "plasma_concentration")
+
+
+def scenario_parts(scenario: Scenario | dict | str | Path) -> tuple[dict, Any]:
+    """The scenario as a dict without its ``[population]`` table, and that table."""
+    if isinstance(scenario, Scenario):
+        data = copy.deepcopy(scenario.source)
+    elif isinstance(scenario, dict):
+        data = copy.deepcopy(scenario)
+    elif isinstance(scenario, (str, Path)):
+        from csfmodel._io import read_text
+        from csfmodel.scenario import parse_toml
+
+        data = parse_toml(read_text(scenario, "scenario", "a readable TOML file"), scenario)
+    else:
+        raise ScenarioError("scenario", type(scenario).__name__,
+                            "a Scenario, a dict or the path of a TOML file")
+    if not isinstance(data, dict):
+        raise ScenarioError("scenario", data, "a table")
+    return data, data.pop("population", None)
+
+
+def _timed(backend: Any):
+    """The backend, with the seconds spent in its ``solve_batch`` counted (``.seconds``)."""
+    from csfmodel.solvers import get_backend
+
+    b = copy.copy(get_backend(backend))
+    inner = type(b).solve_batch.__get__(b)
+    b.seconds = 0.0
+
+    def solve_batch(*args, **kw):
+        t0 = _time.perf_counter()
+        try:
+            return inner(*args, **kw)
+        finally:
+            b.seconds += _time.perf_counter() - t0
+
+    b.solve_batch = solve_batch
+    return b
+
+
+def _effect_parameters(pts: xr.Dataset, idx: np.ndarray, base, inputs) -> dict[str, Any]:
+    """Per-patient resolved effect parameters (unbound ng/mL): the population's potencies
+    scale the published ones, which :func:`csfmodel.effects.resolve` converts."""
+    from csfmodel.effects import resolve
+
+    r = resolve(base, inputs)
+    out = {"r": r}
+    for name, attr, default in (("pd_c50_brain_nM", "ec50_brain", base.c50_brain_nM),
+                                ("pd_c50_resp_nM", "ec50_resp", base.c50_resp_nM),
+                                ("pd_spinal_threshold_pmol_per_mg", "ec50_spinal",
+                                 base.spinal_threshold_pmol_per_mg)):
+        scale = pts[name].values[idx] / default if name in pts else np.ones(len(idx))
+        out[attr] = getattr(r, attr) * scale
+    return out
+
+
+def _pd(block: xr.Dataset, ep: dict, target: list[str] | None, window: tuple[float, float],
+        scales: np.ndarray) -> dict[str, np.ndarray]:
+    """Per patient and dose scale: the worst-target-segment analgesia, lowest over
+    ``window`` and time-averaged, and the peak respiratory depression (effect sites of
+    :mod:`csfmodel.effects`; the model is linear, so concentrations scale with the doses)."""
+    from csfmodel.effects import effect_site
+
+    r = ep["r"]
+    ce_b = effect_site(block.brain_concentration, r.t_half_brain).transpose("scenario", "time")
+    ub = ce_b.values / ep["ec50_brain"][:, None]
+    rb = np.maximum(ce_b.values, 0.0) / ep["ec50_resp"][:, None]
+    resp = np.empty((len(ub), len(scales)))
+    for k, f in enumerate(scales):
+        x = (f * rb) ** r.gamma_resp
+        resp[:, k] = (x / (1.0 + x)).max(axis=1)
+    out = {"respiratory_depression_max": resp}
+    if target:
+        cord = block.cord_concentration.sel(segment=target)
+        ce_s = effect_site(cord, r.t_half_spinal).transpose("scenario", "time", "segment")
+        us = ce_s.values / ep["ec50_spinal"][:, None, None]
+        t = block.time.values
+        sel = (t >= window[0] - 1e-9) & (t <= window[1] + 1e-9)
+        us, ubw, ts = us[:, sel], ub[:, sel, None], t[sel]
+        trough = np.empty_like(resp)
+        mean = np.empty_like(resp)
+        for k, f in enumerate(scales):
+            u = np.maximum(f * us + f * ubw + r.interaction * f * f * us * ubw, 0.0)
+            a = (u ** r.gamma / (1.0 + u ** r.gamma)).min(axis=2)
+            trough[:, k] = a.min(axis=1)
+            mean[:, k] = (np.trapezoid(a, ts, axis=1) / (ts[-1] - ts[0]) if len(ts) > 1
+                          else a[:, 0])
+        out["analgesia_trough"] = trough
+        out["analgesia_mean"] = mean
+    return out
+
+
+def _hours(value: Any, key: str) -> float:
+    if isinstance(value, str):
+        from csfmodel.units import convert
+
+        return convert(value, "min", key) / 60.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+            value):
+        raise ScenarioError(key, value, "a time such as '24 h'")
+    return float(value)
+
+
+def _window(window: Any, duration_h: float) -> tuple[float, float]:
+    """The evaluation window (h): default the last 24 h (the whole run if shorter)."""
+    if window is None:
+        return (max(0.0, duration_h - 24.0), duration_h)
+    if not isinstance(window, (tuple, list)) or len(window) != 2:
+        raise ScenarioError("window", window, "(start, stop) such as ('144 h', '168 h')")
+    t0, t1 = _hours(window[0], "window[0]"), _hours(window[1], "window[1]")
+    if not 0.0 <= t0 < t1 <= duration_h + 1e-9:
+        raise ScenarioError("window", window, f"0 <= start < stop <= the duration "
+                            f"({duration_h:g} h)")
+    return (t0, t1)
+
+
+def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any = 0, *,
+               spec: PopulationSpec | dict | str | Path | None = None,
+               levels: Sequence[str] = DEFAULT_LEVELS,
+               segments: Sequence[str] | None = None, target: str | None = None,
+               window: tuple[Any, Any] | None = None, bodies: int | None = None,
+               band_points: int = 400, chunk_size: int = 64, rtol: float | None = None,
+               backend: Any = "numba", dose_scale: Sequence[float] | None = None,
+               progress: Callable[[int, int], None] | None = None) -> xr.Dataset:
+    """Simulate ``n`` virtual patients of a scenario.
+
+    Parameters
+    ----------
+    scenario
+        The scenario (TOML path, dict or :class:`~csfmodel.scenario.Scenario`); its
+        ``[population]`` table, if any, overrides the shipped description.
+    n, seed
+        Number of patients and the seed of their sampling (same seed, same patients).
+    spec
+        Further overrides of the population description (dict in the layout of
+        ``csfmodel/data/population.toml``, a TOML path, or a :class:`PopulationSpec`).
+    levels
+        CSF sites of the prediction bands: vertebral levels or interspaces (``"L3-L4"``),
+        placed in each patient's own anatomy.
+    segments
+        Cord segments of the bands (default: the target's, else :data:`DEFAULT_SEGMENTS`).
+    target
+        Cord segments to relieve (``"T8-L1"``): adds ``analgesia_trough`` (the
+        worst-covered target segment's analgesia, lowest over ``window``) and
+        ``analgesia_mean`` per patient.
+    window
+        ``(start, stop)`` of the analgesia evaluation (h or ``"144 h"``); default the
+        last 24 h of the scenario (the whole run if shorter).
+    bodies
+        Distinct bodies (covariates and grid-shaping anatomy), default ``n``; fewer lets
+        the batch kernel solve patients of a body together (see docs/population.md).
+    band_points
+        At most this many times in the bands (every k-th output time, and the last).
+    chunk_size, rtol, backend
+        As :func:`csfmodel.sweep.run_batch`.
+    dose_scale
+        Factors on every dose of the scenario: the effect summaries get a
+        ``dose_scale`` dimension (exact: the model is linear and starts drug-free, so
+        concentrations scale with the doses; the effects are computed from them).
+    progress
+        Called with (patients done, n) after each block.
+
+    Returns
+    -------
+    xarray.Dataset
+        Per patient (dimension ``patient``): covariates, sampled parameters, derived
+        anatomy, ``<site>_max``/``_tmax``/``_auc``/``_final`` of ``csf`` (``level``),
+        ``cisternal_csf``, ``cord`` (``segment``), ``brain`` and ``plasma``
+        concentrations, ``respiratory_depression_max`` and, with a target, the
+        analgesia; ``*_band`` percentiles (``quantile``, ``band_time``); attrs: seed,
+        the population description (JSON), the scenario, solver and wall seconds.
+
+    Raises
+    ------
+    csfmodel.api.SimulationInterrupted
+        On Ctrl-C, with ``partial`` holding the patients finished so far.
+    """
+    from csfmodel import metrics
+    from csfmodel.effects import target_segments
+    from csfmodel.sweep import run_batch
+
+    t_start = _time.perf_counter()
+    data, table = scenario_parts(scenario)
+    sc = parse_scenario(data)
+    pop = load_population(table, spec)
+    if isinstance(band_points, bool) or not isinstance(band_points, int) or band_points < 2:
+        raise ScenarioError("band_points", band_points, "a whole number >= 2")
+    tgt = target_segments(target, "target") if target is not None else None
+    segs = list(segments) if segments is not None else (tgt or list(DEFAULT_SEGMENTS))
+    segs = target_segments(segs, "segments")
+    levels = [str(x) for x in levels]
+    dur_h = sc.simulation.duration / 60.0
+    win = _window(window, dur_h)
+    scales = np.atleast_1d(np.asarray(dose_scale if dose_scale is not None else [1.0], float))
+    if scales.ndim != 1 or not len(scales) or not np.all(np.isfinite(scales)) or np.any(
+            scales < 0):
+        raise ScenarioError("dose_scale", dose_scale, "a list of factors >= 0")
+    pts = sample_patients(pop, sc, n, seed, bodies)
+    anat = patient_anatomies(pts, sc)
+    level_z = np.array([[parse_site(lv, a, f"levels[{j}]") for j, lv in enumerate(levels)]
+                        for a in anat]).reshape(n, len(levels))
+    overrides = patient_overrides(pts)
+    length = pts.spinal_length.values
+    res = sc.simulation.resolution
+    n_cells = int(math.ceil(length.max() / res - 1e-9))
+    overrides["simulation.resolution"] = [f"{x / n_cells!r} cm" for x in length.tolist()]
+    t_out = sc.simulation.output_times() / 60.0
+    step = max(1, math.ceil(len(t_out) / band_points))
+    band_idx = np.unique(np.append(np.arange(0, len(t_out), step), len(t_out) - 1))
+    per_patient = 8 * len(t_out) * (n_cells + 40) * 3
+    block = int(max(1, min(n, BLOCK_BYTES // per_patient)))
+    if block >= chunk_size:
+        block -= block % chunk_size
+    variables = tuple(v for v in _VARS if levels or v != "csf_concentration")
+    solver = _timed(backend)
+    from csfmodel.effects import EffectInputs
+
+    base_pd = _base_effect_parameters()
+    summaries: dict[str, list] = {}
+    bands: dict[str, list] = {}
+    done = 0
+    interrupted = None
+    # a block shares one grid when CSF profiles are recorded (the results builder keeps one
+    # z axis per sweep): then it holds the patients of one body
+    body = pts.body.values
+    try:
+        while done < n:
+            stop = min(n, done + block)
+            if levels and len(np.unique(body[done:stop])) > 1:
+                stop = done + int(np.argmax(body[done:stop] != body[done]))
+            sl = slice(done, stop)
+            idx = np.arange(sl.start, sl.stop)
+            params = {k: v[sl] for k, v in overrides.items()}
+            ds = run_batch(data, params, variables=variables, rtol=rtol,
+                           chunk_size=min(chunk_size, len(idx)), backend=solver)
+            obs = _observables(ds, level_z[idx], levels, segs)
+            for name, da in obs.items():
+                summaries.setdefault(f"{name}_max", []).append(metrics.cmax(da))
+                summaries.setdefault(f"{name}_tmax", []).append(metrics.tmax(da))
+                summaries.setdefault(f"{name}_auc", []).append(metrics.auc(da))
+                summaries.setdefault(f"{name}_final", []).append(da.isel(time=-1, drop=True))
+                bands.setdefault(name, []).append(
+                    da.isel(time=band_idx).astype(np.float32))
+            if sc.drug.name == "morphine":
+                inputs = EffectInputs.from_dataset(ds.isel(scenario=0))
+                ep = _effect_parameters(pts, idx, base_pd, inputs)
+                for k, v in _pd(ds, ep, tgt, win, scales).items():
+                    da = xr.DataArray(v, dims=("scenario", "dose_scale"))
+                    summaries.setdefault(k, []).append(da if dose_scale is not None
+                                                       else da.isel(dose_scale=0))
+            done = sl.stop
+            if progress is not None:
+                progress(done, n)
+    except KeyboardInterrupt:
+        if done == 0:
+            raise
+        interrupted = f"after {done} of {n} patients"
+    out = _assemble(pts.isel(patient=slice(0, done)), summaries, bands, levels, segs)
+    if dose_scale is not None:
+        out = out.assign_coords(dose_scale=("dose_scale", scales, {
+            "units": "1", "long_name": "factor on every dose"}))
+    out.attrs.update({
+        "title": "csfmodel virtual population", "population_n": done,
+        "population_seed": str(seed), "population_bodies": int(pts.attrs["population_bodies"]),
+        "population_description": json.dumps(pop.source, default=str),
+        "population_drug_variability": int(pts.attrs["population_drug_variability"]),
+        "scenario": json.dumps(data, default=str), "grid_cells": n_cells,
+        "target_segments": ",".join(tgt) if tgt else "",
+        "analgesia_window_h": list(win), "solver_seconds": solver.seconds,
+        "wall_seconds": _time.perf_counter() - t_start})
+    from csfmodel._version import __version__
+
+    out.attrs["csfmodel_version"] = __version__
+    if interrupted:
+        from csfmodel.api import SimulationInterrupted
+
+        out.attrs["interrupted"] = interrupted
+        raise SimulationInterrupted(out)
+    return out
+
+
+def _base_effect_parameters():
+    from csfmodel.effects import EffectParameters
+
+    return EffectParameters()
+
+
+def _observables(ds: xr.Dataset, level_z: np.ndarray, levels: list[str], segs: list[str]
+                 ) -> dict[str, xr.DataArray]:
+    """The observables of a block, time last: ``csf(scenario, level, time)`` at each
+    patient's own level positions, cisterna, cord segments, brain and plasma."""
+    out = {}
+    if levels:
+        c = ds.csf_concentration.transpose("scenario", "z", "time").values
+        z = ds.z.values if ds.z.ndim == 2 else np.broadcast_to(ds.z.values, c.shape[:2])
+        vals = np.empty((c.shape[0], len(levels), c.shape[2]))
+        for i in range(c.shape[0]):
+            for j in range(len(levels)):
+                k = int(np.clip(np.searchsorted(z[i], level_z[i, j]) - 1, 0, c.shape[1] - 2))
+                w = float(np.clip((level_z[i, j] - z[i, k]) / (z[i, k + 1] - z[i, k]), 0, 1))
+                vals[i, j] = (1 - w) * c[i, k] + w * c[i, k + 1]
+        out["csf"] = xr.DataArray(vals, dims=("scenario", "level", "time"),
+                                  coords={"level": levels, "time": ds.time},
+                                  attrs={"units": "ng/mL", "long_name": "spinal CSF"})
+    for name, var in (("cisternal_csf", "cisternal_csf_concentration"),
+                      ("brain", "brain_concentration"), ("plasma", "plasma_concentration")):
+        da = ds[var].transpose("scenario", "time")
+        out[name] = xr.DataArray(da.values, dims=("scenario", "time"),
+                                 coords={"time": ds.time}, attrs=dict(da.attrs))
+    cord = ds.cord_concentration.sel(segment=segs).transpose("scenario", "segment", "time")
+    out["cord"] = xr.DataArray(cord.values, dims=("scenario", "segment", "time"),
+                               coords={"segment": segs, "time": ds.time},
+                               attrs=dict(ds.cord_concentration.attrs))
+    return out
+
+
+def _assemble(pts: xr.Dataset, summaries: dict, bands: dict, levels: list[str],
+              segs: list[str]) -> xr.Dataset:
+    out = pts.copy()
+    for name, parts in summaries.items():
+        da = xr.concat(parts, dim="scenario").rename(scenario="patient")
+        da = da.drop_vars([c for c in da.coords if c not in ("level", "segment")])
+        out[name] = da.assign_coords(patient=out.patient)
+        if not out[name].attrs.get("units"):
+            out[name].attrs = _pd_attrs(name)
+    q = np.array(QUANTILES)
+    for name, parts in bands.items():
+        da = xr.concat(parts, dim="scenario")
+        t = da.time.values
+        pct = np.percentile(da.values, q, axis=0).astype(np.float32)
+        dims = ("quantile",) + tuple("band_time" if d == "time" else d for d in da.dims[1:])
+        out[f"{name}_band"] = xr.DataArray(pct, dims=dims, attrs={
+            "units": parts[0].attrs.get("units", "ng/mL"),
+            "long_name": f"{name} percentiles"[:30],
+            "description": f"between-patient percentiles of the {name} concentration"})
+        out = out.assign_coords(band_time=("band_time", t, {"units": "h",
+                                                            "long_name": "time"}))
+    out = out.assign_coords(quantile=("quantile", q, {"units": "percent",
+                                                      "long_name": "percentile"}))
+    if levels:
+        out = out.assign_coords(level=("level", levels, {"long_name": "CSF site"}))
+    out = out.assign_coords(segment=("segment", segs, {"long_name": "cord segment"}))
+    return out
+
+
+def _pd_attrs(name: str) -> dict:
+    text = {
+        "respiratory_depression_max": ("peak respiratory depression", "largest fractional "
+                                       "depression of ventilation at fixed PCO2 (Dahan 2004)"),
+        "analgesia_trough": ("analgesia trough", "lowest analgesia of the worst-covered "
+                             "target segment over the evaluation window"),
+        "analgesia_mean": ("mean analgesia", "time-averaged analgesia of the worst-covered "
+                           "target segment over the evaluation window"),
+    }[name]
+    return {"units": "1", "long_name": text[0], "description": text[1]}
+
+
+def _progress_printer(stream=None) -> Callable[[int, int], None] | None:
+    """A progress line on stderr when it is a terminal (None otherwise)."""
+    stream = stream or sys.stderr
+    if not getattr(stream, "isatty", lambda: False)():
+        return None
+    t0 = _time.perf_counter()
+
+    def show(done: int, n: int) -> None:
+        rate = done / max(_time.perf_counter() - t0, 1e-9)
+        stream.write(f"\r{done}/{n} patients ({rate:.0f}/s)" + ("\n" if done == n else ""))
+        stream.flush()
+
+    return show
+
+
+def save_population(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write a population's results to a Zarr store at ``path`` (a directory).
+
+    Written whole to a temporary store beside ``path`` and then moved into place, so an
+    interrupted write leaves no partial store; an existing Zarr store at ``path`` is
+    replaced, anything else there is refused.
+    """
+    import os
+    import shutil
+    import tempfile
+    import warnings
+
+    try:
+        import zarr  # noqa: F401
+    except ImportError:
+        raise ScenarioError("--output", str(path), "a Zarr store, which needs the zarr "
+                            "package (pip install 'csfmodel[dask]')") from None
+    target = Path(path)
+    if target.exists() and not (target.is_dir() and ((target / "zarr.json").exists()
+                                                     or (target / ".zgroup").exists())):
+        raise ScenarioError("--output", str(path), "a new path or an existing Zarr store",
+                            detail="exists and is not a Zarr store")
+    parent = target.parent if str(target.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=parent))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # fixed-width strings: not in the v3 spec yet
+            ds.to_zarr(tmp, mode="w", consolidated=True)
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))
+            os.replace(target, old / "store")
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target

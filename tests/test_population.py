@@ -1,0 +1,208 @@
+"""Virtual patients: the description, sampling (sources, bounds, reproducibility, the
+published spreads), simulation against single runs, target attainment and the CLI."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import csfmodel
+from csfmodel.anatomy import PATIENT_PARAMETERS, VERTEBRAL_LEVELS
+from csfmodel.drugs import DRUG_PARAMETERS
+from csfmodel.errors import ScenarioError
+from csfmodel.population import (
+    PD_PARAMETERS,
+    attainment,
+    load_population,
+    patient_overrides,
+    population,
+    sample_patients,
+)
+from csfmodel.scenario import parse_scenario
+
+BOLUS = {"simulation": {"duration": "2 h", "output_interval": "10 min"},
+         "dose": [{"route": "intrathecal", "type": "bolus", "site": "L3-L4",
+                   "amount": "0.25 mg", "volume": "1 mL"}]}
+PUMP = {"simulation": {"duration": "30 h", "output_interval": "30 min"},
+        "dose": [{"route": "intrathecal", "type": "infusion", "site": "T10",
+                  "rate": "1 mg/day"}]}
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_population()
+
+
+@pytest.fixture(scope="module")
+def big(spec):
+    return sample_patients(spec, parse_scenario({}), 3000, seed=7)
+
+
+def test_every_entry_has_a_source(spec):
+    assert spec.parameters and spec.covariates
+    for p in list(spec.parameters.values()) + list(spec.covariates.values()):
+        assert len(p.source) > 10, p
+        assert isinstance(p.estimate, bool)
+    assert spec.drug == "morphine"
+
+
+def test_overrides_merge_and_bad_values_name_the_key(spec):
+    s = load_population({"patient": {"dispersion": {"cv": 0.0}}})
+    assert s.parameters["patient.dispersion"].spread == 0.0
+    assert s.parameters["patient.spinal_csf_volume"].spread == \
+        spec.parameters["patient.spinal_csf_volume"].spread
+    for over, key in (({"patient": {"dispersion": {"cv": -1}}}, "population.patient.dispersion.cv"),
+                      ({"patient": {"dispersion": {"sigma": 1}}},
+                       "population.patient.dispersion.sigma"),
+                      ({"patient": {"nonsense": {"cv": 1}}}, "population.patient.nonsense"),
+                      ({"patient": {"spinal_csf_volume": {"low": "3 kg"}}},
+                       "population.patient.spinal_csf_volume.low"),
+                      ({"correlation": [{"a": "pd.c50_brain_nM", "b": "pd.c50_resp_nM",
+                                         "rho": 1.5}]}, "population.correlation[0].rho")):
+        with pytest.raises(ScenarioError) as e:
+            load_population(over)
+        assert e.value.key == key
+
+
+def test_same_seed_same_patients(spec):
+    sc = parse_scenario({})
+    a, b = sample_patients(spec, sc, 50, 11), sample_patients(spec, sc, 50, 11)
+    xr.testing.assert_identical(a, b)
+    c = sample_patients(spec, sc, 50, 12)
+    assert not np.allclose(a.dispersion.values, c.dispersion.values)
+
+
+def test_within_bounds_and_consistent(big):
+    tables = {"patient": PATIENT_PARAMETERS, "drug": DRUG_PARAMETERS, "pd": PD_PARAMETERS}
+    for v in big.data_vars.values():
+        key = v.attrs.get("key")
+        if key is None or key == "patient.conus":
+            continue
+        section, field = key.split(".", 1)
+        bound = tables[section][field]
+        assert all(bound.contains(float(x)) for x in v.values), key
+    pos = big.conus_position.values       # Saifuddin's range, inside the anatomy's T11-L3
+    assert pos.min() >= VERTEBRAL_LEVELS.index("T12") + 0.5 - 1e-9
+    assert pos.max() <= VERTEBRAL_LEVELS.index("L3") + 0.33 + 1e-9
+    assert np.all(big.spinal_bulk_flow < big.csf_production)
+    total = (big.spinal_csf_volume + big.cisternal_volume + big.cortical_sas_volume
+             + big.ventricular_volume)
+    np.testing.assert_allclose(big.total_csf_volume, total, rtol=1e-12)
+    np.testing.assert_allclose(big.weight, big.bmi * (big.height / 100) ** 2, rtol=1e-12)
+    np.testing.assert_allclose(big.body_weight, big.weight)
+
+
+def test_lumbosacral_volume_matches_hogan(big):
+    """Hogan 1996: lumbosacral CSF 49.9 +- 12.1 mL (n=25), smaller in the obese."""
+    v = big.lumbosacral_csf_volume.values
+    assert abs(v.mean() - 49.9) / 49.9 < 0.1
+    assert 0.75 < v.std() / 12.1 < 1.33
+    obese, lean = big.bmi.values >= 30, big.bmi.values < 25
+    ratio = np.median(v[obese]) / np.median(v[lean])
+    assert 0.7 < ratio < 0.95       # Hogan: 42.9 / 53.5 = 0.80
+
+
+def test_sampled_spreads_and_correlation(big, spec):
+    # systemic clearance: Pierre 2017 cv 28 % around the allometric typical value
+    cl = big.drug_cl.values / (big.weight.values / 70.0) ** 0.75
+    assert abs(np.log(cl).std() - math.sqrt(math.log1p(0.28 ** 2))) < 0.02
+    r = np.corrcoef(np.log(big.pd_c50_brain_nM), np.log(big.pd_c50_resp_nM))[0, 1]
+    assert abs(r - 0.5) < 0.06
+    # women: the sex factor on the analgesic potency (0.75)
+    f = big.female.values == 1
+    ratio = np.median(big.pd_c50_brain_nM.values[f]) / np.median(big.pd_c50_brain_nM.values[~f])
+    assert 0.65 < ratio < 0.87
+
+
+def test_bodies_share_the_anatomy(spec):
+    ds = sample_patients(spec, parse_scenario({}), 40, 3, bodies=4)
+    assert ds.body.values.tolist() == [i * 4 // 40 for i in range(40)]
+    for b in range(4):
+        sel = ds.body.values == b
+        assert np.ptp(ds.spinal_csf_volume.values[sel]) == 0
+        assert np.ptp(ds.conus_position.values[sel]) == 0
+        assert np.ptp(ds.dispersion.values[sel]) > 0
+
+
+@pytest.fixture(scope="module")
+def small():
+    return population(BOLUS, 5, seed=2, levels=("L3-L4",), segments=("L1", "T10"))
+
+
+def test_population_matches_single_runs(small):
+    """Each patient's summaries equal csfmodel.simulate of that patient's scenario."""
+    ov = patient_overrides(small)
+    for i in (0, 3):
+        sc = {**BOLUS, "patient": {}, "drug": {"name": "morphine"}}
+        for k, v in ov.items():
+            sec, name = k.split(".", 1)
+            sc[sec][name] = v[i]
+        ds = csfmodel.simulate(sc)
+        np.testing.assert_allclose(float(small.plasma_max[i]), float(ds.plasma_concentration.max()),
+                                   rtol=1e-3)
+        np.testing.assert_allclose(small.cord_max.isel(patient=i).sel(segment="T10"),
+                                   ds.cord_concentration.sel(segment="T10").max(), rtol=1e-3)
+
+
+def test_bands_are_percentiles_and_reproducible(small):
+    last = small.band_time.values[-1]
+    assert last == pytest.approx(2.0)
+    np.testing.assert_allclose(small.plasma_band.sel(quantile=50.0, band_time=last),
+                               np.median(small.plasma_final.values), rtol=1e-5)
+    again = population(BOLUS, 5, seed=2, levels=("L3-L4",), segments=("L1", "T10"))
+    np.testing.assert_array_equal(small.csf_max.values, again.csf_max.values)
+    assert csfmodel.population is not None and callable(csfmodel.population)
+
+
+def test_attainment_fractions():
+    pop = xr.Dataset({"analgesia_trough": ("patient", [0.2, 0.5, 0.7, 0.9]),
+                      "respiratory_depression_max": ("patient", [0.1, 0.3, 0.2, 0.5])})
+    a = attainment(pop, analgesia=0.5, respiratory=0.25)
+    assert float(a.pta) == 0.75 and float(a.p_respiratory) == 0.5
+    assert float(a.p_attained_safely) == 0.25
+    assert float(a.pta_low) < 0.75 < float(a.pta_high)
+    with pytest.raises(ScenarioError):
+        attainment(pop, analgesia=1.5)
+
+
+def test_dose_scale_is_a_rescaled_run():
+    """Analgesia at twice the dose (linear rescaling) equals a run at twice the rate."""
+    kw = dict(levels=(), target="T10", window=("6 h", "30 h"))
+    pop = population(PUMP, 3, seed=5, dose_scale=[1.0, 2.0], **kw)
+    doubled = {**PUMP, "dose": [{**PUMP["dose"][0], "rate": "2 mg/day"}]}
+    ref = population(doubled, 3, seed=5, **kw)
+    np.testing.assert_allclose(pop.analgesia_trough.sel(dose_scale=2.0), ref.analgesia_trough,
+                               rtol=1e-6)
+    np.testing.assert_allclose(pop.respiratory_depression_max.sel(dose_scale=2.0),
+                               ref.respiratory_depression_max, rtol=1e-6)
+
+
+def test_cli(tmp_path):
+    from csfmodel.cli import main
+
+    sc = tmp_path / "s.toml"
+    sc.write_text('[simulation]\nduration = "2 h"\noutput_interval = "10 min"\n'
+                  '[[dose]]\nroute = "intrathecal"\ntype = "bolus"\nsite = "L3-L4"\n'
+                  'amount = "0.25 mg"\n[population.patient.dispersion]\ncv = 0.1\n')
+    out = tmp_path / "pop.zarr"
+    assert main(["population", str(sc), "-n", "3", "--seed", "1", "-o", str(out),
+                 "--target", "T10", "--window", "0 h,2 h"]) == 0
+    ds = xr.open_zarr(out)
+    assert ds.sizes["patient"] == 3
+    assert '"cv": 0.1' in ds.attrs["population_description"]
+    assert main(["population", str(sc), "-n", "0"]) == 2
+    assert not (tmp_path / "nothing.zarr").exists()
+
+
+@pytest.mark.slow
+def test_predicted_spread_against_published():
+    """Predicted between-patient CV within a factor of two of the published one."""
+    from csfmodel.population._checks import calibration_spread
+
+    for c in calibration_spread(n=120, seed=0, bodies=15):
+        if c.ratio is not None:
+            lo, hi = c.ratio
+            assert hi >= 0.5 and lo <= 2.0, (c.row, c.ratio)
