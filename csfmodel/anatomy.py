@@ -46,7 +46,7 @@ VERTEBRAL_LEVELS: tuple[str, ...] = (
     + ("S1", "S2")
 )
 
-#: Vertebral levels where an adult conus can end (Saifuddin 1998 J Anat 193:137, n=504).
+#: Vertebral levels where an adult conus can end (Saifuddin 1998 Spine 23:1452, MRI, n=504).
 _CONUS_LEVELS = ("T11", "T12", "L1", "L2", "L3")
 
 #: Spinal cord segments, rostral to caudal.
@@ -308,7 +308,7 @@ class Anatomy:
             z_ls = z_ct + s * (default.level_z("T12", 0.5) - default.level_z("C7", 0.75))
         if not (self.level_z("T11", 0.0) <= conus <= self.level_z("L3", 1.0)
                 and 0 < z_ct < z_tl < z_ls < conus):
-            # adult conus positions range T11-L3 (Saifuddin 1998 J Anat 193:137, n=504)
+            # adult conus positions range T11-L3 (Saifuddin 1998 Spine 23:1452, MRI, n=504)
             raise ScenarioError("patient.conus_level", self.conus_level,
                                 "a conus between T11 and L3 (adult range)")
         e = np.concatenate([

@@ -205,7 +205,7 @@ MORPHINE = Drug(
     octanol_buffer=1.4,   # Bernards 1992 / neuraxial opioid reviews (pH 7.4)
     diffusivity=3.9e-4,   # 6.5e-6 cm^2/s, Wilke-Chang estimate
     fu_plasma=0.62,       # PBPK tables (35-38 % bound; Olsen 1975)
-    # Pierre 2017 CPT Pharmacometrics Syst Pharmacol 6:468, 3-compartment model:
+    # Pierre 2017 CPT Pharmacometrics Syst Pharmacol 6(5):331, 3-compartment model:
     # CL = 44.1 + 6.32 L/h (glucuronidation to M3G + M6G), V1 9.41 L,
     # V2 108 L, Q2 67.1 L/h, V3 50.7 L, Q3 83.4 L/h
     cl=(44.1 + 6.32) * _LH, v1=9410.0, q2=67.1 * _LH, v2=108000.0,
@@ -224,7 +224,7 @@ MORPHINE = Drug(
     # the effect-site t1/2ke0 2.8-4.4 h of Lotsch 2001 / Dahan 2004 (estimate)
     bbb_efflux=0.0065,
     bcsfb_efflux=0.2,     # estimate
-    sources=("Pierre 2017 CPT:PSP 6:468 (systemic PK)",
+    sources=("Pierre 2017 CPT:PSP 6:331 (systemic PK)",
              "Westerling 1993 Ther Drug Monit 15:364 (F)",
              "Franken 2016 (absorption)", "Tunblad 2003 Pharm Res 20:618 (Kp,uu)",
              "Bernards & Hill 1990 Anesthesiology 73:1214 (meninges)"),
