@@ -51,9 +51,23 @@ _LAZY: dict[str, str] = {
     "EffectParameters": "csfmodel.effects",
     "effects": "csfmodel.effects",
     "run_batch": "csfmodel.sweep",
-    "run_to_directory": "csfmodel.sweep",
-    "load_sweep": "csfmodel.sweep",
+    "run_sweep": "csfmodel.sweep",
+    "Sweep": "csfmodel.sweep",
+    "open_store": "csfmodel.sweep",
+    "sobol_indices": "csfmodel.sweep",
     "run_validation": "csfmodel.validation",
+    # gradients and fitting
+    "sensitivity": "csfmodel.fitting",
+    "fit": "csfmodel.fitting",
+    "FitResult": "csfmodel.fitting",
+    # virtual patients (the module is callable: csfmodel.population(...) either way)
+    "population": "csfmodel.population",
+    "target_attainment": "csfmodel.population",
+    "pta_map": "csfmodel.population",
+    # the pump in a patient's life
+    "reservoir": "csfmodel.clinic",
+    "start_rate": "csfmodel.clinic",
+    "rescue_onset": "csfmodel.clinic",
 }
 
 __all__ = [
@@ -72,9 +86,20 @@ __all__ = [
     "EffectParameters",
     "effects",
     "run_batch",
-    "run_to_directory",
-    "load_sweep",
+    "run_sweep",
+    "Sweep",
+    "open_store",
+    "sobol_indices",
     "run_validation",
+    "sensitivity",
+    "fit",
+    "FitResult",
+    "population",
+    "target_attainment",
+    "pta_map",
+    "reservoir",
+    "start_rate",
+    "rescue_onset",
     "build_model",
     "build_schedule",
     "get_drug",
@@ -113,12 +138,15 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:   # for type checkers and IDEs: the same names, imported eagerly
     from csfmodel.anatomy import CORD_SEGMENTS, VERTEBRAL_LEVELS, Anatomy
     from csfmodel.api import SimulationInterrupted, prepare, simulate, simulate_to_file
+    from csfmodel.clinic import rescue_onset, reservoir, start_rate
     from csfmodel.compare import RouteComparison, compare_routes
     from csfmodel.drugs import DRUGS, Drug, get_drug
     from csfmodel.effects import EffectParameters, effects
+    from csfmodel.fitting import FitResult, fit, sensitivity
     from csfmodel.model import build_model, build_schedule
+    from csfmodel.population import population, pta_map, target_attainment
     from csfmodel.results import load, save
     from csfmodel.scenario import Scenario, load_scenario, parse_scenario
     from csfmodel.solvers import SolverFailure, SolverOptions
-    from csfmodel.sweep import load_sweep, run_batch, run_to_directory
+    from csfmodel.sweep import Sweep, open_store, run_batch, run_sweep, sobol_indices
     from csfmodel.validation import run_validation

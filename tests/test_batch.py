@@ -127,26 +127,28 @@ def test_bad_sweeps():
         sweep.run_batch(BASE, PARAMS, variables=("nothing",))
 
 
-def test_cli_sweep_writes_chunks_and_resumes(tmp_path, capsys):
+@pytest.mark.slow
+def test_cli_sweep_with_params_writes_a_store_equal_to_run_batch(tmp_path, capsys):
+    """``csfmodel sweep BASE.toml --param ...`` (zip): a zarr store whose summaries are
+    run_batch's, on a local Dask cluster; a second run on the store is refused."""
+    import xarray as xr
+
     from csfmodel.cli import main
 
     base = tmp_path / "base.toml"
     base.write_text(_toml(BASE))
-    out = tmp_path / "sweep"
-    args = ["sweep", str(base), "-o", str(out), "--chunk-size", "2",
+    out = tmp_path / "sweep.zarr"
+    args = ["sweep", str(base), "-o", str(out), "--chunk-size", "2", "--workers", "1",
             "--param", "patient.dispersion=" + ";".join(PARAMS["patient.dispersion"]),
             "--param", "dose[0].rate=" + ";".join(PARAMS["dose[0].rate"])]
     assert main(args) == 0
-    assert sorted(p.name for p in out.glob("chunk_*.nc")) == ["chunk_00000.nc", "chunk_00001.nc"]
     assert main(args) == 2                       # refuses to overwrite
-    (out / "chunk_00001.nc").unlink()            # as if interrupted during the last chunk
-    assert main(args + ["--resume"]) == 0
-    assert "chunk_00001.nc" in capsys.readouterr().out
-    got = sweep.load_sweep(out)
+    got = xr.open_zarr(out)
     ref = sweep.run_batch(BASE, PARAMS, summary=True)
     np.testing.assert_allclose(got.brain_concentration_max.values,
                                ref.brain_concentration_max.values, rtol=1e-12)
-    np.testing.assert_array_equal(got["dose[0].rate"].values, PARAMS["dose[0].rate"])
+    np.testing.assert_allclose(got["dose[0].rate"].values, [0.5, 1.0, 3.0])
+    assert got["dose[0].rate"].attrs["units"] == "mg/day"
 
 
 def _toml(data: dict) -> str:

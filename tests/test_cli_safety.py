@@ -23,7 +23,6 @@ import xarray as xr
 
 import csfmodel
 from csfmodel.cli import main
-from csfmodel.errors import ScenarioError
 
 SCEN = """\
 [simulation]
@@ -488,71 +487,46 @@ def test_sweep_output_checks(tmp_path, base, capsys):
     bad.write_bytes(b"\xff\xfe")
     assert "bad.toml" in _fails(["sweep", str(bad), "-o", str(tmp_path / "o"),
                                  "--param", RATES], capsys)
-    assert "--parameters" in _fails(["sweep", str(base), "-o", str(tmp_path / "o"),
-                                     "--parameters", str(bad)], capsys)
+    assert "bad.toml" in _fails(["sweep", str(bad), "-o", str(tmp_path / "o")], capsys)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    assert "not a csfmodel sweep store" in _fails(["sweep", str(base), "-o", str(other),
+                                                   "--param", RATES], capsys)
+    assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX lock")
-def test_second_sweep_on_the_same_directory_is_refused(tmp_path, base, capsys):
+def test_second_sweep_on_the_same_store_is_refused(tmp_path, base, capsys):
     import fcntl
 
-    out = tmp_path / "sweep"
-    out.mkdir()
-    with open(out / ".sweep.lock", "w") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        line = _fails(["sweep", str(base), "-o", str(out), "--param", RATES], capsys)
+    pytest.importorskip("numba")
+    out = tmp_path / "sweep.zarr"
+    assert main(["sweep", str(base), "-o", str(out), "--param", RATES, "--workers", "1",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    before = sorted(p.name for p in out.iterdir())
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        line = _fails(["sweep", str(base), "-o", str(out), "--param", RATES, "--resume"],
+                      capsys)
+    finally:
+        os.close(fd)
     assert "--output" in line and "another csfmodel sweep" in line
-    assert sorted(p.name for p in out.iterdir()) == [".sweep.lock"]
+    assert sorted(p.name for p in out.iterdir()) == before
 
 
 @pytest.mark.slow
 def test_failed_sweep_leaves_nothing_and_reruns(tmp_path, base, capsys):
     pytest.importorskip("numba")
-    out = tmp_path / "deep" / "sweep"
+    out = tmp_path / "deep" / "sweep.zarr"
     line = _fails(["sweep", str(base), "-o", str(out), "--chunk-size", "1",
                    "--param", "dose[0].rate=0.5 mg/day;1 kg/day"], capsys)
-    assert "scenario[1]" in line
+    assert "1 kg/day" in line
     assert not (tmp_path / "deep").exists()
-    # a sweep.json left by an older failed run does not block a fresh one
-    out.mkdir(parents=True)
-    (out / "sweep.json").write_text('{"stale": true}')
-    assert main(["sweep", str(base), "-o", str(out), "--chunk-size", "1",
+    assert main(["sweep", str(base), "-o", str(out), "--chunk-size", "1", "--workers", "1",
                  "--param", RATES]) == 0
-    assert sorted(p.name for p in out.glob("chunk_*.nc")) == ["chunk_00000.nc",
-                                                              "chunk_00001.nc"]
-
-
-@pytest.mark.slow
-def test_resume_recomputes_a_truncated_chunk_and_removes_stale_parts(tmp_path, base, capsys):
-    pytest.importorskip("numba")
-    from csfmodel import sweep
-
-    out = tmp_path / "sweep"
-    args = ["sweep", str(base), "-o", str(out), "--chunk-size", "1", "--param", RATES]
-    assert main(args) == 0
-    c0, c1 = out / "chunk_00000.nc", out / "chunk_00001.nc"
-    full = c1.read_bytes()
-    c1.write_bytes(full[: len(full) // 3])                 # truncated, as by a crash
-    stale = [out / "chunk_00001.nc.part", out / ".chunk_00001.nc.k3j4.part",
-             out / ".sweep.json.x1y2.part"]
-    for p in stale:
-        p.write_bytes(b"junk")
-    with pytest.raises(ScenarioError, match="chunk_00001"):
-        sweep.load_sweep(out)
-    kept = _digest(c0)
-    capsys.readouterr()
-    assert main(args + ["--resume"]) == 0
-    out_text = capsys.readouterr().out
-    assert "chunk_00001.nc" in out_text and "chunk_00000.nc" not in out_text.split("\n")[0]
-    assert _digest(c0) == kept                             # the good chunk was kept
-    assert not any(p.exists() for p in stale)
-    ds = sweep.load_sweep(out)
-    assert ds.sizes["scenario"] == 2
-    assert list(ds["dose[0].rate"].values) == ["0.5 mg/day", "1 mg/day"]
-    # a chunk of another sweep (wrong size) is also recomputed
-    with xr.open_dataset(c0) as f:
-        other = f.load().isel(scenario=[0, 0])
-    other.to_netcdf(c1)
-    assert main(args + ["--resume"]) == 0
-    assert sweep.load_sweep(out).sizes["scenario"] == 2
+    assert int(xr.open_zarr(out).scenario_done.sum()) == 2

@@ -1,4 +1,5 @@
-"""Command-line interface: ``csfmodel run | presets | compare | metrics | validate | sweep``.
+"""Command-line interface: ``csfmodel run | presets | compare | metrics | validate | sweep |
+sobol | pump | population | fit | sensitivity``.
 
 Every command calls the same Python API a user would. Bad input prints a one-line
 error naming the key, the value and what is allowed, and exits with status 2
@@ -28,7 +29,7 @@ __all__ = ["main", "build_parser"]
 
 #: modules that add a subcommand with ``register(subparsers)``, in the order of --help
 _COMMANDS: tuple[str, ...] = ("_run", "_presets", "_compare", "_metrics", "_validate",
-                              "_sweep")
+                              "_sweep", "_pump", "_population", "_fit", "_sensitivity")
 
 EPILOG = """\
 A scenario is a TOML file; quantities carry units ("0.5 mg", "1 mg/day", "20 uL",

@@ -1,4 +1,6 @@
-"""``csfmodel sweep BASE.toml -o DIR``: batches of scenarios (:mod:`csfmodel.sweep`)."""
+"""``csfmodel sweep SWEEP.toml -o STORE.zarr``: a sweep on Dask into one zarr store
+(:func:`csfmodel.sweep.run_sweep`); ``csfmodel sobol STORE.zarr OUTPUT``: its Sobol
+indices (:func:`csfmodel.sweep.sobol_indices`)."""
 
 from __future__ import annotations
 
@@ -13,33 +15,50 @@ VARIABLES = ("cord_concentration", "csf_concentration", "cisternal_csf_concentra
 
 
 def register(subparsers) -> None:
-    """Add ``csfmodel sweep BASE.toml`` (argparse only)."""
+    """Add ``csfmodel sweep`` and ``csfmodel sobol`` (argparse only)."""
     s = subparsers.add_parser(
-        "sweep", help="run many variants of a scenario in parallel batches (numba)",
-        description="Run a base scenario over swept parameters and write one netCDF file "
-                    "per chunk of scenarios as soon as it is done (an interrupted sweep keeps "
-                    "its finished chunks; --resume continues it). By default each file holds "
-                    "per-scenario summaries: peak, time of peak, AUC and final value of "
-                    "each variable.",
-        epilog="Example: csfmodel sweep pump.toml -o sweep_out "
-               "--param 'patient.dispersion=0.2 cm^2/min;0.4 cm^2/min' "
+        "sweep", help="run a sweep file on Dask workers into one zarr store",
+        description="Run the scenarios of a sweep file (base scenario, swept parameters "
+                    "with units, design: product, zip, lhs or sobol) on a local Dask cluster "
+                    "(one worker process per core), a running scheduler (--scheduler) or a "
+                    "batch system ([cluster] table), writing per-scenario summaries (and "
+                    "optionally time series) chunk by chunk into one zarr store. An "
+                    "interrupted sweep keeps its finished chunks; --resume completes it.",
+        epilog="Example: csfmodel sweep examples/sweeps/dispersion_rate.toml -o out.zarr. "
+               "Without a sweep file: csfmodel sweep BASE.toml -o out.zarr "
                "--param 'dose[0].rate=0.5 mg/day;1 mg/day' --product")
-    s.add_argument("scenario", help="base scenario TOML file")
-    s.add_argument("-o", "--output", required=True, help="output directory")
+    s.add_argument("sweep", help="sweep file (TOML), or a base scenario with --param")
+    s.add_argument("-o", "--output", required=True, help="zarr store to write (a directory)")
+    s.add_argument("--resume", action="store_true",
+                   help="complete the sweep of an existing store (finished chunks are kept)")
+    s.add_argument("--scheduler", help="address of a running Dask scheduler "
+                                       "(tcp://host:8786)")
+    s.add_argument("--workers", type=int, help="local worker processes (default: one per "
+                                               "core), or batch jobs to start")
+    s.add_argument("--threads", type=int, help="threads per worker (default 1)")
     s.add_argument("--param", action="append",
-                   help="KEY=V1;V2;... (keys as in the TOML: patient.X, drug.X, dose[i].X); "
-                        "repeatable")
-    s.add_argument("--parameters", help="TOML file with a [parameters] table (key = [values]) "
-                                        "and optionally mode = 'product'")
+                   help="with a base scenario: KEY=V1;V2;... (keys as in the TOML: patient.X, "
+                        "drug.X, dose[i].X); repeatable")
     s.add_argument("--product", action="store_true",
-                   help="all combinations of the values (default: zip them)")
-    s.add_argument("--variables", help="comma-separated, from: " + ", ".join(VARIABLES))
-    s.add_argument("--series", action="store_true",
-                   help="store time series instead of summaries (large)")
-    s.add_argument("--rtol", type=float, help="solver tolerance (default the backend's)")
-    s.add_argument("--chunk-size", type=int, default=64, help="scenarios per file/batch")
-    s.add_argument("--resume", action="store_true", help="skip chunks already written")
+                   help="with --param: all combinations (default: zip the values)")
+    s.add_argument("--chunk-size", type=int, help="scenarios per task (default 64, or the "
+                                                   "sweep file's [run] chunk_size)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sweep)
+
+    b = subparsers.add_parser(
+        "sobol", help="Sobol sensitivity indices of a sweep output (design sobol)",
+        description="First-order and total Sobol indices, with confidence intervals "
+                    "(SALib), of a per-scenario output of a sweep store with design 'sobol'.",
+        epilog="Example: csfmodel sobol out.zarr brain_concentration_max --plot sobol.png")
+    b.add_argument("store", help="sweep store (zarr) with design 'sobol'")
+    b.add_argument("output", help="per-scenario output, e.g. selectivity_auc_ratio")
+    b.add_argument("--select", action="append",
+                   help="DIM=LABEL for an output with another dimension, e.g. segment=T10")
+    b.add_argument("--plot", help="figure file (png, pdf, svg)")
+    b.add_argument("--csv", help="table file (CSV)")
+    b.add_argument("--seed", type=int, help="seed of the bootstrap of the intervals")
+    b.set_defaults(func=cmd_sobol)
 
 
 def parse_param(text: str) -> tuple[str, list[str]]:
@@ -52,51 +71,60 @@ def parse_param(text: str) -> tuple[str, list[str]]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    import time
-    import tomllib
-    from pathlib import Path
-
-    from csfmodel._io import check_output_dir, read_text
-
-    parameters: dict[str, list] = {}
-    mode = "product" if args.product else "zip"
-    check_output_dir(args.output, "--output", inputs=[args.scenario, args.parameters])
-    if args.parameters:
-        p = Path(args.parameters)
-        try:
-            spec = tomllib.loads(read_text(p, "--parameters", "a readable TOML file"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ScenarioError("--parameters", str(p), "valid TOML", detail=str(exc)) from None
-        table = spec.get("parameters", {})
-        if not isinstance(table, dict) or not table:
-            raise ScenarioError("parameters", table, "a [parameters] table of key = [values]")
-        parameters.update(table)
-        mode = str(spec.get("mode", mode))
-    for text in args.param or []:
-        k, v = parse_param(text)
-        parameters[k] = v
+    import sys
 
     from csfmodel import sweep
 
-    variables = tuple(args.variables.split(",")) if args.variables else sweep.DEFAULT_VARIABLES
-    t0 = time.perf_counter()
-    n_done = [0]
-
-    def progress(c: int, ds, path: Path) -> None:
-        n_done[0] += ds.sizes["scenario"]
-        rate = n_done[0] / max(time.perf_counter() - t0, 1e-9)
-        print(f"wrote {path}  ({n_done[0]} scenarios, {rate:.0f}/s)", flush=True)
-
+    if args.param:
+        params = dict(parse_param(t) for t in args.param)
+        sw = sweep.Sweep.of(args.sweep, params, design="product" if args.product else "zip",
+                            source=args.sweep)
+    else:
+        if args.product:
+            raise ScenarioError("--product", True, "--param values (a sweep file has its "
+                                "[design])")
+        sw = sweep.read_sweep(args.sweep)
+    if args.chunk_size is not None:
+        sw.chunk_size = args.chunk_size
     try:
-        written = sweep.run_to_directory(args.scenario, parameters, args.output, mode=mode,
-                                         variables=variables, rtol=args.rtol,
-                                         chunk_size=args.chunk_size, summary=not args.series,
-                                         resume=args.resume, progress=progress)
+        out = sweep.run_sweep(sw, args.output, resume=args.resume, scheduler=args.scheduler,
+                              workers=args.workers, threads=args.threads,
+                              progress=False if args.no_progress else None)
     except ScenarioError as exc:
         if exc.key != "output":
             raise
         raise ScenarioError("--output", exc.value, exc.allowed, detail=exc.detail) from None
-    print(f"{len(written)} chunk(s) written to {args.output} in "
-          f"{time.perf_counter() - t0:.1f} s; open them with "
-          f"csfmodel.sweep.load_sweep({str(args.output)!r})")
+    except KeyboardInterrupt:
+        print(f"csfmodel sweep: interrupted; the finished chunks are in {args.output}; "
+              "run the same command with --resume to complete it", file=sys.stderr)
+        return 130
+    ds = sweep.open_store(out)
+    print(f"{ds.attrs['scenarios']} scenarios written to {out}; open it with "
+          f"xarray.open_zarr({str(out)!r})")
+    return 0
+
+
+def cmd_sobol(args: argparse.Namespace) -> int:
+    from csfmodel._io import atomic_path, check_figure_path, check_output_file
+    from csfmodel.sweep import plot_sobol, sobol_indices, sobol_table
+
+    select = {}
+    for text in args.select or []:
+        if "=" not in text:
+            raise ScenarioError("--select", text, "DIM=LABEL, e.g. segment=T10")
+        k, v = text.split("=", 1)
+        select[k.strip()] = v.strip()
+    if args.plot:
+        check_figure_path(args.plot, "--plot")
+    if args.csv:
+        check_output_file(args.csv, "--csv")
+    si = sobol_indices(args.store, args.output, select=select or None, seed=args.seed)
+    print(sobol_table(si))
+    if args.csv:
+        with atomic_path(args.csv) as tmp:
+            si.to_dataframe().to_csv(tmp)
+    if args.plot:
+        from csfmodel._io import save_figure
+
+        save_figure(plot_sobol(si), args.plot)
     return 0

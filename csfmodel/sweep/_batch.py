@@ -1,9 +1,7 @@
-"""Sweeps: many parameter sets solved in batches (numba by default, or jax).
+"""Batches: many parameter sets solved in one kernel call per chunk (numba, or jax).
 
-Longer than 400 lines: one concept (sweeps); grouping, chunking, resume and the parameter grammar.
-
-A sweep is a base scenario plus, for each scenario of the sweep, a few values
-that replace keys of the base (written as in the TOML file, with units)::
+A batch is a base scenario plus, for each member, a few values that replace keys of
+the base (written as in the TOML file, with units)::
 
     from csfmodel.sweep import run_batch
 
@@ -14,21 +12,21 @@ that replace keys of the base (written as in the TOML file, with units)::
     ds = run_batch("pump.toml", {...}, mode="product")   # 9 scenarios
 
 Every scenario is validated like a single run (a bad value raises a
-:class:`~csfmodel.errors.ScenarioError` naming the key and the scenario). The
-scenarios are assembled in Python (one grid and one dose schedule are shared by
-all scenarios with the same geometry and doses), stacked along a batch axis and
-handed to the backend's ``solve_batch`` through the registry
-(:mod:`csfmodel.solvers`): with numba (default) one compiled parallel kernel call
-per chunk (no recompilation per parameter set), with ``backend="jax"`` one
-vmapped call. Work proceeds in chunks, so memory stays bounded; assembling the
-next chunk (main thread) overlaps with integrating the current one (a worker
-thread; the numba kernel releases the GIL). With ``summary=True`` only
-per-scenario metrics (peak, time of peak, AUC, final value) are kept, which is
-what sweeps of 10^4-10^6 scenarios need.
+:class:`~csfmodel.errors.ScenarioError` naming the key and the scenario). A chunk
+of scenarios is assembled by :func:`assemble_chunk`: scenarios with the same
+geometry share one grid, scenarios with the same patient and drug share one model
+(a sweep of doses builds one model), identical intrathecal deposits are computed
+once, and the systems are stacked along a batch axis and handed to the backend's
+``solve_batch`` through the registry (:mod:`csfmodel.solvers`): with numba
+(default) one compiled parallel kernel call per chunk, with ``backend="jax"`` one
+vmapped call. Everything a chunk needs (models, schedules, observables) lives as
+long as the chunk, so memory is bounded by the chunk size, not by the number of
+scenarios. With ``summary=True`` only per-scenario peak, time of peak, AUC and
+final value are kept.
 
-``csfmodel sweep`` runs the same from the command line and writes each chunk to
-its own netCDF file as soon as it is done, so an interrupted sweep keeps what
-it computed and ``--resume`` skips finished chunks.
+:func:`solve_chunk` is the unit of work of :func:`csfmodel.sweep.run_sweep` (a
+Dask task: parse, assemble and solve a chunk on the worker); :func:`run_batch` runs
+the same chunks one after the other in this process.
 """
 
 from __future__ import annotations
@@ -61,8 +59,9 @@ from csfmodel.model import (
 )
 from csfmodel.scenario import Scenario, parse_scenario
 
-__all__ = ["run_batch", "iter_batches", "scenario_sets", "run_to_directory", "load_sweep",
-           "merge_schedules", "VARIABLES", "DEFAULT_VARIABLES", "NON_GEOMETRIC_FIELDS"]
+__all__ = ["run_batch", "iter_batches", "scenario_sets", "merge_schedules", "assemble_chunk",
+           "solve_chunk", "parse_chunk", "VARIABLES", "DEFAULT_VARIABLES",
+           "NON_GEOMETRIC_FIELDS", "TIP"]
 
 #: variables a sweep can record (ng/mL), with their extra dimension: the
 #: concentrations of :data:`csfmodel.results.VARIABLES`, defined there
@@ -167,10 +166,18 @@ def _geometry_key(anatomy: Anatomy, resolution: float) -> tuple:
 
 
 class _Assembly:
-    """Builds models and schedules, sharing grids and schedules between scenarios."""
+    """Builds the models and schedules of one chunk, sharing what scenarios have in common.
 
-    def __init__(self) -> None:
-        self.grids: dict[tuple, Grid] = {}
+    Grids are shared by scenarios with the same geometry (and kept between chunks:
+    a few per sweep), models by scenarios with the same patient, drug and resolution
+    (a sweep of doses assembles one model), schedules by scenarios with the same
+    doses, and the bolus part of a schedule by scenarios differing only in
+    infusion rates. Models and schedules live as long as the chunk.
+    """
+
+    def __init__(self, grids: dict[tuple, Grid] | None = None) -> None:
+        self.grids: dict[tuple, Grid] = {} if grids is None else grids
+        self.models: dict[tuple, Model] = {}
         self.schedules: dict[tuple, tuple[int, Schedule]] = {}
         self.schedule_list: list[Schedule] = []
         self.bolus_parts: dict[tuple, Schedule] = {}
@@ -178,34 +185,48 @@ class _Assembly:
     def grid(self, sc: Scenario) -> tuple[tuple, Grid]:
         key = _geometry_key(sc.anatomy, sc.simulation.resolution)
         if key not in self.grids:
+            if len(self.grids) >= _MAX_GRIDS:
+                self.grids.pop(next(iter(self.grids)))
             self.grids[key] = make_grid(sc.anatomy, sc.simulation.resolution)
         return key, self.grids[key]
 
     def build(self, sc: Scenario) -> tuple[tuple, Model, int]:
         gkey, grid = self.grid(sc)
-        model = build_model(sc.anatomy, sc.drug, sc.simulation.resolution, grid=grid)
-        skey = (gkey, tuple(getattr(sc.anatomy, f) for f in _DEPOSIT_FIELDS), sc.doses,
-                sc.simulation.duration)
+        mkey = (gkey, sc.anatomy, sc.drug)
+        model = self.models.get(mkey)
+        if model is None:
+            model = self.models[mkey] = build_model(sc.anatomy, sc.drug,
+                                                    sc.simulation.resolution, grid=grid)
+        skey = (mkey, sc.doses, sc.simulation.duration)
         if skey not in self.schedules:
-            self.schedules[skey] = (len(self.schedule_list), self._schedule(skey, model, sc))
+            self.schedules[skey] = (len(self.schedule_list), self._schedule(gkey, model, sc))
             self.schedule_list.append(self.schedules[skey][1])
         return gkey, model, self.schedules[skey][0]
 
-    def _schedule(self, skey: tuple, model: Model, sc: Scenario) -> Schedule:
+    def _schedule(self, gkey: tuple, model: Model, sc: Scenario) -> Schedule:
         """The dose schedule, with bolus deposits shared between scenarios.
 
         Depositing a bolus on the grid is the costly part; scenarios that differ
-        only in infusion rates reuse the bolus part (the two parts add up).
+        only in infusion rates reuse the bolus part (the two parts add up), and
+        :func:`csfmodel.api.schedule_for` deposits each distinct bolus once.
         """
         from csfmodel.api import schedule_for
 
         t_end = sc.simulation.duration
         ev = expand(sc.doses, t_end)
-        bkey = (skey[0], skey[1], tuple(ev.boluses), t_end)
+        bkey = (gkey, tuple(getattr(sc.anatomy, f) for f in _DEPOSIT_FIELDS),
+                tuple(ev.boluses), t_end)
         if bkey not in self.bolus_parts:
             self.bolus_parts[bkey] = schedule_for(model, DoseEvents(boluses=ev.boluses), t_end)
         return merge_schedules(self.bolus_parts[bkey],
                                build_schedule(model, DoseEvents(steps=ev.steps), t_end))
+
+
+#: grids kept between chunks (one per geometry of the sweep; a sweep over the anatomy
+#: makes new ones)
+_MAX_GRIDS = 16
+#: grids shared by the chunks solved in this process (a worker keeps them between tasks)
+_GRIDS: dict[tuple, Grid] = {}
 
 
 def merge_schedules(a: Schedule, b: Schedule) -> Schedule:
@@ -221,33 +242,74 @@ def merge_schedules(a: Schedule, b: Schedule) -> Schedule:
 
 
 # ------------------------------------------------------------------ running
-def _prepare_chunk(scenarios: list[Scenario], asm: _Assembly, variables: Sequence[str]):
-    """Assemble a chunk: the groups (same grid) ready for the backend, and per scenario
-    its geometry and :func:`~csfmodel.results.run_record`."""
+#: the CSF concentration at the catheter tip (the site of the first intrathecal dose
+#: table), linearly interpolated between cell centres: an extra observable of sweeps
+TIP = "csf_tip_concentration"
+
+
+def _tip_row(model: Model, sc: Scenario) -> np.ndarray:
+    """Weights (ng/mL per ug) over the spinal cells giving the CSF concentration at the tip."""
+    from csfmodel.model import _hat_weights
+
+    n = model.system.n_spinal
+    w = np.zeros(n)
+    sites = [d.site_z for d in sc.doses if hasattr(d, "site_z")]
+    if sites:
+        k, h = _hat_weights(model.grid, sites[0])
+        w[k] = results._NG_PER_ML * h / model.system.volume[k]
+    return w
+
+
+def assemble_chunk(scenarios: Sequence[Scenario], variables: Sequence[str], *,
+                   tip: bool = False) -> _Chunk:
+    """Assemble a chunk for the backend: groups of scenarios sharing a grid, stacked.
+
+    Per group: the positions of its members in the chunk, the stacked system arrays,
+    the schedule of each member and the observables (CSR rows of ``variables``, and
+    with ``tip`` one more row: the CSF concentration at the catheter tip, :data:`TIP`).
+    Per scenario: its geometry and :func:`~csfmodel.results.run_record`.
+    """
     from csfmodel.solvers import SYSTEM_FIELDS
 
+    asm = _Assembly(_GRIDS)
     groups: dict[tuple, list] = {}
     geometry: dict[tuple, results.Geometry] = {}
     geometries, records = [], []
     for pos, sc in enumerate(scenarios):
         gkey, model, sidx = asm.build(sc)
-        groups.setdefault(gkey, []).append((pos, model, sidx))
+        groups.setdefault(gkey, []).append((pos, model, sidx, sc))
         if gkey not in geometry:
             geometry[gkey] = results.Geometry.of(model)
         geometries.append(geometry[gkey])
         records.append(results.run_record(sc, model))
     out = []
+    layout: list = []
     for members in groups.values():
-        models = [m for _, m, _ in members]
-        stack = {f: np.ascontiguousarray(np.stack([getattr(m.system, f) for m in models]))
+        models = [m for _, m, _, _ in members]
+        # members sharing a model share its arrays: stacked from the distinct ones
+        uniq = list({id(m): m for m in models}.values())
+        distinct = {id(m): k for k, m in enumerate(uniq)}
+        which = np.array([distinct[id(m)] for m in models])
+        stack = {f: np.ascontiguousarray(np.stack([getattr(m.system, f) for m in uniq])[which])
                  for f in SYSTEM_FIELDS}
         # the pattern and the segment fractions depend on the grid only (shared by the
         # group); the weights divide by each member's volumes
         obs = results.observation(models[0], variables)
         ptr, idx, weights = obs.csr(stack["volume"])
-        out.append(([p for p, _, _ in members], stack,
-                    np.array([s for _, _, s in members], np.int64), (ptr, idx, weights)))
-    return _Chunk(groups=out, layout=obs.layout, geometries=geometries, records=records)
+        layout = list(obs.layout)
+        if tip:
+            n = models[0].system.n_spinal
+            ptr = np.append(ptr, ptr[-1] + n)
+            idx = np.concatenate([idx, np.arange(n)])
+            weights = np.ascontiguousarray(np.concatenate(
+                [weights, np.stack([_tip_row(m, sc) for _, m, _, sc in members])], axis=1))
+            layout.append((TIP, layout[-1][2] if layout else 0,
+                           (layout[-1][2] if layout else 0) + 1))
+        used, local = np.unique([s for _, _, s, _ in members], return_inverse=True)
+        out.append(([p for p, _, _, _ in members], stack,
+                    [asm.schedule_list[i] for i in used], local.astype(np.int64),
+                    (ptr, idx, weights)))
+    return _Chunk(groups=out, layout=layout, geometries=geometries, records=records)
 
 
 @dataclasses.dataclass
@@ -260,27 +322,71 @@ class _Chunk:
     records: list
 
 
-def _solve_chunk(chunk: _Chunk, schedules: list[Schedule], t_out: np.ndarray, backend,
-                 options, summary: bool, n_total: int):
+def _solve_chunk(chunk: _Chunk, t_out: np.ndarray, backend, options, summary: bool,
+                 n_total: int):
     """Values ``(n, rows, n_obs)`` and step statistics of a chunk, one batch per group.
 
-    Runs in a worker thread: the numba kernel releases the GIL, so the main thread
-    assembles the next chunk meanwhile. The backend's own host-side preparation (input
-    checks, schedule tables: ~10 ms for 64 scenarios, a few % of the kernel's time)
-    runs here too, so the sweep needs nothing but the registry's ``solve_batch`` (a
-    separate prepare/run API measured no faster).
+    The backend's own host-side preparation (input checks, schedule tables: ~10 ms
+    for 64 scenarios, a few % of the kernel's time) runs here too, so the sweep needs
+    nothing but the registry's ``solve_batch``.
     """
     n_obs = chunk.layout[-1][2]
     values = np.empty((n_total, 4 if summary else len(t_out), n_obs))
     stats: list = [None] * n_total
-    for positions, stack, sidx, obs in chunk.groups:
-        used, local = np.unique(sidx, return_inverse=True)   # only this group's schedules
-        sol = backend.solve_batch(stack, [schedules[i] for i in used], t_out, options,
-                                  schedule_index=local, observables=obs, summary=summary)
+    for positions, stack, schedules, local, obs in chunk.groups:
+        sol = backend.solve_batch(stack, schedules, t_out, options, schedule_index=local,
+                                  observables=obs, summary=summary)
         values[positions] = sol.values
         for p, st in zip(positions, sol.stats):
             stats[p] = st
     return values, stats
+
+
+def parse_chunk(sets: Sequence[dict], first: int) -> tuple[list[Scenario], np.ndarray]:
+    """Parse scenario dicts (numbered from ``first`` in error messages); their output times.
+
+    Raises
+    ------
+    ScenarioError
+        ``scenario[i].<key>`` for a bad value; all scenarios must share the duration
+        and output interval.
+    """
+    out = []
+    for k, d in enumerate(sets):
+        try:
+            out.append(parse_scenario(d))
+        except ScenarioError as exc:
+            raise ScenarioError(f"scenario[{first + k}].{exc.key}", exc.value, exc.allowed,
+                                detail=exc.detail) from None
+    t = out[0].simulation.output_times()
+    for k, sc in enumerate(out):
+        tk = sc.simulation.output_times()
+        if len(tk) != len(t) or not np.array_equal(tk, t):
+            raise ScenarioError(f"scenario[{first + k}].simulation", sc.simulation,
+                                "the same duration and output interval for every "
+                                "scenario of a sweep")
+    return out, t
+
+
+def solve_chunk(sets: Sequence[dict], first: int, variables: Sequence[str], *,
+                backend: Any = "numba", rtol: float | None = None, summary: bool = False,
+                tip: bool = False) -> dict[str, Any]:
+    """Parse, assemble and solve a chunk of scenario dicts (the unit of work of a sweep).
+
+    Returns ``{"scenarios", "t_out", "values", "stats", "layout", "geometries",
+    "records"}``: ``values`` ``(n, len(t_out), rows)`` (or ``(n, 4, rows)`` with
+    ``summary``) in the rows of ``layout`` (``(variable, first row, end row)``).
+    """
+    from csfmodel.solvers import SolverOptions, get_backend
+
+    solver = get_backend(backend)
+    options = solver.resolve(SolverOptions(rtol=rtol))
+    scs, t_out = parse_chunk(sets, first)
+    chunk = assemble_chunk(scs, variables, tip=tip)
+    values, stats = _solve_chunk(chunk, t_out, solver, options, summary, len(scs))
+    return {"scenarios": scs, "t_out": t_out, "values": values, "stats": stats,
+            "layout": chunk.layout, "geometries": chunk.geometries, "records": chunk.records,
+            "solver": solver.name, "rtol": options.rtol}
 
 
 _SCENARIO_ATTRS = {"units": "1", "long_name": "scenario number",
@@ -349,32 +455,18 @@ def iter_batches(base: Scenario | dict | str | Path,
         sets, params = scenario_sets(base, parameters, mode)
     skip = set(skip_chunks)
     n_chunks = (len(sets) + chunk_size - 1) // chunk_size
-    asm = _Assembly()
-    t_out_ref: list[np.ndarray] = []
-
-    def parse(c: int) -> list[Scenario]:
-        out = []
-        for i in range(c * chunk_size, min((c + 1) * chunk_size, len(sets))):
-            try:
-                out.append(parse_scenario(sets[i]))
-            except ScenarioError as exc:
-                raise ScenarioError(f"scenario[{i}].{exc.key}", exc.value, exc.allowed,
-                                    detail=exc.detail) from None
-        t = out[0].simulation.output_times()
-        for k, sc in enumerate(out):
-            tk = sc.simulation.output_times()
-            if not t_out_ref:
-                t_out_ref.append(tk)
-            if len(tk) != len(t_out_ref[0]) or not np.array_equal(tk, t_out_ref[0]):
-                raise ScenarioError(f"scenario[{c * chunk_size + k}].simulation", sc.simulation,
-                                    "the same duration and output interval for every "
-                                    "scenario of a sweep")
-        del t
-        return out
+    t_ref: list[np.ndarray] = []
 
     def prepare(c: int):
-        scs = parse(c)
-        return scs, _prepare_chunk(scs, asm, variables)
+        first = c * chunk_size
+        scs, t = parse_chunk(sets[first:first + chunk_size], first)
+        if not t_ref:
+            t_ref.append(t)
+        elif len(t) != len(t_ref[0]) or not np.array_equal(t, t_ref[0]):
+            raise ScenarioError(f"scenario[{first}].simulation", scs[0].simulation,
+                                "the same duration and output interval for every "
+                                "scenario of a sweep")
+        return scs, assemble_chunk(scs, variables)
 
     from csfmodel._version import __version__
 
@@ -383,16 +475,18 @@ def iter_batches(base: Scenario | dict | str | Path,
     todo = [c for c in range(n_chunks) if c not in skip]
     if not todo:
         return
+    # the next chunk is parsed and assembled here while the compiled kernel (which
+    # releases the GIL) integrates the current one in a helper thread
     with ThreadPoolExecutor(max_workers=1) as pool:
         nxt = prepare(todo[0])
         for pos, c in enumerate(todo):
             scs, chunk = nxt
-            fut = pool.submit(_solve_chunk, chunk, list(asm.schedule_list), t_out_ref[0],
-                              solver, options, summary, len(scs))
+            fut = pool.submit(_solve_chunk, chunk, t_ref[0], solver, options, summary,
+                              len(scs))
             if pos + 1 < len(todo):
-                nxt = prepare(todo[pos + 1])    # overlaps with the compiled kernel (no GIL)
+                nxt = prepare(todo[pos + 1])
             values, stats = fut.result()
-            yield c, _to_dataset(values, stats, t_out_ref[0], chunk, params, c * chunk_size,
+            yield c, _to_dataset(values, stats, t_ref[0], chunk, params, c * chunk_size,
                                  summary, attrs)
 
 
@@ -456,225 +550,6 @@ def run_batch(base: Scenario | dict | str | Path | None = None,
                      "wall_seconds": _time.perf_counter() - t0,
                      "compartments": ", ".join(COMPARTMENTS)})
     return ds
-
-
-# ------------------------------------------------------------------ files
-_SPEC = "sweep.json"
-_LOCK = ".sweep.lock"
-
-
-def _n_scenarios(base: Any, parameters: Mapping[str, Sequence[Any]], mode: str) -> int:
-    """Number of scenarios of a sweep (without building them when possible)."""
-    try:
-        lengths = [len(list(v)) for v in parameters.values()
-                   if not isinstance(v, (str, bytes))]
-        if len(lengths) == len(parameters):
-            if not lengths:
-                return 1
-            if mode == "product":
-                return int(np.prod(lengths))
-            if mode == "zip" and len(set(lengths)) == 1:
-                return lengths[0]
-    except TypeError:
-        pass
-    return len(scenario_sets(base, parameters, mode)[0])   # raises the proper ScenarioError
-
-
-def _chunk_problem(path: Path, c: int, n_total: int, chunk_size: int,
-                   variables: Sequence[str], summary: bool) -> str | None:
-    """Why a chunk file of a sweep cannot be kept (None if it is complete)."""
-    n_chunks = (n_total + chunk_size - 1) // chunk_size
-    if not 0 <= c < n_chunks:
-        return f"chunk {c} is outside the sweep's {n_chunks} chunk(s)"
-    want = min(chunk_size, n_total - c * chunk_size)
-    names = ([f"{v}_{s}" for v in variables for s in ("max", "tmax", "auc", "final")]
-             if summary else list(variables)) + ["solver_steps"]
-    try:
-        with xr.open_dataset(path) as raw:
-            ds = raw.load()
-    except MemoryError:
-        raise
-    except Exception as exc:      # truncated/damaged files raise many kinds
-        return f"does not open ({type(exc).__name__})"
-    if ds.sizes.get("scenario") != want:
-        return f"{ds.sizes.get('scenario', 0)} scenarios instead of {want}"
-    missing = [v for v in names if v not in ds.variables]
-    if missing:
-        return "missing " + ", ".join(missing)
-    expect = {"sweep_chunk": c, "sweep_chunk_size": chunk_size, "sweep_scenarios": n_total}
-    for k, v in expect.items():
-        if k not in ds.attrs or int(ds.attrs[k]) != v:
-            return f"attribute {k} is {ds.attrs.get(k)!r}, not {v}"
-    first = int(ds.scenario.values[0]) if "scenario" in ds.coords else -1
-    if first != c * chunk_size:
-        return f"starts at scenario {first}, not {c * chunk_size}"
-    return None
-
-
-def _remove_stale_temporaries(out: Path) -> None:
-    """Temporary files of an interrupted write (``.chunk_*.part``, old ``*.nc.part``)."""
-    from csfmodel._io import TEMP_SUFFIX
-
-    stale = [*out.glob(f".chunk_*{TEMP_SUFFIX}"), *out.glob(f".{_SPEC}.*{TEMP_SUFFIX}"),
-             *out.glob("chunk_*.nc.part")]
-    for p in stale:
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
-
-
-class _DirectoryLock:
-    """An exclusive lock on a sweep directory: a second sweep there is refused."""
-
-    def __init__(self, out: Path):
-        self.path = out / _LOCK
-        self.fd: int | None = None
-
-    def __enter__(self) -> _DirectoryLock:
-        import os
-
-        try:
-            import fcntl
-        except ImportError:             # pragma: no cover - not POSIX: no lock
-            return self
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(self.fd)
-            self.fd = None
-            raise ScenarioError("output", str(self.path.parent),
-                                "a directory no other sweep is writing to",
-                                detail="another csfmodel sweep is running there") from None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        import os
-
-        if self.fd is not None:
-            os.close(self.fd)          # closing releases the lock
-            self.fd = None
-
-
-def run_to_directory(base: Scenario | dict | str | Path,
-                     parameters: Mapping[str, Sequence[Any]], out_dir: str | Path, *,
-                     mode: str = "zip", variables: Sequence[str] = DEFAULT_VARIABLES,
-                     rtol: float | None = None, chunk_size: int = 64, summary: bool = True,
-                     resume: bool = False, progress: Any = None) -> list[Path]:
-    """Run a sweep writing ``chunk_NNNNN.nc`` files to ``out_dir`` as chunks finish.
-
-    An interrupted sweep keeps every finished chunk; ``resume=True`` skips them
-    (the sweep definition, saved in ``sweep.json``, must be the same). On resume
-    every chunk file is checked (it opens, has the expected scenarios, variables
-    and attributes); a truncated or foreign one is computed again. Files are
-    written atomically (a temporary file renamed when complete), temporary files
-    left by an interrupted sweep are removed, and a second sweep writing to the
-    same directory at the same time is refused. ``sweep.json`` is written with the
-    first finished chunk, so a sweep that fails before it leaves no trace and can
-    simply be run again.
-    """
-    import json
-
-    from csfmodel._io import read_text, write_text
-    from csfmodel.results import save
-
-    spec = {"base": _base_dict(base), "parameters": {k: [str(v) for v in vals]
-                                                     for k, vals in parameters.items()},
-            "mode": mode, "variables": list(variables), "rtol": rtol,
-            "chunk_size": chunk_size, "summary": summary}
-    spec = json.loads(json.dumps(spec, default=str))
-    n_total = _n_scenarios(base, parameters, mode)      # also checks the parameters
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ScenarioError("output", str(out), "a directory (existing or to be created)",
-                            detail="exists and is not a directory")
-    created = [d for d in (out, *out.parents) if not d.exists()]   # deepest first
-    out.mkdir(parents=True, exist_ok=True)
-    spec_path = out / _SPEC
-    written: list[Path] = []
-    wrote_spec = False
-    try:
-        with _DirectoryLock(out):
-            _remove_stale_temporaries(out)
-            chunks = {}
-            for p in out.glob("chunk_*.nc"):
-                try:
-                    chunks[int(p.stem.split("_")[1])] = p
-                except (IndexError, ValueError):
-                    continue
-            have_spec = spec_path.exists()
-            if chunks and not have_spec:
-                raise ScenarioError("output", str(out), "an empty directory or one holding a "
-                                    "csfmodel sweep", detail="chunk_*.nc files without "
-                                    "sweep.json")
-            done: set[int] = set()
-            if chunks:
-                try:
-                    old = json.loads(read_text(spec_path, "sweep.json", "a sweep definition"))
-                except ValueError:    # ScenarioError or JSONDecodeError: damaged
-                    old = None
-                if not resume:
-                    raise ScenarioError("output", str(out), "an empty directory, or --resume "
-                                        "to continue the sweep written there",
-                                        detail="it holds a sweep (sweep.json)")
-                if old != spec:
-                    raise ScenarioError("output", str(out), "the same sweep definition to "
-                                        "resume, or another (or emptied) directory",
-                                        detail="sweep.json differs or is damaged")
-                for c, p in sorted(chunks.items()):
-                    if _chunk_problem(p, c, n_total, chunk_size, variables, summary) is None:
-                        done.add(c)
-                    else:
-                        p.unlink()   # truncated or foreign: computed again
-            spec_ok = bool(done) and have_spec
-            for c, ds in iter_batches(base, parameters, mode=mode, variables=variables,
-                                      rtol=rtol, chunk_size=chunk_size, summary=summary,
-                                      skip_chunks=done):
-                if not spec_ok:
-                    write_text(spec_path, json.dumps(spec, indent=1))
-                    spec_ok = wrote_spec = True
-                path = out / f"chunk_{c:05d}.nc"
-                ds.attrs.update({"sweep_chunk": c, "sweep_chunk_size": chunk_size,
-                                 "sweep_scenarios": n_total})
-                save(ds, path)
-                written.append(path)
-                if progress is not None:
-                    progress(c, ds, path)
-    finally:
-        if not written:
-            # nothing came of it: leave no sweep.json (it would block a rerun) and no
-            # directory this call created
-            for p in ([spec_path] if wrote_spec else []) + ([out / _LOCK] if created else []):
-                try:
-                    p.unlink()
-                except OSError:
-                    pass
-            for d in created:
-                try:
-                    d.rmdir()
-                except OSError:
-                    break
-    return written
-
-
-def load_sweep(out_dir: str | Path) -> xr.Dataset:
-    """All finished chunks of a sweep directory as one Dataset (ordered by scenario)."""
-    files = sorted(Path(out_dir).glob("chunk_*.nc"))
-    if not files:
-        raise ScenarioError("sweep", str(out_dir), "a directory with chunk_*.nc files")
-    parts = []
-    for f in files:
-        try:
-            with xr.open_dataset(f) as ds:
-                parts.append(ds.load())
-        except MemoryError:
-            raise
-        except Exception as exc:     # truncated/damaged files raise many kinds
-            raise ScenarioError("sweep", str(f), "a complete chunk file (rerun the sweep with "
-                                "--resume to compute it again)",
-                                detail=f"cannot be read: {type(exc).__name__}") from None
-    return _concat(parts).sortby("scenario")
 
 
 def _concat(parts: list[xr.Dataset]) -> xr.Dataset:
