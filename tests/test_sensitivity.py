@@ -240,3 +240,31 @@ def test_scenario_dict_is_not_changed():
     before = copy.deepcopy(data)
     sensitivity(data, ["drug.cl"])
     assert data == before
+
+
+def test_state_is_the_backends_solution_and_error_controls_agree():
+    """With the state's error control alone the augmented run takes the numba
+    backend's steps, so its state is the backend's discrete solution; testing the
+    sensitivities' error too (``error_control="all"``) changes them by no more than
+    the tolerance allows."""
+    from csfmodel.fitting import solve_sensitivities
+    from csfmodel.solvers import get_backend
+
+    data = tomllib.loads((EXAMPLES / "lumbar_bolus.toml").read_text())
+    data["simulation"] = {"duration": "8 h", "output_interval": "10 min",
+                          "resolution": "2 cm"}
+    prep = prepare(data)
+    params = resolve(prep.scenario, ["patient.dispersion", "drug.meningeal_permeability"])
+    res = solve_sensitivities(prep, params)
+    fwd = get_backend("numba").solve(prep.model.system, prep.schedule, prep.t_out)
+    assert res.stats["steps"] == fwd.stats.steps
+    np.testing.assert_allclose(res.states, fwd.states, rtol=1e-12,
+                               atol=1e-12 * np.abs(fwd.states).max())
+    both = solve_sensitivities(prep, params, error_control="all", rtol=1e-7)
+    state = solve_sensitivities(prep, params, rtol=1e-7)
+    assert both.stats["steps"] >= state.stats["steps"]
+    for k in range(len(params)):
+        scale = np.abs(state.d_states[k]).max()
+        assert np.abs(both.d_states[k] - state.d_states[k]).max() < 1e-4 * scale
+    with pytest.raises(ScenarioError, match="error_control"):
+        solve_sensitivities(prep, params, error_control="some")

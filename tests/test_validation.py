@@ -237,13 +237,26 @@ def test_validate_exits_nonzero_when_a_row_fails(tmp_path, capsys):
     assert "sjostrom87_plasma_cmax" not in cap.err      # a known disagreement does not count
 
 
-def test_row_without_a_design_fails(tmp_path, capsys):
+def test_user_row_runs_from_its_columns(tmp_path, capsys):
+    # a row that is not a packaged one is run from its design columns (route, dose,
+    # site, volume, sample site, measure): a copy of Nordberg's 1 h row passes
     raw = _raw_rows()[:1]
-    raw[0] = {**raw[0], "id": "unknown_study_row"}
+    raw[0] = {**raw[0], "id": "user_row"}
     p = tmp_path / "cal.csv"
     _write(raw, p)
-    assert main(["validate", "--data", str(p), "--no-figure"]) == 1
-    assert "unknown_study_row" in capsys.readouterr().err
+    assert main(["validate", "--data", str(p), "--no-figure"]) == 0
+    assert "user_row" in capsys.readouterr().out
+
+
+def test_row_that_cannot_run_is_reported_with_the_reason(tmp_path, capsys):
+    raw = _raw_rows()[:1]
+    raw[0] = {**raw[0], "id": "unknown_study_row", "sample_site": "left ear"}
+    p = tmp_path / "cal.csv"
+    _write(raw, p)
+    assert main(["validate", "--data", str(p), "--no-figure"]) == 2
+    cap = capsys.readouterr()
+    assert "unknown_study_row" in cap.err                 # the summary line names the row
+    assert "sample_site" in cap.out                       # the table lists the reason
 
 
 def test_unreadable_or_malformed_data_is_a_clear_error(tmp_path, capsys):

@@ -20,15 +20,20 @@ entries) and is applied in COO form.
 
 A Runge-Kutta method applied to the augmented system gives exactly the derivative
 of the method's own discrete solution at fixed steps ("internal differentiation",
-Hairer, Norsett & Wanner, Solving ODEs I, II.17), so with steps chosen by the
-error control the result is the derivative of that discrete solution, which
-converges to the derivative of the exact solution as ``rtol`` falls. The error
-control weighs the state as the numba backend does (``rtol`` of each output
-variable's running peak) and each sensitivity scaled by its parameter, ``θ_k
-s_k`` (the change of the output for a 100 % change of the parameter), against
-the same scale. Output times inside a step get cubic Hermite values of state and
-sensitivities (the interpolant is linear in its data, so its derivative is the
-interpolant of the derivatives).
+Hairer, Norsett & Wanner, Solving ODEs I, II.17). By default the steps are chosen
+by the state's error control alone, weighed as the numba backend weighs it (``rtol``
+of each output variable's running peak; CVODES calls this leaving the sensitivities
+out of the error test, ``errconS = false``): the state is then the backend's own
+discrete solution and the sensitivities its exact derivative along those steps,
+which converges to the derivative of the exact solution as ``rtol`` falls, and each
+parameter costs three structured solves per step (one per implicit stage). With
+``control_all`` each sensitivity, scaled by its parameter (``θ_k s_k``, the change of
+the output for a 100 % change of the parameter), also enters the error test
+against the same scale (one more solve per parameter and step, and more steps).
+Output times inside a step get cubic Hermite values of state and sensitivities (the
+interpolant is linear in its data, so its derivative is the interpolant of the
+derivatives). The passes over the state are fused (one pass per stage right-hand
+side, as in the numba backend's kernel); every work array is allocated once.
 """
 
 from __future__ import annotations
@@ -52,12 +57,67 @@ N_STATS = 5
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _coo_times(ptr, rows, cols, vals, k, y, out):
-    """``out = J_k y`` for parameter ``k`` (COO entries ``ptr[k]:ptr[k+1]``)."""
+def _coo_times(ptr, rows, cols, vals, k, y, du, out):
+    """``out = J_k y + du`` for parameter ``k`` (COO entries ``ptr[k]:ptr[k+1]``)."""
     for i in range(out.shape[0]):
-        out[i] = 0.0
+        out[i] = du[i]
     for p in range(ptr[k], ptr[k + 1]):
         out[rows[p]] += vals[p] * y[cols[p]]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _stage_rhs(base, inp, c, F, stage_coeffs, stage, h, rhs):
+    """``rhs = base + c inp + h sum_{j < stage} a_{stage j} F_j`` in one pass."""
+    n_state = rhs.shape[0]
+    if stage == 1:
+        a0 = stage_coeffs[1, 0] * h
+        for i in range(n_state):
+            rhs[i] = base[i] + c * inp[i] + a0 * F[0, i]
+    elif stage == 2:
+        a0 = stage_coeffs[2, 0] * h
+        a1 = stage_coeffs[2, 1] * h
+        for i in range(n_state):
+            rhs[i] = base[i] + c * inp[i] + a0 * F[0, i] + a1 * F[1, i]
+    elif stage == 3:
+        a0 = stage_coeffs[3, 0] * h
+        a1 = stage_coeffs[3, 1] * h
+        a2 = stage_coeffs[3, 2] * h
+        for i in range(n_state):
+            rhs[i] = base[i] + c * inp[i] + a0 * F[0, i] + a1 * F[1, i] + a2 * F[2, i]
+    else:
+        for i in range(n_state):
+            rhs[i] = base[i] + c * inp[i]
+        for jj in range(stage):
+            a_h = stage_coeffs[stage, jj] * h
+            for i in range(n_state):
+                rhs[i] += a_h * F[jj, i]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _error_rhs(F, error_weights, h, rhs):
+    """``rhs = h sum_j (b - b_hat)_j F_j`` in one pass (up to four stages)."""
+    n_state = rhs.shape[0]
+    n_stages = F.shape[0]
+    if n_stages == 4:
+        e0 = error_weights[0] * h
+        e1 = error_weights[1] * h
+        e2 = error_weights[2] * h
+        e3 = error_weights[3] * h
+        for i in range(n_state):
+            rhs[i] = e0 * F[0, i] + e1 * F[1, i] + e2 * F[2, i] + e3 * F[3, i]
+    elif n_stages == 3:
+        e0 = error_weights[0] * h
+        e1 = error_weights[1] * h
+        e2 = error_weights[2] * h
+        for i in range(n_state):
+            rhs[i] = e0 * F[0, i] + e1 * F[1, i] + e2 * F[2, i]
+    else:
+        for i in range(n_state):
+            rhs[i] = 0.0
+        for jj in range(n_stages):
+            e_h = error_weights[jj] * h
+            for i in range(n_state):
+                rhs[i] += e_h * F[jj, i]
 
 
 @njit(cache=True, error_model="numpy")
@@ -85,14 +145,16 @@ def integrate_sensitivities(lower, diag, upper, cord_diag, csf_to_cord, cord_to_
                             border_rows, border_cols, block, volume, active_cols, row_ptr,
                             row_idx, times, jumps, rates, t_end, t_out, d_ptr, d_rows, d_cols,
                             d_vals, d_jumps, d_rates, scales, gamma, stage_coeffs,
-                            error_weights, rtol, atol_floor, max_step, out, d_out, stats):
+                            error_weights, rtol, atol_floor, max_step, control_all, out, d_out,
+                            stats):
     """Integrate the state and its ``P`` sensitivities over ``[0, t_end]``.
 
     ``out`` ``(n_out, n_state)`` receives the state, ``d_out`` ``(P, n_out, n_state)``
     the sensitivities at ``t_out``. ``d_ptr``/``d_rows``/``d_cols``/``d_vals`` hold
     each ``J_k`` in COO form, ``d_jumps``/``d_rates`` ``(P, K, n_state)`` the
     derivatives of the schedule, ``scales`` ``(P,)`` the parameter values the
-    error control weighs the sensitivities with.
+    error control weighs the sensitivities with when ``control_all`` (otherwise
+    only the state's error is tested).
     """
     n = diag.shape[0]
     n_cord = cord_diag.shape[0]
@@ -134,6 +196,7 @@ def integrate_sensitivities(lower, diag, upper, cord_diag, csf_to_cord, cord_to_
     fl_s = atol_floor / max(np.max(volume[:n]), 1e-300)
     fl_c = atol_floor / max(np.max(volume[n:n_spatial]), 1e-300) if n_cord > 0 else 1.0
     peak = np.zeros(2 + m)
+    pk_new = np.empty(2 + m)
     K = times.shape[0]
     n_out = t_out.shape[0]
     for i in range(N_STATS):
@@ -179,9 +242,7 @@ def integrate_sensitivities(lower, diag, upper, cord_diag, csf_to_cord, cord_to_
         _jacobian_times(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, border_rows,
                         border_cols, block, active_cols, row_ptr, row_idx, y, u, F[0])
         for k in range(P):
-            _coo_times(d_ptr, d_rows, d_cols, d_vals, k, y, q)
-            for i in range(n_state):
-                q[i] += du[k, i]
+            _coo_times(d_ptr, d_rows, d_cols, d_vals, k, y, du[k], q)
             _jacobian_times(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf,
                             border_rows, border_cols, block, active_cols, row_ptr, row_idx,
                             s[k], q, G[k, 0])
@@ -223,49 +284,37 @@ def integrate_sensitivities(lower, diag, upper, cord_diag, csf_to_cord, cord_to_
             border_sol = c_border_sol[slot]
             schur_inv = c_schur_inv[slot]
             for stage in range(1, n_stages):
-                # the state's stage: (I - cJ) Y = y + h sum a F + c u
-                for i in range(n_state):
-                    rhs[i] = y[i] + c * u[i]
-                for jj in range(stage):
-                    a_h = stage_coeffs[stage, jj] * h
-                    if a_h != 0.0:
-                        for i in range(n_state):
-                            rhs[i] += a_h * F[jj, i]
+                # the state's stage: (I - cJ) Y = y + h sum a F + c u, one pass
+                _stage_rhs(y, u, c, F, stage_coeffs, stage, h, rhs)
                 _solve_shifted(c, border_rows, active_cols, row_ptr, row_idx, pivot_inv,
                                fwd_mult, back_mult, cord_gain, cord_feed, cord_pivot_inv,
                                border_sol, schur_inv, rhs, y1, work_t, work_w)
+                Fs = F[stage]
                 for i in range(n_state):
-                    F[stage, i] = (y1[i] - rhs[i]) * ic + u[i]
+                    Fs[i] = (y1[i] - rhs[i]) * ic + u[i]
                 if stage == 1:
                     for i in range(n_state):
                         ys[i] = y1[i]
                 # each sensitivity's stage: (I - cJ) S = s + h sum a G + c (J_k Y + u_k)
                 for k in range(P):
-                    _coo_times(d_ptr, d_rows, d_cols, d_vals, k, y1, q)
-                    for i in range(n_state):
-                        q[i] += du[k, i]
-                        rhs[i] = s[k, i] + c * q[i]
-                    for jj in range(stage):
-                        a_h = stage_coeffs[stage, jj] * h
-                        if a_h != 0.0:
-                            for i in range(n_state):
-                                rhs[i] += a_h * G[k, jj, i]
+                    sk = s[k]
+                    Gk = G[k]
+                    s1k = s1[k]
+                    _coo_times(d_ptr, d_rows, d_cols, d_vals, k, y1, du[k], q)
+                    _stage_rhs(sk, q, c, Gk, stage_coeffs, stage, h, rhs)
                     _solve_shifted(c, border_rows, active_cols, row_ptr, row_idx, pivot_inv,
                                    fwd_mult, back_mult, cord_gain, cord_feed, cord_pivot_inv,
-                                   border_sol, schur_inv, rhs, s1[k], work_t, work_w)
+                                   border_sol, schur_inv, rhs, s1k, work_t, work_w)
+                    Gks = Gk[stage]
                     for i in range(n_state):
-                        G[k, stage, i] = (s1[k, i] - rhs[i]) * ic + q[i]
+                        Gks[i] = (s1k[i] - rhs[i]) * ic + q[i]
             # error estimates h sum (b - b_hat) F, filtered through (I - cJ)^-1
-            for i in range(n_state):
-                rhs[i] = 0.0
-            for jj in range(n_stages):
-                e_h = error_weights[jj] * h
-                for i in range(n_state):
-                    rhs[i] += e_h * F[jj, i]
+            _error_rhs(F, error_weights, h, rhs)
             _solve_shifted(c, border_rows, active_cols, row_ptr, row_idx, pivot_inv, fwd_mult,
                            back_mult, cord_gain, cord_feed, cord_pivot_inv, border_sol,
                            schur_inv, rhs, est, work_t, work_w)
-            pk_new = peak.copy()
+            for q_ in range(2 + m):
+                pk_new[q_] = peak[q_]
             p_s = 0.0
             for i in range(n):
                 p_s = max(p_s, abs(y1[i]) * ivol[i])
@@ -279,14 +328,9 @@ def integrate_sensitivities(lower, diag, upper, cord_diag, csf_to_cord, cord_to_
             err = _scaled_error(est, ivol, n, n_spatial, 1.0, pk_new, rtol, fl_s, fl_c,
                                 atol_floor)
             for k in range(P):
-                if err != err:
+                if err != err or not control_all:
                     break
-                for i in range(n_state):
-                    rhs[i] = 0.0
-                for jj in range(n_stages):
-                    e_h = error_weights[jj] * h
-                    for i in range(n_state):
-                        rhs[i] += e_h * G[k, jj, i]
+                _error_rhs(G[k], error_weights, h, rhs)
                 _solve_shifted(c, border_rows, active_cols, row_ptr, row_idx, pivot_inv,
                                fwd_mult, back_mult, cord_gain, cord_feed, cord_pivot_inv,
                                border_sol, schur_inv, rhs, est, work_t, work_w)

@@ -13,8 +13,9 @@ Two steps, both exact to rounding (no finite differences):
 2. **The forward sensitivity equations** :math:`\dot s = J s + J_θ y + u_θ`,
    :math:`s^+ = s^- + b_θ`, integrated together with the state by the ESDIRK
    method of the numba backend reusing its structured factorization
-   (:mod:`csfmodel.fitting._kernel`): the cost of ``p`` parameters is about
-   ``1 + p`` forward solves.
+   (:mod:`csfmodel.fitting._kernel`), on the steps the state's error control
+   chooses: the cost of ``p`` parameters is at most ``1 + p`` forward solves
+   (benchmarks/test_bench_sensitivity.py).
 
 Concentrations are ``c = W(V) y`` (``W`` the observation rows, ``V`` the volumes),
 so :math:`\partial c/\partial θ = W s + (\partial W/\partial θ)\,y`.
@@ -172,12 +173,16 @@ def _tangent(model: Model, schedule: Schedule, events: DoseEvents, p: Parameter)
 
 
 def solve_sensitivities(prepared, params: list[Parameter], t_out: np.ndarray | None = None,
-                        rtol: float | None = None, method: str = "esdirk3") -> Sensitivities:
+                        rtol: float | None = None, method: str = "esdirk3",
+                        error_control: str = "state") -> Sensitivities:
     """State and sensitivities of a prepared scenario (:func:`csfmodel.prepare`).
 
     ``t_out`` (min) defaults to the scenario's output times; ``rtol`` to the numba
-    backend's default. Raises :class:`~csfmodel.solvers.SolverFailure` if the error
-    control cannot be met.
+    backend's default. ``error_control``: ``"state"`` (steps chosen by the state's
+    error alone: the sensitivities are the exact derivative of that discrete
+    solution) or ``"all"`` (each sensitivity, scaled by its parameter, in the error
+    test too). Raises :class:`~csfmodel.solvers.SolverFailure` if the error control
+    cannot be met.
     """
     from csfmodel.api import check_memory
     from csfmodel.solvers import SolverFailure, SolverOptions
@@ -190,6 +195,8 @@ def solve_sensitivities(prepared, params: list[Parameter], t_out: np.ndarray | N
     model, schedule, events = prepared.model, prepared.schedule, prepared.events
     t_out = np.asarray(prepared.t_out if t_out is None else t_out, float)
     rtol = float(SolverOptions(rtol=rtol).rtol or DEFAULT_RTOL)
+    if error_control not in ("state", "all"):
+        raise ScenarioError("error_control", error_control, "'state' or 'all'")
     n_state = model.system.n_state
     P = len(params)
     check_memory(len(t_out) * (1 + P), n_state)
@@ -200,6 +207,7 @@ def solve_sensitivities(prepared, params: list[Parameter], t_out: np.ndarray | N
     rows, cols, vals, d_ptr = [], [], [], [0]
     for tan in tangents:
         coo = dataclasses.replace(tan.system, volume=s.volume).to_sparse().tocoo()
+        coo.eliminate_zeros()                   # the pattern holds J's zeros too
         rows.append(coo.row)
         cols.append(coo.col)
         vals.append(coo.data)
@@ -209,8 +217,8 @@ def solve_sensitivities(prepared, params: list[Parameter], t_out: np.ndarray | N
 
     tab = TABLEAUS[method]
     floor = atol_floor(schedule.total_dosed(), rtol)
-    out = np.zeros((len(t_out), n_state))
-    d_out = np.zeros((P, len(t_out), n_state))
+    out = np.empty((len(t_out), n_state))      # every row is written (checked below)
+    d_out = np.empty((P, len(t_out), n_state))
     stats = np.zeros(_kernel.N_STATS)
     d_jumps = np.stack([t.jumps for t in tangents]) if P else np.zeros((0,) + schedule.jumps.shape)
     d_rates = np.stack([t.rates for t in tangents]) if P else np.zeros((0,) + schedule.jumps.shape)
@@ -223,7 +231,8 @@ def solve_sensitivities(prepared, params: list[Parameter], t_out: np.ndarray | N
         kernel_array(np.asarray(d_ptr), np.int64), cat(rows, np.int64), cat(cols, np.int64),
         cat(vals, np.float64), kernel_array(d_jumps), kernel_array(d_rates),
         kernel_array(scales), float(tab.gamma), kernel_array(tab.A),
-        kernel_array(tab.error_weights), rtol, float(floor), np.inf, out, d_out, stats)
+        kernel_array(tab.error_weights), rtol, float(floor), np.inf, error_control == "all",
+        out, d_out, stats)
     if stats[_kernel.ST_FAILED] or int(stats[_kernel.ST_ROWS]) < len(t_out):
         raise SolverFailure("sensitivities: the error control could not be met "
                             f"(rtol={rtol:g}); try a larger rtol")
@@ -233,7 +242,8 @@ def solve_sensitivities(prepared, params: list[Parameter], t_out: np.ndarray | N
 
 
 def sensitivity(scenario: Scenario | dict | str | Path, parameters: list[str] | tuple[str, ...],
-                *, rtol: float | None = None, method: str = "esdirk3") -> xr.Dataset:
+                *, rtol: float | None = None, method: str = "esdirk3",
+                error_control: str = "state") -> xr.Dataset:
     r"""Derivatives of every output of :func:`csfmodel.simulate` with respect to scenario values.
 
     Parameters
@@ -253,6 +263,11 @@ def sensitivity(scenario: Scenario | dict | str | Path, parameters: list[str] | 
         :mod:`csfmodel.fitting._kernel`); default the numba backend's.
     method
         ``"esdirk3"`` (default) or ``"trbdf2"``.
+    error_control
+        ``"state"`` (default): the steps are those the state's error control
+        chooses, and the sensitivities the exact derivative of that discrete
+        solution (converging with ``rtol``); ``"all"``: each sensitivity, scaled by
+        its parameter, enters the error test too (more steps, about 1.3x the cost).
 
     Returns
     -------
@@ -283,7 +298,8 @@ def sensitivity(scenario: Scenario | dict | str | Path, parameters: list[str] | 
     sc = _as_scenario(scenario)
     params = resolve(sc, list(parameters) if not isinstance(parameters, str) else parameters)
     prepared = prepare(sc)
-    res = solve_sensitivities(prepared, params, rtol=rtol, method=method)
+    res = solve_sensitivities(prepared, params, rtol=rtol, method=method,
+                              error_control=error_control)
     return to_sensitivity_dataset(res)
 
 

@@ -61,7 +61,8 @@ the design below (and printed by ``csfmodel validate --designs``):
 Private modules, one concept each: ``_rows.py`` (the table and scoring), ``_measures.py``
 (simulated arms; half-life, AUC, peak), ``_designs.py`` (the study designs and their
 assumptions), ``_runner.py`` (:func:`run_validation`, :func:`format_table`), ``_fit.py``
-(the joint calibration), ``_sensitivity.py``, ``_figures.py``, ``_predictions.py``.
+(the joint calibration), ``_sensitivity.py``, ``_figures.py``, ``_predictions.py``,
+``_user_rows.py`` (rows whose design is given in their columns: :func:`run_rows`).
 """
 
 from ._designs import CAUTE_HYPERBARIC_SITE as CAUTE_HYPERBARIC_SITE
@@ -110,6 +111,10 @@ from ._sensitivity import design_sensitivity as design_sensitivity
 from ._sensitivity import format_design_sensitivity as format_design_sensitivity
 from ._sensitivity import format_sensitivity as format_sensitivity
 from ._sensitivity import sensitivity as sensitivity
+from ._user_rows import UserDesign as UserDesign
+from ._user_rows import read_rows as read_rows
+from ._user_rows import run_rows as run_rows
+from ._user_rows import user_design as user_design
 
 __all__ = [
     "CITATIONS",
@@ -157,4 +162,8 @@ __all__ = [
     "plot_validation",
     "format_predictions",
     "predictions",
+    "UserDesign",
+    "read_rows",
+    "run_rows",
+    "user_design",
 ]
