@@ -8,7 +8,7 @@ drug is a new :class:`Drug`, not new code. Every value may be overridden in a
 scenario's ``[drug]`` table.
 
 Property → rate relations (internal units: cm, min, mL)
-------------------------------------------------------
+-------------------------------------------------------
 Meningeal permeability (spinal CSF → epidural space/veins), a lipid route in
 series with an aqueous limit, plus a paracellular route for hydrophilic
 molecules::

@@ -6,22 +6,22 @@ as in :func:`csfmodel.simulate` results), keep every other dimension (``z``,
 linear between samples, so the integrals are exact for such curves (and
 second-order accurate for smooth ones).
 
-=========================  ============================================================
-metric                     definition
-=========================  ============================================================
-:func:`auc`                :math:`\int_{t_0}^{t_1} C\,dt` (trapezoid; window ends
-                           interpolated), units ``ng/mL*h``
-:func:`cmax`, :func:`tmax` maximum over the window and the (first) time it occurs
-:func:`cavg`               :math:`AUC/(t_1-t_0)`; :func:`cavg_ss` over the last dosing
-                           interval of the record (average steady-state concentration)
-:func:`time_above`         time with :math:`C \ge` threshold (crossings interpolated)
-:func:`segment_coverage`   per cord segment: does the dorsal-horn concentration reach a
-                           threshold, for how long, and the covered range of segments
-:func:`supraspinal`        brain ECF AUC, Cmax and Tmax (plus cisternal CSF and plasma)
-:func:`selectivity`        target (dorsal horn at the target segments) : brain ratios of
-                           AUC and Cmax
-:func:`summary`            all of the above in one Dataset
-=========================  ============================================================
+==========================  ============================================================
+metric                      definition
+==========================  ============================================================
+:func:`auc`                 :math:`\int_{t_0}^{t_1} C\,dt` (trapezoid; window ends
+                            interpolated), units ``ng/mL*h``
+:func:`cmax`, :func:`tmax`  maximum over the window and the (first) time it occurs
+:func:`cavg`                :math:`AUC/(t_1-t_0)`; :func:`cavg_ss` over the last dosing
+                            interval of the record (average steady-state concentration)
+:func:`time_above`          time with :math:`C \ge` threshold (crossings interpolated)
+:func:`segment_coverage`    per cord segment: does the dorsal-horn concentration reach a
+                            threshold, for how long, and the covered range of segments
+:func:`supraspinal`         brain ECF AUC, Cmax and Tmax (plus cisternal CSF and plasma)
+:func:`selectivity`         target (dorsal horn at the target segments) : brain ratios of
+                            AUC and Cmax
+:func:`summary`             all of the above in one Dataset
+==========================  ============================================================
 
 Thresholds and window limits may be numbers (ng/mL, h) or strings with units
 (``"100 ng/mL"``, ``"30 min"``).

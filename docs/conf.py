@@ -95,27 +95,6 @@ def _readme_links(app, relative_path, parent_docname, content):
     content[0] = _LINK.sub(fix, content[0])
 
 
-# ---------------------------------------------------------------- module docstrings
-#: Module docstrings that docutils cannot parse, with the line that breaks them: while
-#: that line is there the docstring is shown verbatim (a literal block) instead of
-#: failing the build; once the line is fixed the docstring renders normally again.
-_MALFORMED = {
-    # title "Property → rate relations (...)" is 55 characters, its underline 54
-    "csfmodel.drugs": "\n" + "-" * 54 + "\n",
-    # ":func:`cmax`, :func:`tmax`" (26 characters) overflows a 25-character column
-    "csfmodel.metrics": "\n" + "=" * 25 + "  " + "=" * 60 + "\n",
-    # "``amount_dosed/present/eliminated``" (35 characters) overflows a 34-character column
-    "csfmodel.results": "\n" + "=" * 34 + "  " + "=" * 15 + "  ",
-}
-
-
-def _verbatim_if_malformed(app, what, name, obj, options, lines):
-    bad = _MALFORMED.get(name)
-    if what != "module" or bad is None or bad not in (obj.__doc__ or ""):
-        return
-    lines[:] = ["::", ""] + ["    " + line for line in lines] + [""]
-
-
 # ---------------------------------------------------------------- public names
 _PUBLIC_NAMES = "```{csfmodel-public-names}\n```"
 
@@ -134,4 +113,3 @@ def _public_names(app, docname, source):
 def setup(app):
     app.connect("include-read", _readme_links)
     app.connect("source-read", _public_names)
-    app.connect("autodoc-process-docstring", _verbatim_if_malformed)
