@@ -8,13 +8,15 @@ The test serves docs/_build/html on localhost and checks that every course page 
 with its figures (each <img> decoded, naturalWidth > 0), that no page shows an executed
 error, that the answers are folded away, and that no local link of the index pages is
 broken. It is skipped, with the reason, when the site is not built or is older than its
-sources, or when Chromium or Playwright is missing.
+sources, or when Chromium or Playwright is missing -- unless ``CSFMODEL_REQUIRE_SITE`` is
+set (CI), which turns the skip into a failure.
 """
 
 from __future__ import annotations
 
 import functools
 import http.server
+import os
 import threading
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
@@ -52,6 +54,8 @@ def _why_not() -> str | None:
 @pytest.fixture(scope="module")
 def site():
     why = _why_not()
+    if why and os.environ.get("CSFMODEL_REQUIRE_SITE"):   # CI: the site must be checked
+        pytest.fail(why)
     if why:
         pytest.skip(why)
     handler = functools.partial(_QuietHandler, directory=str(SITE))
