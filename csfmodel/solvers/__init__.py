@@ -31,7 +31,7 @@ Layout (one module per concept):
     default batch loop, written once;
 ``_registry``
     names -> backends, imported lazily; plug-ins register the same way;
-``reference``, ``numba_backend`` (+ ``_numba_kernels``), ``jax_backend``
+``reference``, ``numba_backend`` (+ ``_numba_kernels``), ``jax_backend``, ``expm_backend``
     the backends: only their integrators and linear algebra.
 
 ``import csfmodel.solvers`` imports numpy only: a backend's module (scipy,
@@ -88,7 +88,12 @@ register("reference", "csfmodel.solvers.reference:ReferenceBackend",
          "(tight tolerances; the yardstick for the other backends)")
 register("numba", "csfmodel.solvers.numba_backend:NumbaBackend",
          "adaptive L-stable ESDIRK (esdirk3 or trbdf2) compiled with numba, O(N) structured "
-         "solves, factorization reused per step size (fast; option rtol)")
+         "solves, factorization reused per step size (fast; option rtol); matrix "
+         "exponentials instead for rtol <= 1e-7 on coarse grids")
+register("expm", "csfmodel.solvers.expm_backend:ExpmBackend",
+         "exact propagation on the output grid: matrix exponential of the structured matrix "
+         "once per step length, inputs piecewise constant (tight tolerances on coarse "
+         "grids; numba switches to it there)")
 register("jax", "csfmodel.solvers.jax_backend:JaxBackend",
          "JAX (float64): adaptive ESDIRK (esdirk3 or trbdf2) on the structured matrix, "
          "jitted, dense output; batches vmapped over parameter sets (CPU or GPU; option "

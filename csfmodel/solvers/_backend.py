@@ -145,6 +145,7 @@ class Backend:
         opts = self.resolve(options)
         t = check_inputs(system, schedule, t_out, y0)
         _prepare.check_schedule(schedule, system.n_state)
+        opts = self._choose(opts, system.n_state, (schedule,), t)
         if y0 is not None:
             y0 = np.array(y0, float)
             if y0.shape != (system.n_state,):
@@ -160,6 +161,16 @@ class Backend:
             _hand_over(states, sink)
             states = states[:0]
         return Solution(t=t, states=states, stats=stats, options=opts, backend=self.name)
+
+    def _choose(self, options: SolverOptions, n_state: int, schedules,
+                t_out: np.ndarray) -> SolverOptions:
+        """The method for this problem, where the resolved one leaves the choice open.
+
+        Called with checked inputs before :meth:`_solve` / :meth:`_solve_batch`; the
+        options it returns are those used and recorded. Default: unchanged (a
+        backend with an ``"auto"`` method replaces it with the method it picks).
+        """
+        return options
 
     def _solve(self, system, schedule, t_out: np.ndarray, options: SolverOptions,
                y0: np.ndarray | None, sink: Sink | None) -> tuple[np.ndarray, Stats]:
@@ -205,6 +216,7 @@ class Backend:
         opts = self.resolve(options)
         problem = prepare_batch(systems, schedules, t_out, schedule_index=schedule_index,
                                 y0=y0, observables=observables, summary=summary)
+        opts = self._choose(opts, problem.n_state, problem.schedules, problem.t_out)
         values, stats = self._solve_batch(problem, opts)
         return BatchSolution(t=problem.t_out, values=values, stats=tuple(stats), options=opts,
                              backend=self.name, summary=problem.summary)

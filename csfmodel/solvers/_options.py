@@ -63,7 +63,10 @@ class SolverOptions:
     method
         The time-stepping method: a tableau of :data:`csfmodel.solvers.METHODS`
         (``"esdirk3"``, ``"trbdf2"``) for numba and jax, a scipy method
-        (``"Radau"``, ``"BDF"``) for the reference. ``None``: the backend's default.
+        (``"Radau"``, ``"BDF"``) for the reference, ``"expm"`` (exact propagation
+        with matrix exponentials) for the expm backend and numba. ``None``: the
+        backend's default (numba's, ``"auto"``, picks ``"esdirk3"`` or, for tight
+        tolerances on coarse grids, ``"expm"``; the solution records which).
     adaptive
         ``False`` turns the error control off: fixed steps of at most
         ``max_step`` (required then), for convergence studies (numba, jax).

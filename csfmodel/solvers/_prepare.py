@@ -27,7 +27,7 @@ import numpy as np
 
 from csfmodel.errors import ScenarioError
 
-__all__ = ["SYSTEM_FIELDS", "SINK_BYTES", "check_inputs", "check_batch_inputs",
+__all__ = ["SYSTEM_FIELDS", "SINK_BYTES", "kernel_array", "check_inputs", "check_batch_inputs",
            "check_schedule", "stack_systems", "border_pattern", "atol_floor", "BatchProblem",
            "prepare_batch", "summarize"]
 
@@ -41,6 +41,26 @@ SYSTEM_FIELDS = ("lower", "diag", "upper", "cord_diag", "csf_to_cord", "cord_to_
 SINK_BYTES = 32 * 2**20
 
 
+# ------------------------------------------------------------------ array form
+def kernel_array(a, dtype=np.float64) -> np.ndarray:
+    """``a`` as an aligned, writable, C-contiguous array of native ``dtype``.
+
+    The one form of every array handed to a compiled kernel. numba compiles one
+    specialisation per array *type*, and its array type includes the dtype, the
+    layout (C / any), whether the array is read-only and whether it is aligned: a
+    read-only view from :func:`numpy.broadcast_to`, a column slice, ``int32``
+    indices or ``float32`` rates would each cost a second compilation of a whole
+    kernel (a minute on 2 cores). The array is returned as it is when it already
+    has that form, else copied once.
+    """
+    arr = np.asarray(a)
+    dt = np.dtype(dtype)
+    f = arr.flags
+    if arr.dtype == dt and f.c_contiguous and f.writeable and f.aligned:
+        return arr
+    return np.array(arr, dtype=dt, order="C", copy=True)
+
+
 # ------------------------------------------------------------------ checks
 def check_inputs(system, schedule, t_out, y0=None) -> np.ndarray:
     """Refuse what no backend can integrate, before any work starts.
@@ -48,14 +68,14 @@ def check_inputs(system, schedule, t_out, y0=None) -> np.ndarray:
     Every array of the linear system and of the schedule must be finite, the
     output times finite, non-decreasing and within ``[0, schedule.t_end]`` (so
     that every output row is reached and filled), ``y0`` finite. Returns the
-    output times as a contiguous float array.
+    output times in kernel form (:func:`kernel_array`).
 
     Raises
     ------
     ScenarioError
         Naming the offending array and what is allowed.
     """
-    t = np.ascontiguousarray(t_out, dtype=float)
+    t = kernel_array(t_out)
     if t.ndim != 1 or t.size == 0:
         raise ScenarioError("t_out", t_out, "a non-empty 1-D array of output times (min)")
     if not np.all(np.isfinite(t)):
@@ -136,15 +156,15 @@ def stack_systems(systems) -> dict[str, np.ndarray]:
     Returns
     -------
     dict
-        ``name -> C-contiguous float array (B, ...)`` for every name of
-        :data:`SYSTEM_FIELDS`.
+        ``name -> float array (B, ...)`` in kernel form (:func:`kernel_array`) for
+        every name of :data:`SYSTEM_FIELDS`.
     """
     from csfmodel.model import LinearSystem
 
     if isinstance(systems, LinearSystem):
         systems = [systems]
     if isinstance(systems, Mapping):
-        stack = {k: np.ascontiguousarray(np.asarray(systems[k], float)) for k in SYSTEM_FIELDS}
+        stack = {k: kernel_array(systems[k]) for k in SYSTEM_FIELDS}
         if stack["diag"].ndim != 2:
             raise ValueError("stacked arrays need a leading batch axis")
     else:
@@ -154,8 +174,8 @@ def stack_systems(systems) -> dict[str, np.ndarray]:
         shapes = {(s.n_spinal, s.n_cord, s.n_state) for s in systems}
         if len(shapes) > 1:
             raise ValueError("all systems of a batch must have the same grid size")
-        stack = {k: np.ascontiguousarray(np.stack([np.asarray(getattr(s, k), float)
-                                                   for s in systems]))
+        stack = {k: kernel_array(np.stack([np.asarray(getattr(s, k), float)
+                                           for s in systems]))
                  for k in SYSTEM_FIELDS}
     B, n = stack["diag"].shape
     M = stack["cord_diag"].shape[1]
@@ -292,9 +312,9 @@ def _as_csr(observables, n_state: int, B: int):
     if observables is None:
         return None
     if isinstance(observables, tuple) and len(observables) == 3:
-        ptr = np.ascontiguousarray(observables[0], np.int64)
-        idx = np.ascontiguousarray(observables[1], np.int64)
-        w = np.ascontiguousarray(np.asarray(observables[2], float))
+        ptr = kernel_array(observables[0], np.int64)
+        idx = kernel_array(observables[1], np.int64)
+        w = kernel_array(observables[2])
         nnz = len(idx)
         if ptr.ndim != 1 or len(ptr) < 1 or ptr[0] != 0 or ptr[-1] != nnz or \
                 np.any(np.diff(ptr) < 0):
@@ -338,7 +358,7 @@ def prepare_batch(systems, schedules, t_out, *, schedule_index=None, y0=None,
         raise ValueError("no schedule given")
     if schedule_index is None:
         schedule_index = np.arange(B) if len(schedules) == B else np.zeros(B, np.int64)
-    sidx = np.ascontiguousarray(schedule_index, np.int64)
+    sidx = kernel_array(schedule_index, np.int64)
     if sidx.shape != (B,) or sidx.min() < 0 or sidx.max() >= len(schedules):
         raise ValueError("schedule_index must give a schedule for each system")
     for s in schedules:
@@ -350,7 +370,7 @@ def prepare_batch(systems, schedules, t_out, *, schedule_index=None, y0=None,
             raise ValueError(f"y0 must have shape ({n_state},) or ({B}, {n_state})")
         if not np.all(np.isfinite(y0)):
             raise ScenarioError("y0", "non-finite entries", "a finite initial state (ug)")
-        y0 = np.ascontiguousarray(np.broadcast_to(y0, (B, n_state)))
+        y0 = kernel_array(np.broadcast_to(y0, (B, n_state)))
     if summary and observables is None:
         raise ValueError("summary needs observables")
     totals = np.array([s.total_dosed() for s in schedules])[sidx]

@@ -18,6 +18,10 @@ the default ``rtol`` (5e-5) the outputs agree with the scipy reference to about
 writes the step statistics into the result's attrs (``solver_steps``,
 ``solver_max_error_estimate``, ``solver_rtol``, ...).
 
+The default method, ``"auto"``, runs ``esdirk3``, or, for tolerances tighter than
+:data:`EXPM_RTOL` on coarse grids, propagates exactly with matrix exponentials on
+the output grid (:mod:`~csfmodel.solvers.expm_backend`), which is cheaper there.
+
 Steps land exactly on every dose event (bolus jumps, changes of infusion
 rates); output times in between are filled by cubic Hermite interpolation. A
 run is done one simulated week per kernel call (:func:`window_size`), so Ctrl-C
@@ -39,15 +43,18 @@ load it in well under a second.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from csfmodel.solvers import _prepare
 from csfmodel.solvers._backend import Backend
 from csfmodel.solvers._options import SolveInterrupted, SolverFailure, Stats
-from csfmodel.solvers._prepare import atol_floor, border_pattern
+from csfmodel.solvers._prepare import atol_floor, border_pattern, kernel_array
 from csfmodel.solvers._tableaus import METHODS, TABLEAUS
 
-__all__ = ["NumbaBackend", "DEFAULT_RTOL", "window_size", "compile_notice"]
+__all__ = ["NumbaBackend", "DEFAULT_RTOL", "EXPM_RTOL", "auto_method", "window_size",
+           "compile_notice", "compiled_signatures"]
 
 #: default relative tolerance (of each variable's running peak) per step; chosen so
 #: that outputs agree with the reference solver to well within 1e-3 of their peak
@@ -57,6 +64,23 @@ DEFAULT_RTOL = 5e-5
 WINDOW_MIN = 7 * 1440.0
 #: the window shrinks in proportion beyond this many states (finer grids cost more)
 WINDOW_STATES = 250
+
+#: The ``"auto"`` method (the default) propagates exactly with matrix exponentials
+#: (:mod:`~csfmodel.solvers.expm_backend`) where that is cheaper than adaptive steps to the
+#: tolerance asked for: ``rtol`` at most ``EXPM_RTOL``, at most ``EXPM_MAX_STATES`` states
+#: (grids of 5 mm and coarser), distinct step lengths ``L`` with ``L n^3`` at most
+#: ``EXPM_MAX_WORK`` (two exponentials of 300 states: 5 lengths at 5 mm, hundreds at
+#: 2 cm) and at most ``EXPM_MAX_STEPS`` steps between output times and dose events;
+#: otherwise ``esdirk3``.
+#: Measured on the 7-day pump benchmark (``benchmarks/work_precision.py``, one core): at
+#: 5 mm the exponentials take ~35 ms for an error below 1.2e-10 of peak, esdirk3 ~30 ms
+#: at rtol 1e-6 (error 2.4e-6), ~55 ms at 1e-7 (3e-7) and ~0.3 s at 1e-9 (3e-9); at 2 mm
+#: (527 states) one exponential costs about as much as esdirk3 at rtol 1e-8, at 1 mm
+#: (1043 states) ~2 s, as much as esdirk3 at 1e-9.
+EXPM_RTOL = 1e-7
+EXPM_MAX_STATES = 300
+EXPM_MAX_WORK = 2 * 300**3
+EXPM_MAX_STEPS = 20_000
 
 #: compile times measured on a clean cache (2-core machine), for the notice below
 COMPILE_SECONDS = {"integrate": 40, "integrate_batch": 65}
@@ -88,6 +112,22 @@ def compile_notice(kernel_name: str) -> bool:
     return True
 
 
+def compiled_signatures() -> dict[str, int]:
+    """How many specialisations of each numba kernel this process has compiled or loaded.
+
+    One per kernel is the design: the backend hands every array over in one form
+    (:func:`~csfmodel.solvers._prepare.kernel_array`), so read-only, strided,
+    ``int32`` or ``float32`` inputs never cost a second compilation. Kernels that
+    are only inlined, or not used yet, count 0.
+    """
+    from numba.core.dispatcher import Dispatcher
+
+    from csfmodel.solvers import _numba_kernels as k
+
+    return {name: len(obj.signatures) for name, obj in vars(k).items()
+            if isinstance(obj, Dispatcher)}
+
+
 def window_size(n_state: int) -> tuple[float, int]:
     """Simulated time (min) and output rows per kernel call of a single run.
 
@@ -99,6 +139,25 @@ def window_size(n_state: int) -> tuple[float, int]:
     """
     return (WINDOW_MIN * min(1.0, WINDOW_STATES / n_state),
             max(1, _prepare.SINK_BYTES // (8 * n_state)))
+
+
+def auto_method(options, n_state: int, schedules, t_out: np.ndarray) -> str:
+    """What the ``"auto"`` method runs for this problem: ``"expm"`` or ``"esdirk3"``.
+
+    ``"expm"`` where exact propagation is the cheaper way to the tolerance asked
+    for (see :data:`EXPM_RTOL`): a tight ``rtol``, adaptive steps, a coarse grid, and
+    few distinct step lengths and not too many steps on the output grid.
+    """
+    from csfmodel.solvers.expm_backend import make_plan
+
+    if not options.adaptive or options.rtol > EXPM_RTOL or n_state > EXPM_MAX_STATES:
+        return "esdirk3"
+    plans = [make_plan(s.times, t_out, options.max_step) for s in schedules]
+    lengths = np.unique(np.concatenate([p.lengths for p in plans]))
+    if len(lengths) * float(n_state)**3 > EXPM_MAX_WORK or \
+            max(p.n_steps for p in plans) > EXPM_MAX_STEPS:
+        return "esdirk3"
+    return "expm"
 
 
 def _check_finished(st: np.ndarray, n_out: int, t_reached: float, member: str = "") -> None:
@@ -114,7 +173,7 @@ def _check_finished(st: np.ndarray, n_out: int, t_reached: float, member: str = 
 
 def _tableau_args(method: str) -> tuple[float, np.ndarray, np.ndarray]:
     tab = TABLEAUS[method]
-    return tab.gamma, tab.A, tab.error_weights
+    return float(tab.gamma), kernel_array(tab.A), kernel_array(tab.error_weights)
 
 
 class NumbaBackend(Backend):
@@ -122,19 +181,29 @@ class NumbaBackend(Backend):
 
     Options: ``rtol`` (default :data:`DEFAULT_RTOL`), ``atol``, ``max_step``,
     ``first_step`` (step tried first after a bolus; default learned from the
-    first bolus), ``method`` (``"esdirk3"`` or ``"trbdf2"``), ``adaptive=False``
+    first bolus), ``method`` (``"auto"``, default: ``"esdirk3"``, or ``"expm"`` where
+    that is cheaper, see :func:`auto_method`; ``"esdirk3"``, ``"trbdf2"``; ``"expm"``:
+    exact propagation, :mod:`~csfmodel.solvers.expm_backend`), ``adaptive=False``
     (every step is the largest ``gap / 2^k`` of the interval between events not
     exceeding ``max_step``; for convergence studies). It streams to a sink.
+    A :class:`~csfmodel.solvers.Solution` records the method that was run.
     """
 
     name = "numba"
-    methods = METHODS
-    default_method = "esdirk3"
+    methods = (*METHODS, "expm", "auto")
+    default_method = "auto"
     default_rtol = DEFAULT_RTOL
     fixed_steps = True
     streams = True
 
+    def _choose(self, options, n_state, schedules, t_out):
+        if options.method != "auto":
+            return options
+        return replace(options, method=auto_method(options, n_state, schedules, t_out))
+
     def _solve(self, system, schedule, t_out, options, y0, sink):
+        if options.method == "expm":
+            return _expm()._solve(system, schedule, t_out, options, y0, sink)
         from csfmodel.solvers import _numba_kernels as k
 
         s = system
@@ -146,12 +215,11 @@ class NumbaBackend(Backend):
         out = np.empty((0 if sink else n_out, s.n_state))
         st = np.zeros(k.N_STATS)
         empty_i = np.zeros(0, np.int64)
-        head = (s.lower, s.diag, s.upper, s.cord_diag, s.csf_to_cord, s.cord_to_csf,
-                np.ascontiguousarray(s.border_rows), np.ascontiguousarray(s.border_cols),
-                np.ascontiguousarray(s.block), s.volume, act, ptr, idx,
-                np.ascontiguousarray(schedule.times, dtype=float),
-                np.ascontiguousarray(schedule.jumps), np.ascontiguousarray(schedule.rates),
-                float(schedule.t_end), t_out, y, empty_i, empty_i, np.zeros(0),
+        # every array in one form (kernel_array): one compiled specialisation per kernel
+        arrays = [kernel_array(getattr(s, name)) for name in _prepare.SYSTEM_FIELDS]
+        head = (*arrays, act, ptr, idx, kernel_array(schedule.times),
+                kernel_array(schedule.jumps), kernel_array(schedule.rates),
+                float(schedule.t_end), kernel_array(t_out), y, empty_i, empty_i, np.zeros(0),
                 *_tableau_args(options.method), float(options.rtol), float(floor),
                 float(np.inf if options.max_step is None else options.max_step),
                 float(np.inf if options.first_step is None else options.first_step),
@@ -185,29 +253,33 @@ class NumbaBackend(Backend):
 
     def _solve_batch(self, problem, options):
         """All members in one parallel kernel call (observables and summaries in the kernel)."""
+        if options.method == "expm":
+            return _expm()._solve_batch(problem, options)
         import numba
 
         from csfmodel.solvers import _numba_kernels as k
 
-        stack = problem.stack
+        stack = {name: kernel_array(a) for name, a in problem.stack.items()}
         B, n_state = problem.size, problem.n_state
         schedules = problem.schedules
         act, ptr, idx = border_pattern(stack["border_rows"], stack["border_cols"])
         s_ptr = np.zeros(len(schedules) + 1, np.int64)
         s_ptr[1:] = np.cumsum([len(s.times) for s in schedules])
-        times = np.concatenate([s.times for s in schedules]).astype(float)
-        jumps = np.ascontiguousarray(np.concatenate([s.jumps for s in schedules]))
-        rates = np.ascontiguousarray(np.concatenate([s.rates for s in schedules]))
+        times = kernel_array(np.concatenate([np.asarray(s.times, float) for s in schedules]))
+        jumps = kernel_array(np.concatenate([np.asarray(s.jumps, float) for s in schedules]))
+        rates = kernel_array(np.concatenate([np.asarray(s.rates, float) for s in schedules]))
         t_end = np.array([s.t_end for s in schedules], float)[problem.schedule_index]
         rtol = np.full(B, float(options.rtol))
         floor = (np.full(B, float(options.atol)) if options.atol is not None else
                  np.array([atol_floor(tot, options.rtol) for tot in problem.totals]))
-        y0s = np.zeros((B, n_state)) if problem.y0 is None else problem.y0
+        y0s = np.zeros((B, n_state)) if problem.y0 is None else kernel_array(problem.y0)
         if problem.observables is None:
             o_ptr, o_idx, o_w = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((B, 0))
         else:
-            o_ptr, o_idx, w = problem.observables
-            o_w = np.ascontiguousarray(np.broadcast_to(w, (B, len(o_idx))))
+            o_ptr, o_idx, w = (kernel_array(a, dt) for a, dt in
+                               zip(problem.observables, (np.int64, np.int64, np.float64)))
+            # a (B, nnz) copy: np.broadcast_to alone is read-only, another numba type
+            o_w = kernel_array(np.broadcast_to(w, (B, len(o_idx))))
         n_obs = problem.n_values
         t_out = problem.t_out
         summ = np.zeros((B, 4, n_obs if problem.summary else 0))
@@ -221,8 +293,10 @@ class NumbaBackend(Backend):
             k.integrate_batch(stack["lower"], stack["diag"], stack["upper"], stack["cord_diag"],
                               stack["csf_to_cord"], stack["cord_to_csf"], stack["border_rows"],
                               stack["border_cols"], stack["block"], stack["volume"], act, ptr,
-                              idx, times, jumps, rates, s_ptr, problem.schedule_index, t_end,
-                              t_out, y0s, o_ptr, o_idx, o_w, *_tableau_args(options.method),
+                              idx, times, jumps, rates, s_ptr,
+                              kernel_array(problem.schedule_index, np.int64), t_end,
+                              kernel_array(t_out), y0s, o_ptr, o_idx, o_w,
+                              *_tableau_args(options.method),
                               rtol, floor,
                               float(np.inf if options.max_step is None else options.max_step),
                               float(np.inf if options.first_step is None
@@ -233,3 +307,10 @@ class NumbaBackend(Backend):
         for b, row in enumerate(st):
             _check_finished(row, len(t_out), float("nan"), f" (batch member {b})")
         return (summ if problem.summary else out), [Stats.from_vector(row) for row in st]
+
+
+def _expm():
+    """The exact propagator (method ``"expm"``)."""
+    from csfmodel.solvers.expm_backend import ExpmBackend
+
+    return ExpmBackend()
