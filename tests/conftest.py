@@ -307,3 +307,18 @@ def valid_scenarios(draw, max_doses: int = 3) -> dict:
         data["patient"] = patient
     data["dose"] = [draw(valid_doses(dur_min)) for _ in range(draw(st.integers(1, max_doses)))]
     return data
+
+
+# ---------------------------------------------------------------- one compile per kernel
+def pytest_sessionfinish(session, exitstatus):
+    """After the whole run (in each xdist worker too): every numba kernel this process
+    compiled has exactly one signature -- no second specialisation from array flags or
+    dtypes (``tests/test_compile_signatures.py`` exercises the paths on purpose)."""
+    import sys
+
+    nb = sys.modules.get("csfmodel.solvers.numba_backend")
+    twice = {k: n for k, n in nb.compiled_signatures().items() if n > 1} if nb else {}
+    if twice:
+        print(f"\nnumba kernels compiled more than once in this process: {twice}",
+              file=sys.stderr)
+        session.exitstatus = 1

@@ -192,12 +192,16 @@ class Propagators:
     def __call__(self, h: float) -> tuple[np.ndarray, np.ndarray]:
         if h not in self.cache:
             from scipy.linalg import expm
+            from threadpoolctl import threadpool_limits
 
             n, r = self.J.shape[0], self.U.shape[1]
             A = np.zeros((n + r, n + r))
             A[:n, :n] = h * self.J
             A[:n, n:] = h * self.U
-            E = expm(A)
+            # a few hundred states: one BLAS thread is fastest (several threads contend
+            # for the cores and make the exponential 10-30x slower on a busy machine)
+            with threadpool_limits(limits=1 if n + r <= 600 else None, user_api="blas"):
+                E = expm(A)
             if not np.all(np.isfinite(E)):
                 raise SolverFailure(f"expm backend: the exponential over {h:.6g} min is not "
                                     "finite (non-finite or runaway rates)")
