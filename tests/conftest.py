@@ -310,15 +310,27 @@ def valid_scenarios(draw, max_doses: int = 3) -> dict:
 
 
 # ---------------------------------------------------------------- one compile per kernel
+_COMPILED_TWICE: dict[str, int] = {}
+
+
 def pytest_sessionfinish(session, exitstatus):
-    """After the whole run (in each xdist worker too): every numba kernel this process
-    compiled has exactly one signature -- no second specialisation from array flags or
-    dtypes (``tests/test_compile_signatures.py`` exercises the paths on purpose)."""
+    """After the whole run: every numba kernel compiled exactly one signature -- no second
+    specialisation from array flags or dtypes (``tests/test_compile_signatures.py``
+    exercises the paths on purpose). Under xdist each worker reports to the controller."""
     import sys
 
     nb = sys.modules.get("csfmodel.solvers.numba_backend")
-    twice = {k: n for k, n in nb.compiled_signatures().items() if n > 1} if nb else {}
-    if twice:
-        print(f"\nnumba kernels compiled more than once in this process: {twice}",
-              file=sys.stderr)
+    if nb is not None:
+        _COMPILED_TWICE.update({k: n for k, n in nb.compiled_signatures().items() if n > 1})
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:                       # an xdist worker: tell the controller
+        workeroutput["numba_compiled_twice"] = dict(_COMPILED_TWICE)
+        return
+    if _COMPILED_TWICE:
+        print(f"\nnumba kernels compiled more than once: {_COMPILED_TWICE}", file=sys.stderr)
         session.exitstatus = 1
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    _COMPILED_TWICE.update(getattr(node, "workeroutput", {}).get("numba_compiled_twice", {}))

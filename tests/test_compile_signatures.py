@@ -125,8 +125,11 @@ def test_batch_and_summary_paths_with_odd_arrays(problem):
     assert summ.values[0, 0, 0] == pytest.approx(clean[:, s.index("plasma")].max(), rel=1e-9)
 
 
-def test_each_kernel_compiled_once():
-    """Runs last in this module: after every path above, one signature per kernel."""
+def test_each_kernel_compiled_once(problem):
+    """After every path above (run again here, so that the check holds in whichever
+    process -- or xdist worker -- runs it): one signature per kernel."""
+    test_single_and_sink_paths_with_odd_arrays(problem)
+    test_batch_and_summary_paths_with_odd_arrays(problem)
     counts = compiled_signatures()
     assert set(ENTRY_POINTS) <= set(counts)
     for name in ENTRY_POINTS:
