@@ -411,7 +411,7 @@ class PracticeLimit:
         return value > self.value if self.side == "max" else value < self.value
 
     def describe(self) -> str:
-        note = "" if self.verified else "; not verified against the source here"
+        note = "" if self.verified else "; as cited in secondary sources, the primary text not checked"
         return f"{self.shown} ({self.source}{note})"
 
 

@@ -101,7 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     of memory (a one-line message), 3 an internal error (set ``CSFMODEL_DEBUG=1``
     for the traceback), 130 interrupted.
     """
+    import warnings
+
+    def _show_warning(message, category, filename, lineno, file=None, line=None):
+        # a csfmodel warning (e.g. a pump setting beyond published practice) is one line
+        _err(f"warning: {message}")
+
     try:
+        warnings.showwarning = _show_warning
         parser = build_parser()
         try:
             args = parser.parse_args(argv)
