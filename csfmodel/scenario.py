@@ -411,7 +411,8 @@ class PracticeLimit:
         return value > self.value if self.side == "max" else value < self.value
 
     def describe(self) -> str:
-        note = "" if self.verified else "; as cited in secondary sources, the primary text not checked"
+        note = "" if self.verified else ("; as cited in secondary sources, the primary "
+                                         "text not checked")
         return f"{self.shown} ({self.source}{note})"
 
 

@@ -60,6 +60,11 @@ def scaled(n: int) -> int:
 HAVE_JAX = importlib.util.find_spec("jax") is not None
 requires_jax = pytest.mark.skipif(not HAVE_JAX, reason="jax is not installed")
 
+#: skip a test when the [dask] extra (dask.distributed, zarr) is not installed
+HAVE_DASK = all(importlib.util.find_spec(m) is not None for m in ("distributed", "zarr"))
+requires_dask = pytest.mark.skipif(not HAVE_DASK,
+                                   reason="the [dask] extra (distributed, zarr) is not installed")
+
 
 # ------------------------------------------------------------ hang-proof simulate
 class SimulationTimeout(AssertionError):

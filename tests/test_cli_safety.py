@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import requires_dask
 
 import csfmodel
 from csfmodel.cli import main
@@ -476,6 +477,7 @@ def base(tmp_path) -> Path:
     return p
 
 
+@requires_dask
 def test_sweep_output_checks(tmp_path, base, capsys):
     assert "input" in _fails(["sweep", str(base), "-o", str(base), "--param", RATES], capsys)
     assert "not a directory" in _fails(["sweep", str(base), "-o", str(base / "x"),

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import requires_dask
 
 import csfmodel
 from csfmodel.anatomy import PATIENT_PARAMETERS, VERTEBRAL_LEVELS
@@ -180,6 +181,7 @@ def test_dose_scale_is_a_rescaled_run():
                                ref.respiratory_depression_max, rtol=1e-6)
 
 
+@requires_dask
 def test_cli(tmp_path):
     from csfmodel.cli import main
 

@@ -70,9 +70,21 @@ def parse_param(text: str) -> tuple[str, list[str]]:
     return key.strip(), [v.strip() for v in vals.split(";") if v.strip()]
 
 
+def _require_dask_extra(option: str, what: str, modules: tuple[str, ...]) -> None:
+    """One line (exit 2) when the ``[dask]`` extra is missing, before any work."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ScenarioError(option, what, f"the {', '.join(missing)} package(s) of the "
+                            "[dask] extra: pip install 'csfmodel[dask]'",
+                            detail="not installed")
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     import sys
 
+    _require_dask_extra("sweep", args.sweep, ("dask", "distributed", "zarr"))
     from csfmodel import sweep
 
     if args.param:
@@ -105,6 +117,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_sobol(args: argparse.Namespace) -> int:
+    _require_dask_extra("sobol", args.store, ("zarr", "SALib"))
     from csfmodel._io import atomic_path, check_figure_path, check_output_file
     from csfmodel.sweep import plot_sobol, sobol_indices, sobol_table
 
