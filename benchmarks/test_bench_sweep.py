@@ -5,7 +5,10 @@
   reference) and end to end by :func:`csfmodel.sweep.run_sweep` on a local Dask cluster
   of processes (parse, assemble, solve, reduce and write to zarr on the workers).
   ``extra_info["ratio_to_kernel"]`` is the sweep's throughput over the kernel's
-  (target >= 0.9); ``rss_per_worker_mb`` the workers' resident memory after it.
+  (target >= 0.9); ``rss_per_worker_mb`` the workers' resident memory after it, and
+  ``worker_peak_ratio`` their peak over this sweep against a small one. Three local
+  clusters: one single-threaded worker per core with chunks of 64 and of 256, and
+  half as many workers with two threads each.
 - ``sweep-overhead``: per-task cost of Dask and the store: 64 one-scenario tasks of a
   tiny scenario against the same chunks solved in process.
 - ``sweep-memory``: peak resident memory of ``run_batch(..., summary=True)`` for 64 and
@@ -82,24 +85,70 @@ def test_sweep_kernel_reference(benchmark):
 _REF: dict[str, float] = {}
 
 
-def test_sweep_dask_end_to_end(benchmark, cluster, tmp_path):
-    """run_sweep on the local cluster: N scenarios end to end into a zarr store."""
-    sweep.run_sweep(_sweep(2 * WORKERS, chunk=1), tmp_path / "warm.zarr", client=cluster,
-                    progress=False)                                  # JIT load on workers
-    k = iter(range(100))
+def test_sweep_in_process_same_work(benchmark):
+    """What a sweep's tasks do (parse, assemble, solve, reduce to the outputs, build the
+    chunk's Dataset), in this process on all threads, without Dask or the store: the
+    cost of the outputs apart from the cost of Dask and zarr."""
+    from csfmodel.sweep._engine import _sets, chunk_dataset
+
+    sw = _sweep(N).checked()
+    cols = sw.columns()
+    payload = {**sw.payload(), "keys": [c.key for c in cols]}
+    chunk_dataset(_sets(payload["base"], payload["keys"], [c.raw[:2] for c in cols]), 0,
+                  payload)                                                 # JIT warm
 
     def run():
-        return sweep.run_sweep(_sweep(N), tmp_path / f"s{next(k)}.zarr", client=cluster,
-                               progress=False)
+        for a in range(0, N, CHUNK):
+            chunk_dataset(_sets(payload["base"], payload["keys"],
+                                [c.raw[a:a + CHUNK] for c in cols]), a, payload)
 
     benchmark.group = "sweep-throughput"
-    out = benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.pedantic(run, rounds=1, iterations=1)
     rate = N / benchmark.stats.stats.min
-    rss = cluster.run(lambda: __import__("psutil").Process().memory_info().rss)
+    benchmark.extra_info.update(scenarios=N, threads=numba.get_num_threads(),
+                                scenarios_per_s=rate, ratio_to_kernel=(
+                                    rate / _REF["kernel"] if "kernel" in _REF else None))
+
+
+#: local clusters compared: (worker processes, threads per worker, chunk size); on 2 cores
+CONFIGS = [(WORKERS, 1, CHUNK), (WORKERS, 1, 256), (max(1, WORKERS // 2), 2, 256)]
+
+
+@pytest.mark.parametrize("workers,threads,chunk", CONFIGS,
+                         ids=[f"{w}x{t}-chunk{c}" for w, t, c in CONFIGS])
+def test_sweep_dask_end_to_end(benchmark, tmp_path, workers, threads, chunk):
+    """run_sweep on a local cluster: N scenarios end to end into a zarr store.
+
+    ``extra_info``: ``ratio_to_kernel`` (target >= 0.9), the workers' resident memory
+    after the sweep and their peak over a small sweep and over this one
+    (``worker_peak_ratio``: memory bounded by the chunk).
+    """
+    def peak() -> int:
+        return _peak_kib()
+
+    with distributed.LocalCluster(n_workers=workers, threads_per_worker=threads,
+                                  processes=True, dashboard_address=None) as lc, \
+            distributed.Client(lc) as c:
+        sweep.run_sweep(_sweep(4 * workers * threads, chunk=1), tmp_path / "warm.zarr",
+                        client=c, threads=threads, progress=False)    # JIT load, imports
+        small = max(c.run(peak).values())
+        k = iter(range(100))
+
+        def run():
+            return sweep.run_sweep(_sweep(N, chunk=chunk), tmp_path / f"s{next(k)}.zarr",
+                                   client=c, threads=threads, progress=False)
+
+        benchmark.group = "sweep-throughput"
+        out = benchmark.pedantic(run, rounds=1, iterations=1)
+        rate = N / benchmark.stats.stats.min
+        rss = c.run(lambda: __import__("psutil").Process().memory_info().rss)
+        big = max(c.run(peak).values())
     benchmark.extra_info.update(
-        scenarios=N, workers=WORKERS, threads_per_worker=1, scenarios_per_s=rate,
+        scenarios=N, workers=workers, threads_per_worker=threads, chunk_size=chunk,
+        scenarios_per_s=rate,
         ratio_to_kernel=rate / _REF["kernel"] if "kernel" in _REF else None,
-        rss_per_worker_mb=max(rss.values()) / 2**20)
+        rss_per_worker_mb=max(rss.values()) / 2**20, worker_peak_mb=big / 1024,
+        worker_peak_small_mb=small / 1024, worker_peak_ratio=big / small)
     assert int(sweep.open_store(out).scenario_done.sum()) == N
 
 
@@ -130,22 +179,41 @@ def test_sweep_task_overhead(benchmark, cluster, tmp_path):
                                 overhead_ms_per_task=1e3 * (per_task - inproc))
 
 
+def _peak_kib() -> int:
+    """Peak resident memory of this process, KiB: ``VmHWM`` (Linux; ``ru_maxrss`` would
+    carry the peak of the parent a process was forked from), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 _PEAK = """
-import resource, sys, numpy as np
+import sys, numpy as np
 sys.path.insert(0, {bench!r})
 from conftest import scenario_dict
+{fn}
 from csfmodel.sweep import run_batch
 n = int(sys.argv[1])
 run_batch(scenario_dict("5mm"), {{"patient.dispersion": [f"{{x!r}} cm^2/min" for x in
           np.linspace(0.2, 0.8, n).tolist()], "dose[0].rate": [f"{{x!r}} mg/day" for x in
           np.linspace(0.5, 2.0, n).tolist()]}}, summary=True)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(_peak_kib())
 """
 
 
 def test_sweep_memory_bounded_by_the_chunk(benchmark):
     """Peak RSS of run_batch(summary=True): N scenarios against 64 (fresh processes)."""
-    code = _PEAK.format(bench=str(Path(__file__).parent))
+    import inspect
+
+    code = _PEAK.format(bench=str(Path(__file__).parent),
+                        fn=inspect.getsource(_peak_kib))
     with tempfile.TemporaryDirectory() as d:
         script = Path(d) / "peak.py"
         script.write_text(code)
@@ -160,3 +228,4 @@ def test_sweep_memory_bounded_by_the_chunk(benchmark):
         big = benchmark.pedantic(peak, args=(N,), rounds=1, iterations=1)
     benchmark.extra_info.update(scenarios=N, peak_mb=big, peak_64_mb=small,
                                 ratio=big / small)
+    assert big <= 1.5 * small

@@ -4,19 +4,19 @@ Longer than 400 lines: every variable's definition (units, long_name, descriptio
 
 Variable names are part of the public API (scripts rely on them):
 
-==================================  ===============  ==========================
-variable                            dims             units
-==================================  ===============  ==========================
-``csf_concentration``               (time, z)        ng/mL
-``cord_concentration``              (time, segment)  ng/mL (unbound, tissue)
-``cisternal_csf_concentration``     (time,)          ng/mL
-``cortical_csf_concentration``      (time,)          ng/mL
-``ventricular_csf_concentration``   (time,)          ng/mL
-``brain_concentration``             (time,)          ng/mL (unbound brain ECF)
-``plasma_concentration``            (time,)          ng/mL (total)
-``amount_dosed/present/eliminated`` (time,)          mg
-``amount``                          (time, pool)     mg
-==================================  ===============  ==========================
+===================================  ===============  ==========================
+variable                             dims             units
+===================================  ===============  ==========================
+``csf_concentration``                (time, z)        ng/mL
+``cord_concentration``               (time, segment)  ng/mL (unbound, tissue)
+``cisternal_csf_concentration``      (time,)          ng/mL
+``cortical_csf_concentration``       (time,)          ng/mL
+``ventricular_csf_concentration``    (time,)          ng/mL
+``brain_concentration``              (time,)          ng/mL (unbound brain ECF)
+``plasma_concentration``             (time,)          ng/mL (total)
+``amount_dosed/present/eliminated``  (time,)          mg
+``amount``                           (time, pool)     mg
+===================================  ===============  ==========================
 
 ``time`` is in h, ``z`` in cm from the foramen magnum (caudal positive) with
 a ``vertebral_level`` coordinate. Every variable and coordinate carries ``units``,
@@ -224,20 +224,24 @@ class Observation:
             out[v] = res.reshape(lead + res.shape[1:])
         return out
 
-    def csr(self, volume: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def csr(self, volume: np.ndarray, pattern: Sequence[np.ndarray | None] | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ptr, idx, weights)``: the rows in CSR form, weights in ng/mL per ug.
 
         ``volume`` is one system's (``(n_state,)``) or a stack's (``(B, n_state)``,
-        weights ``(B, nnz)``).
+        weights ``(B, nnz)``). ``pattern`` (per block, a boolean mask or None) gives the
+        entries of the matrix blocks instead of their nonzeros: a superset of them, e.g.
+        the union over the grids of a batch of the same shape (weight 0 where this grid
+        has none), so that grids of the same shape share one pattern.
         """
         counts, idx, frac = [], [], []
-        for a, b, mat in self.blocks:
+        for k, (a, b, mat) in enumerate(self.blocks):
             if mat is None:
                 counts.append(np.ones(b - a, np.int64))
                 idx.append(np.arange(a, b))
                 frac.append(np.ones(b - a))
             else:
-                r, c = np.nonzero(mat)
+                r, c = np.nonzero(mat if pattern is None else pattern[k])
                 counts.append(np.bincount(r, minlength=mat.shape[0]))
                 idx.append(a + c)
                 frac.append(mat[r, c])

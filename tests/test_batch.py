@@ -244,3 +244,75 @@ def test_a_sweep_over_the_anatomy_keeps_each_scenarios_geometry():
     np.testing.assert_array_equal(s.segment_z_top.isel(scenario=0).values,
                                   ref.segment_z_top.values)
     assert not np.array_equal(s.segment_z_top.values[0], s.segment_z_top.values[1])
+
+
+# ------------------------------------------------------------ batched assembly
+def test_models_assembled_together_are_the_models_built_alone():
+    """build_models (the equations over a batch axis) gives each member's arrays and rates
+    bit for bit: physiology, drug properties, a permeability override, a branch field."""
+    from csfmodel.drugs import get_drug
+    from csfmodel.model import build_models
+
+    a0, g = Anatomy(), make_grid(Anatomy(), 2.0)
+    rng = np.random.default_rng(3)
+    anat = [dataclasses.replace(a0, dispersion=float(x), cisternal_volume=float(y),
+                                brain_mass=float(z)) for x, y, z in rng.uniform(1, 9, (9, 3))]
+    anat[4] = dataclasses.replace(anat[4], dispersion_exponent=1.0)     # its own pass
+    drugs = [dataclasses.replace(get_drug("morphine"), octanol_buffer=float(x), cl=float(y))
+             for x, y in rng.uniform(0.5, 5, (9, 2))]
+    drugs[2] = get_drug("fentanyl")
+    drugs[6] = dataclasses.replace(drugs[6], meningeal_permeability=1.2e-3)
+    anat.append(anat[0])
+    drugs.append(drugs[0])                                              # a repeat
+    for got, a, d in zip(build_models(anat, drugs, g), anat, drugs):
+        ref = build_model(a, d, 2.0, grid=g)
+        for f in dataclasses.fields(ref.system):
+            x, y = getattr(got.system, f.name), getattr(ref.system, f.name)
+            assert np.array_equal(x, y) and np.shape(x) == np.shape(y), f.name
+        assert got.rates == ref.rates and got.anatomy is a and got.drug is d
+
+
+def test_patients_of_the_same_shape_share_one_kernel_call():
+    """Different anatomies with the same cell counts: one group (one kernel call), the
+    union of their cord-segment patterns, each member equal to its single run."""
+    from csfmodel.sweep._batch import assemble_chunk, parse_chunk
+
+    params = {"patient.conus_fraction": [0.3, 0.7, 0.5],
+              "patient.spinal_csf_volume": ["80 mL", "110 mL", "95 mL"]}
+    sets, _ = sweep.scenario_sets(BASE, params)
+    scs, _ = parse_chunk(sets, 0)
+    grids = [make_grid(sc.anatomy, sc.simulation.resolution) for sc in scs]
+    assert len({(g.n, g.n_cord) for g in grids}) == 1
+    assert not np.array_equal(grids[0].segment_weights != 0, grids[1].segment_weights != 0)
+    chunk = assemble_chunk(scs, ("cord_concentration",), tip=True)
+    assert len(chunk.groups) == 1 and chunk.groups[0][1]["diag"].shape[0] == 3
+    got = sweep.run_batch(BASE, params, variables=("cord_concentration", "brain_concentration"))
+    for i, d in enumerate(sets):
+        ref = simulate(d, solver="numba")
+        for v in ("cord_concentration", "brain_concentration"):
+            a, b = got[v].isel(scenario=i).values, ref[v].values
+            assert np.max(np.abs(a - b)) <= 1e-12 * np.max(np.abs(b)), v
+
+
+def test_schedules_built_together_are_the_schedules_built_alone():
+    """build_schedules: rate sweeps share times and deposits, rates in one pass; each
+    schedule equals build_schedule of its events bit for bit (and a table with other
+    boluses gets its own times)."""
+    from csfmodel.model import build_schedules
+    from csfmodel.scenario import parse_scenario
+
+    params = {"dose[0].rate": ["0.5 mg/day", "1 mg/day", "3 mg/day", "0.5 mg/day"],
+              "dose[1].amount": ["0.05 mg", "0.05 mg", "0.05 mg", "0.1 mg"]}
+    sets, _ = sweep.scenario_sets(BASE, params)
+    scs = [parse_scenario(d) for d in sets]
+    model = prepare(sets[0]).model
+    t_end = scs[0].simulation.duration
+    events = [expand(sc.doses, t_end) for sc in scs]
+    got = build_schedules(model, events, t_end)
+    assert got[0].jumps is got[1].jumps and got[3].jumps is not got[0].jumps
+    for g, ev in zip(got, events):
+        ref = build_schedule(model, ev, t_end)
+        np.testing.assert_array_equal(g.times, ref.times)
+        np.testing.assert_array_equal(g.jumps, ref.jumps)
+        np.testing.assert_array_equal(g.rates, ref.rates)
+    assert not np.array_equal(got[0].rates, got[2].rates)

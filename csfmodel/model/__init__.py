@@ -12,14 +12,18 @@ Private modules, one concept each:
   (``J`` in structured form) and the assembler that fills it;
 * ``_system.py``: the equations: :func:`build_model`, :class:`Model`, the dispersion
   profile (:func:`stroke_profile`, :func:`dispersion`) and :func:`bulk_flow`;
-* ``_doses.py``: :func:`deposit` (an intrathecal bolus as a jump), :class:`Schedule`
-  and :func:`build_schedule`.
+* ``_batch.py``: :func:`build_models` (the equations of ``_system.py`` over a batch
+  axis: many models sharing a grid in one pass);
+* ``_doses.py``: :func:`deposit` (an intrathecal bolus as a jump), :class:`Schedule`,
+  :func:`build_schedule` and :func:`build_schedules` (many at once, for sweeps).
 """
 
+from ._batch import build_models as build_models
 from ._doses import Schedule as Schedule
 from ._doses import _hat_weights as _hat_weights  # steady_state.input_vector
 from ._doses import _mixing_interval as _mixing_interval  # tests
 from ._doses import build_schedule as build_schedule
+from ._doses import build_schedules as build_schedules
 from ._doses import deposit as deposit
 from ._grid import Grid as Grid
 from ._grid import make_grid as make_grid
@@ -39,7 +43,9 @@ __all__ = [
     "Schedule",
     "Model",
     "build_model",
+    "build_models",
     "build_schedule",
+    "build_schedules",
     "bulk_flow",
     "deposit",
     "dispersion",

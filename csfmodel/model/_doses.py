@@ -3,13 +3,15 @@ piecewise-constant schedule of jumps and rates every backend consumes."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from csfmodel.anatomy import Anatomy
-from csfmodel.dosing import DoseEvents
+from csfmodel.dosing import Bolus, DoseEvents, RateStep
 
 from ._grid import Grid
 
@@ -229,30 +231,82 @@ class Schedule:
 
 def build_schedule(model: Model, events: DoseEvents, t_end: float) -> Schedule:
     """Turn expanded dose events into the jump/rate arrays every backend consumes."""
-    n_state = model.system.n_state
+    t = _event_times(events, t_end)
+    return Schedule(times=t, jumps=_jumps(model, events.boluses, t),
+                    rates=_rates(model, events.steps, t, [st.rate for st in events.steps]),
+                    t_end=float(t_end))
+
+
+def build_schedules(model: Model, events: Sequence[DoseEvents], t_end: float
+                    ) -> list[Schedule]:
+    """:func:`build_schedule` of many event lists on one model (a sweep's chunk).
+
+    Event lists that differ only in the rates of their steps (a sweep of infusion
+    rates) share their times and jumps (each distinct bolus deposited once), and
+    their rates are built in one pass over a batch axis; each schedule equals
+    :func:`build_schedule` of its events exactly (the same products, added in the
+    same order).
+    """
+    groups: dict[tuple, list[int]] = {}
+    for k, ev in enumerate(events):
+        key = (tuple(ev.boluses), tuple(dataclasses.replace(st, rate=0.0) for st in ev.steps))
+        groups.setdefault(key, []).append(k)
+    out: list[Schedule | None] = [None] * len(events)
+    for members in groups.values():
+        first = events[members[0]]
+        t = _event_times(first, t_end)
+        jumps = _jumps(model, first.boluses, t)
+        rate = np.array([[st.rate for st in events[k].steps] for k in members])
+        rates = _rates(model, first.steps, t, [rate[:, j, None, None]
+                                               for j in range(len(first.steps))],
+                       lead=(len(members),))
+        for i, k in enumerate(members):
+            out[k] = Schedule(times=t, jumps=jumps, rates=rates[i], t_end=float(t_end))
+    return out    # type: ignore[return-value]
+
+
+def _event_times(events: DoseEvents, t_end: float) -> np.ndarray:
+    """The times at which a jump happens or an input rate changes, from 0 to ``t_end``."""
     times = {0.0}
     times.update(b.time for b in events.boluses)
     for st in events.steps:
         times.update((st.start, st.stop))
-    t = np.array(sorted(x for x in times if 0.0 <= x < t_end))
-    jumps = np.zeros((len(t), n_state))
-    rates = np.zeros((len(t), n_state))
+    return np.array(sorted(x for x in times if 0.0 <= x < t_end))
+
+
+def _jumps(model: Model, boluses: Sequence[Bolus], t: np.ndarray) -> np.ndarray:
+    """The jumps ``(len(t), n_state)`` of ``boluses`` (each distinct deposit made once)."""
+    jumps = np.zeros((len(t), model.system.n_state))
     plasma = model.system.index("plasma")
-    for b in events.boluses:
+    deposits: dict[Bolus, np.ndarray] = {}
+    for b in boluses:
         k = int(np.searchsorted(t, b.time))
         if b.target == "spinal":
-            d = deposit(model, b.site_z, b.amount, b.volume, b.injection_rate, b.puncture)
+            key = dataclasses.replace(b, time=0.0, source=0)
+            if key not in deposits:
+                deposits[key] = deposit(model, b.site_z, b.amount, b.volume, b.injection_rate,
+                                        b.puncture)
+            d = deposits[key]
             if np.iscomplexobj(d) and not np.iscomplexobj(jumps):   # complex step
                 jumps = jumps.astype(complex)
             jumps[k] += d
         else:
             jumps[k, plasma if b.target == "plasma" else model.system.index(b.target)] += b.amount
-    for st in events.steps:
+    return jumps
+
+
+def _rates(model: Model, steps: Sequence[RateStep], t: np.ndarray, rate: Sequence[Any],
+           lead: tuple[int, ...] = ()) -> np.ndarray:
+    """The input rates ``lead + (len(t), n_state)`` of ``steps`` (``rate[j]`` the rate of
+    ``steps[j]``: a number, or with a batch axis an array ``(B, 1, 1)``)."""
+    rates = np.zeros(lead + (len(t), model.system.n_state))
+    plasma = model.system.index("plasma")
+    for st, r in zip(steps, rate):
         if st.target == "spinal":
             idx, w = _hat_weights(model.grid, st.site_z)
-            vec_idx, vec_w = idx, st.rate * w
+            vec_idx, vec_w = idx, r * w
         else:
-            vec_idx, vec_w = np.array([plasma]), np.array([st.rate])
+            vec_idx, vec_w = np.array([plasma]), r * np.ones(1) if lead else np.array([r])
         active = (t >= st.start) & (t < st.stop)
-        rates[np.ix_(active, vec_idx)] += vec_w
-    return Schedule(times=t, jumps=jumps, rates=rates, t_end=float(t_end))
+        rates[(Ellipsis, *np.ix_(active, vec_idx))] += vec_w
+    return rates

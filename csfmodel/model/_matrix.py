@@ -114,75 +114,114 @@ class LinearSystem:
 
 
 class _Assembler:
-    """Collects transfers ``flux(src -> dst) = coef * y[k]`` into structured arrays."""
+    """Collects transfers ``flux(src -> dst) = coef * y[k]`` into structured arrays.
 
-    def __init__(self, n: int, m: int, dtype: type = float):
+    With ``batch=B`` every array has a leading axis of ``B`` systems sharing the
+    structure (:func:`csfmodel.model.build_models`): a coefficient with two
+    dimensions, ``(B, k)`` or ``(B, 1)``, holds one value per system; one with at most
+    one dimension is the same for all of them. The entries are added in the same order
+    as for one system, so each system's arrays are those of a model built alone.
+    """
+
+    def __init__(self, n: int, m: int, dtype: type = float, batch: int | None = None):
         # dtype complex: the complex-step derivative of the assembly (csfmodel.fitting)
         self.n, self.m = n, m
         self.s = n + m
         self.dtype = np.dtype(dtype)
+        self.lead: tuple[int, ...] = () if batch is None else (int(batch),)
         nc = len(COMPARTMENTS)
-        self.lower = np.zeros(n - 1, self.dtype)
-        self.diag = np.zeros(n, self.dtype)
-        self.upper = np.zeros(n - 1, self.dtype)
-        self.cord_diag = np.zeros(m, self.dtype)
-        self.csf_to_cord = np.zeros(m, self.dtype)
-        self.cord_to_csf = np.zeros(m, self.dtype)
-        self.rows = np.zeros((nc, self.s), self.dtype)
-        self.cols = np.zeros((self.s, nc), self.dtype)
-        self.block = np.zeros((nc, nc), self.dtype)
+        lead = self.lead
+        self.lower = np.zeros(lead + (n - 1,), self.dtype)
+        self.diag = np.zeros(lead + (n,), self.dtype)
+        self.upper = np.zeros(lead + (n - 1,), self.dtype)
+        self.cord_diag = np.zeros(lead + (m,), self.dtype)
+        self.csf_to_cord = np.zeros(lead + (m,), self.dtype)
+        self.cord_to_csf = np.zeros(lead + (m,), self.dtype)
+        self.rows = np.zeros(lead + (nc, self.s), self.dtype)
+        self.cols = np.zeros(lead + (self.s, nc), self.dtype)
+        self.block = np.zeros(lead + (nc, nc), self.dtype)
+
+    def _entries(self, r, c, v) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Flat rows, columns and values (``lead + (k,)``) of the nonzero entries."""
+        if not self.lead:
+            r, c, v = np.broadcast_arrays(np.asarray(r), np.asarray(c),
+                                          np.asarray(v, self.dtype))
+            keep = v.ravel() != 0.0
+            return (r.ravel()[keep].astype(np.int64), c.ravel()[keep].astype(np.int64),
+                    v.ravel()[keep])
+        v = np.asarray(v, self.dtype)
+        r, c = np.broadcast_arrays(np.asarray(r), np.asarray(c))
+        shape = np.broadcast_shapes(r.shape, v.shape[-1:] if v.ndim == 2 else v.shape)
+        r = np.broadcast_to(r, shape).ravel()
+        c = np.broadcast_to(c, shape).ravel()
+        v = np.broadcast_to(v, self.lead + shape).reshape(self.lead + (r.size,))
+        keep = np.any(v != 0.0, axis=0)
+        return r[keep].astype(np.int64), c[keep].astype(np.int64), v[:, keep]
 
     def _add(self, r: np.ndarray, c: np.ndarray, v: np.ndarray) -> None:
         """Add ``J[r, c] += v`` elementwise into the structured arrays (vectorized;
         ``np.add.at`` accumulates repeated entries in order, as a loop would)."""
-        if np.ndim(r) == 0 and np.ndim(c) == 0 and np.ndim(v) == 0:
-            vv = np.asarray(v, self.dtype).item()
-            if vv != 0.0:
-                self._add_one(int(r), int(c), vv)
-            return
-        r, c, v = np.broadcast_arrays(np.asarray(r), np.asarray(c),
-                                      np.asarray(v, self.dtype))
-        if r.size <= 8:   # a few entries: plain loop, cheaper than array bookkeeping
-            for rr, cc, vv in zip(r.ravel().tolist(), c.ravel().tolist(), v.ravel().tolist()):
+        if not self.lead:
+            if np.ndim(r) == 0 and np.ndim(c) == 0 and np.ndim(v) == 0:
+                vv = np.asarray(v, self.dtype).item()
                 if vv != 0.0:
-                    self._add_one(rr, cc, vv)
-            return
-        keep = v.ravel() != 0.0
-        r, c, v = r.ravel()[keep].astype(np.int64), c.ravel()[keep].astype(np.int64), \
-            v.ravel()[keep]
+                    self._add_one(int(r), int(c), vv)
+                return
+            r, c, v = np.broadcast_arrays(np.asarray(r), np.asarray(c),
+                                          np.asarray(v, self.dtype))
+            if r.size <= 8:   # a few entries: plain loop, cheaper than array bookkeeping
+                for rr, cc, vv in zip(r.ravel().tolist(), c.ravel().tolist(),
+                                      v.ravel().tolist()):
+                    if vv != 0.0:
+                        self._add_one(rr, cc, vv)
+                return
+        r, c, v = self._entries(r, c, v)
+
+        lead = bool(self.lead)
+
+        def at(arr: np.ndarray, *idx: np.ndarray, vals: np.ndarray) -> None:
+            if not lead:
+                np.add.at(arr, idx if len(idx) > 1 else idx[0], vals)
+                return
+            flat = idx[0] if len(idx) == 1 else np.ravel_multi_index(idx, arr.shape[1:])
+            if len(np.unique(flat)) == len(flat):      # no repeats: one indexed add
+                arr[(Ellipsis, *idx)] += vals
+            else:
+                np.add.at(arr, (Ellipsis, *idx), vals)
+
         n, s = self.n, self.s
         spinal = (r < n) & (c < n)
         only_spinal = bool(spinal.all())
         if only_spinal or spinal.any():
-            rs, cs, vs = r[spinal], c[spinal], v[spinal]
+            rs, cs, vs = r[spinal], c[spinal], v[..., spinal]
             d, lo, up = rs == cs, rs == cs + 1, cs == rs + 1
             if not np.all(d | lo | up):
                 raise AssertionError("transfer outside the tridiagonal spinal block")
-            np.add.at(self.diag, rs[d], vs[d])
-            np.add.at(self.lower, cs[lo], vs[lo])
-            np.add.at(self.upper, rs[up], vs[up])
+            at(self.diag, rs[d], vals=vs[..., d])
+            at(self.lower, cs[lo], vals=vs[..., lo])
+            at(self.upper, rs[up], vals=vs[..., up])
             if only_spinal:
                 return
         cord = (r < s) & (c < s) & ~spinal
         if cord.any():
-            rs, cs, vs = r[cord], c[cord], v[cord]
+            rs, cs, vs = r[cord], c[cord], v[..., cord]
             d = (rs >= n) & (cs >= n) & (rs == cs)
             to_cord = (rs >= n) & (cs == rs - n)
             to_csf = (cs >= n) & (rs == cs - n)
             if not np.all(d | to_cord | to_csf):
                 raise AssertionError("cord coupled to a cell other than its own")
-            np.add.at(self.cord_diag, rs[d] - n, vs[d])
-            np.add.at(self.csf_to_cord, cs[to_cord], vs[to_cord])
-            np.add.at(self.cord_to_csf, rs[to_csf], vs[to_csf])
+            at(self.cord_diag, rs[d] - n, vals=vs[..., d])
+            at(self.csf_to_cord, cs[to_cord], vals=vs[..., to_cord])
+            at(self.cord_to_csf, rs[to_csf], vals=vs[..., to_csf])
         m = (r >= s) & (c < s)
         if m.any():
-            np.add.at(self.rows, (r[m] - s, c[m]), v[m])
+            at(self.rows, r[m] - s, c[m], vals=v[..., m])
         m = (r < s) & (c >= s)
         if m.any():
-            np.add.at(self.cols, (r[m], c[m] - s), v[m])
+            at(self.cols, r[m], c[m] - s, vals=v[..., m])
         m = (r >= s) & (c >= s)
         if m.any():
-            np.add.at(self.block, (r[m] - s, c[m] - s), v[m])
+            at(self.block, r[m] - s, c[m] - s, vals=v[..., m])
 
     def _add_one(self, rr: int, cc: int, vv: float | complex) -> None:
         n, s = self.n, self.s

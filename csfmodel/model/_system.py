@@ -159,8 +159,9 @@ def _dtype(*objs: object) -> type:
     """``complex`` where a parameter is complex (the complex-step derivative of the
     assembly, :mod:`csfmodel.fitting`), else ``float``."""
     values = (getattr(o, f.name) for o in objs for f in fields(o))
-    return complex if any(isinstance(v, (complex, np.complexfloating)) for v in values) \
-        else float
+    return complex if any(isinstance(v, (complex, np.complexfloating))
+                          or (isinstance(v, np.ndarray) and np.iscomplexobj(v))
+                          for v in values) else float
 
 
 def _scalar(x: object) -> float | complex:
@@ -176,9 +177,26 @@ def build_model(anatomy: Anatomy, drug: Drug, resolution: float = 0.5,
     geometry (sweeps reuse it); by default it is built here.
     """
     g = make_grid(anatomy, resolution) if grid is None else grid
+    system, rates = _assemble(anatomy, drug, g)
+    return Model(anatomy=anatomy, drug=drug, grid=g, system=system, rates=rates)
+
+
+def _face(x: np.ndarray, i: int) -> np.ndarray:
+    """``x[i]`` along the last axis; with a batch axis ``(B, 1)`` (one value per system)."""
+    return x[..., i:i + 1] if np.ndim(x) == 2 else x[i]
+
+
+def _assemble(anatomy: Anatomy, drug: Drug, g: Grid, batch: int | None = None
+              ) -> tuple[LinearSystem, dict]:
+    """The equations: the system and the summary rates of ``anatomy`` and ``drug`` on ``g``.
+
+    With ``batch=B`` the numeric fields of ``anatomy`` and ``drug`` may be arrays of shape
+    ``(B, 1)`` (:func:`csfmodel.model.build_models`): every coefficient is then computed
+    for the ``B`` systems at once and the arrays get a leading axis of ``B``.
+    """
     n, m = g.n, g.n_cord
     s = n + m
-    asm = _Assembler(n, m, _dtype(anatomy, drug))
+    asm = _Assembler(n, m, _dtype(anatomy, drug), batch)
     C = {k: s + v for k, v in _C.items()}
     cc = CNS_CONSTANTS
     fu = drug.fu_plasma
@@ -201,16 +219,16 @@ def build_model(anatomy: Anatomy, drug: Drug, resolution: float = 0.5,
     i = np.arange(n - 1)
     D = dispersion(anatomy, drug, zf)
     q = bulk_flow(anatomy, zf)
-    G = D[1:-1] * g.face_area[1:-1] / dz
+    G = D[..., 1:-1] * g.face_area[1:-1] / dz
     asm.exchange(i, i + 1, G, V[:-1], V[1:])
-    qi = q[1:-1]
+    qi = q[..., 1:-1]
     asm.flux(i, i + 1, i, 0.5 * qi / V[:-1])
     asm.flux(i, i + 1, i + 1, 0.5 * qi / V[1:])
     # face z=0: cisterna <-> cell 0 (half-cell distance), bulk flow in
-    g0 = D[0] * g.face_area[0] / (0.5 * dz)
+    g0 = _face(D, 0) * g.face_area[0] / (0.5 * dz)
     asm.exchange(C["cisterna"], 0, g0, cis, V[0])
-    asm.flux(C["cisterna"], 0, C["cisterna"], 0.5 * q[0] / cis)
-    asm.flux(C["cisterna"], 0, 0, 0.5 * q[0] / V[0])
+    asm.flux(C["cisterna"], 0, C["cisterna"], 0.5 * _face(q, 0) / cis)
+    asm.flux(C["cisterna"], 0, 0, 0.5 * _face(q, 0) / V[0])
     # spinal absorption of the bulk flow into venous blood
     absorb = anatomy.spinal_bulk_flow * dz / L
     asm.flux(np.arange(n), C["plasma"], np.arange(n), absorb / V)
@@ -260,22 +278,24 @@ def build_model(anatomy: Anatomy, drug: Drug, resolution: float = 0.5,
         asm.flux(C[gut], C["plasma"], C[gut], ka * drug.f_oral)
         asm.flux(C[gut], C["eliminated"], C[gut], ka * (1.0 - drug.f_oral))
 
-    volume = np.concatenate([
-        V, w_cord,
-        [cis, cort, vent, brain_vol, v1, drug.v2, drug.v3, 1.0, 1.0, 1.0],
-    ])
+    tail = [cis, cort, vent, brain_vol, v1, drug.v2, drug.v3, 1.0, 1.0, 1.0]
+    if batch is None:
+        volume = np.concatenate([V, w_cord, tail])
+    else:
+        volume = np.concatenate([np.broadcast_to(x, asm.lead + (np.shape(x)[-1:] or (1,)))
+                                 for x in (V, w_cord, *tail)], axis=-1)
+    total = _scalar if batch is None else np.asarray
     system = LinearSystem(
         n_spinal=n, n_cord=m, lower=asm.lower, diag=asm.diag, upper=asm.upper,
         cord_diag=asm.cord_diag, csf_to_cord=asm.csf_to_cord, cord_to_csf=asm.cord_to_csf,
         border_rows=asm.rows, border_cols=asm.cols, block=asm.block, volume=volume)
     rates = {
-        "meningeal_clearance": _scalar(cl_men.sum()),
-        "cord_uptake_clearance": _scalar(cl_cord.sum()),
-        "cord_blood_clearance": _scalar(cl_bscb.sum()),
-        "bbb_efflux_clearance": _scalar(cl_bbb),
+        "meningeal_clearance": total(cl_men.sum(axis=-1)),
+        "cord_uptake_clearance": total(cl_cord.sum(axis=-1)),
+        "cord_blood_clearance": total(cl_bscb.sum(axis=-1)),
+        "bbb_efflux_clearance": total(cl_bbb),
         "meningeal_permeability": drug.meningeal_p(),
         "kp_cord": kp_cord,
         "kp_brain": kp_brain,
     }
-    return Model(anatomy=anatomy, drug=drug, grid=g, system=system, rates=rates)
-
+    return system, rates

@@ -14,19 +14,25 @@ the base (written as in the TOML file, with units)::
 Every scenario is validated like a single run (a bad value raises a
 :class:`~csfmodel.errors.ScenarioError` naming the key and the scenario). A chunk
 of scenarios is assembled by :func:`assemble_chunk`: scenarios with the same
-geometry share one grid, scenarios with the same patient and drug share one model
-(a sweep of doses builds one model), identical intrathecal deposits are computed
-once, and the systems are stacked along a batch axis and handed to the backend's
+geometry share one grid, and their models are assembled together in one pass of the
+model's equations over a batch axis (:func:`csfmodel.model.build_models`: only the
+coefficients that depend on the swept values are computed per scenario; a sweep of
+doses assembles one model); schedules differing only in infusion rates are built
+together (:func:`csfmodel.model.build_schedules`), each distinct intrathecal deposit
+computed once; and the systems of the same shape (cell counts; patients of
+different anatomy too) are stacked along a batch axis and handed to the backend's
 ``solve_batch`` through the registry (:mod:`csfmodel.solvers`): with numba
-(default) one compiled parallel kernel call per chunk, with ``backend="jax"`` one
-vmapped call. Everything a chunk needs (models, schedules, observables) lives as
-long as the chunk, so memory is bounded by the chunk size, not by the number of
-scenarios. With ``summary=True`` only per-scenario peak, time of peak, AUC and
-final value are kept.
+(default) one compiled parallel kernel call per shape and chunk, with
+``backend="jax"`` one vmapped call. Everything a chunk needs (models, schedules,
+observables) lives as long as the chunk, so memory is bounded by the chunk size,
+not by the number of scenarios. With ``summary=True`` only per-scenario peak, time
+of peak, AUC and final value are kept.
 
 :func:`solve_chunk` is the unit of work of :func:`csfmodel.sweep.run_sweep` (a
 Dask task: parse, assemble and solve a chunk on the worker); :func:`run_batch` runs
-the same chunks one after the other in this process.
+the same chunks one after the other in this process, the kernel integrating one
+chunk in a helper thread while this thread assembles the next and builds the Dataset
+of the previous one.
 """
 
 from __future__ import annotations
@@ -53,8 +59,8 @@ from csfmodel.model import (
     Grid,
     Model,
     Schedule,
-    build_model,
-    build_schedule,
+    build_models,
+    build_schedules,
     make_grid,
 )
 from csfmodel.scenario import Scenario, parse_scenario
@@ -169,18 +175,20 @@ class _Assembly:
     """Builds the models and schedules of one chunk, sharing what scenarios have in common.
 
     Grids are shared by scenarios with the same geometry (and kept between chunks:
-    a few per sweep), models by scenarios with the same patient, drug and resolution
-    (a sweep of doses assembles one model), schedules by scenarios with the same
-    doses, and the bolus part of a schedule by scenarios differing only in
-    infusion rates. Models and schedules live as long as the chunk.
+    a few per sweep); the models of the scenarios sharing a grid are assembled
+    together, in one pass of the model's equations over a batch axis
+    (:func:`csfmodel.model.build_models`: a sweep of the physiology or the drug
+    evaluates only its coefficients per scenario, a sweep of doses assembles one
+    model); schedules are shared by scenarios with the same doses and deposit
+    geometry, and built together where they differ only in infusion rates
+    (:func:`csfmodel.model.build_schedules`: one deposit per distinct bolus, the
+    rates in one pass). Models and schedules live as long as the chunk.
     """
 
     def __init__(self, grids: dict[tuple, Grid] | None = None) -> None:
         self.grids: dict[tuple, Grid] = {} if grids is None else grids
-        self.models: dict[tuple, Model] = {}
-        self.schedules: dict[tuple, tuple[int, Schedule]] = {}
         self.schedule_list: list[Schedule] = []
-        self.bolus_parts: dict[tuple, Schedule] = {}
+        self.events: dict[tuple, DoseEvents] = {}
 
     def grid(self, sc: Scenario) -> tuple[tuple, Grid]:
         key = _geometry_key(sc.anatomy, sc.simulation.resolution)
@@ -190,36 +198,46 @@ class _Assembly:
             self.grids[key] = make_grid(sc.anatomy, sc.simulation.resolution)
         return key, self.grids[key]
 
+    def build_all(self, scenarios: Sequence[Scenario]) -> list[tuple[tuple, Model, int]]:
+        """``(geometry key, model, schedule index)`` of each scenario."""
+        keyed = [self.grid(sc) for sc in scenarios]
+        by_grid: dict[tuple, list[int]] = {}
+        for pos, (gkey, _) in enumerate(keyed):
+            by_grid.setdefault(gkey, []).append(pos)
+        models: list[Model] = [None] * len(scenarios)       # type: ignore[list-item]
+        for members in by_grid.values():
+            built = build_models([scenarios[p].anatomy for p in members],
+                                 [scenarios[p].drug for p in members], keyed[members[0]][1])
+            for p, m in zip(members, built):
+                models[p] = m
+        # schedules: per deposit geometry and duration, the distinct dose tables, built
+        # together (those differing only in infusion rates share times and deposits)
+        by_deposit: dict[tuple, dict[tuple, list[int]]] = {}
+        for pos, ((gkey, _), sc) in enumerate(zip(keyed, scenarios)):
+            dkey = (gkey, tuple(getattr(sc.anatomy, f) for f in _DEPOSIT_FIELDS),
+                    sc.simulation.duration)
+            by_deposit.setdefault(dkey, {}).setdefault(sc.doses, []).append(pos)
+        sidx = [0] * len(scenarios)
+        for (_, _, t_end), tables in by_deposit.items():
+            firsts = [members[0] for members in tables.values()]
+            built = build_schedules(models[firsts[0]],
+                                    [self._events(scenarios[p].doses, t_end) for p in firsts],
+                                    t_end)
+            for members, schedule in zip(tables.values(), built):
+                for p in members:
+                    sidx[p] = len(self.schedule_list)
+                self.schedule_list.append(schedule)
+        return [(gkey, m, i) for (gkey, _), m, i in zip(keyed, models, sidx)]
+
     def build(self, sc: Scenario) -> tuple[tuple, Model, int]:
-        gkey, grid = self.grid(sc)
-        mkey = (gkey, sc.anatomy, sc.drug)
-        model = self.models.get(mkey)
-        if model is None:
-            model = self.models[mkey] = build_model(sc.anatomy, sc.drug,
-                                                    sc.simulation.resolution, grid=grid)
-        skey = (mkey, sc.doses, sc.simulation.duration)
-        if skey not in self.schedules:
-            self.schedules[skey] = (len(self.schedule_list), self._schedule(gkey, model, sc))
-            self.schedule_list.append(self.schedules[skey][1])
-        return gkey, model, self.schedules[skey][0]
+        """:meth:`build_all` of one scenario."""
+        return self.build_all([sc])[0]
 
-    def _schedule(self, gkey: tuple, model: Model, sc: Scenario) -> Schedule:
-        """The dose schedule, with bolus deposits shared between scenarios.
-
-        Depositing a bolus on the grid is the costly part; scenarios that differ
-        only in infusion rates reuse the bolus part (the two parts add up), and
-        :func:`csfmodel.api.schedule_for` deposits each distinct bolus once.
-        """
-        from csfmodel.api import schedule_for
-
-        t_end = sc.simulation.duration
-        ev = expand(sc.doses, t_end)
-        bkey = (gkey, tuple(getattr(sc.anatomy, f) for f in _DEPOSIT_FIELDS),
-                tuple(ev.boluses), t_end)
-        if bkey not in self.bolus_parts:
-            self.bolus_parts[bkey] = schedule_for(model, DoseEvents(boluses=ev.boluses), t_end)
-        return merge_schedules(self.bolus_parts[bkey],
-                               build_schedule(model, DoseEvents(steps=ev.steps), t_end))
+    def _events(self, doses: tuple, t_end: float) -> DoseEvents:
+        key = (doses, t_end)
+        if key not in self.events:
+            self.events[key] = expand(doses, t_end)
+        return self.events[key]
 
 
 #: grids kept between chunks (one per geometry of the sweep; a sweep over the anatomy
@@ -262,12 +280,15 @@ def _tip_row(model: Model, sc: Scenario) -> np.ndarray:
 
 def assemble_chunk(scenarios: Sequence[Scenario], variables: Sequence[str], *,
                    tip: bool = False) -> _Chunk:
-    """Assemble a chunk for the backend: groups of scenarios sharing a grid, stacked.
+    """Assemble a chunk for the backend: groups of scenarios of the same shape, stacked.
 
-    Per group: the positions of its members in the chunk, the stacked system arrays,
-    the schedule of each member and the observables (CSR rows of ``variables``, and
-    with ``tip`` one more row: the CSF concentration at the catheter tip, :data:`TIP`).
-    Per scenario: its geometry and :func:`~csfmodel.results.run_record`.
+    Scenarios whose arrays have the same shape (cell counts) are solved in one kernel
+    call, whether or not they share a grid (patients of different anatomy). Per group:
+    the positions of its members in the chunk, the stacked system arrays, the schedule
+    of each member and the observables (CSR rows of ``variables`` on one pattern for
+    the group, weights per member, and with ``tip`` one more row: the CSF concentration
+    at the catheter tip, :data:`TIP`). Per scenario: its geometry and
+    :func:`~csfmodel.results.run_record`.
     """
     from csfmodel.solvers import SYSTEM_FIELDS
 
@@ -275,9 +296,9 @@ def assemble_chunk(scenarios: Sequence[Scenario], variables: Sequence[str], *,
     groups: dict[tuple, list] = {}
     geometry: dict[tuple, results.Geometry] = {}
     geometries, records = [], []
-    for pos, sc in enumerate(scenarios):
-        gkey, model, sidx = asm.build(sc)
-        groups.setdefault(gkey, []).append((pos, model, sidx, sc))
+    for pos, (sc, (gkey, model, sidx)) in enumerate(zip(scenarios, asm.build_all(scenarios))):
+        shape = (model.system.n_spinal, model.system.n_cord)
+        groups.setdefault(shape, []).append((pos, model, sidx, sc, gkey))
         if gkey not in geometry:
             geometry[gkey] = results.Geometry.of(model)
         geometries.append(geometry[gkey])
@@ -285,31 +306,50 @@ def assemble_chunk(scenarios: Sequence[Scenario], variables: Sequence[str], *,
     out = []
     layout: list = []
     for members in groups.values():
-        models = [m for _, m, _, _ in members]
-        # members sharing a model share its arrays: stacked from the distinct ones
-        uniq = list({id(m): m for m in models}.values())
-        distinct = {id(m): k for k, m in enumerate(uniq)}
-        which = np.array([distinct[id(m)] for m in models])
-        stack = {f: np.ascontiguousarray(np.stack([getattr(m.system, f) for m in uniq])[which])
-                 for f in SYSTEM_FIELDS}
-        # the pattern and the segment fractions depend on the grid only (shared by the
-        # group); the weights divide by each member's volumes
-        obs = results.observation(models[0], variables)
-        ptr, idx, weights = obs.csr(stack["volume"])
-        layout = list(obs.layout)
+        models = [mem[1] for mem in members]
+        stack = {f: np.stack([getattr(m.system, f) for m in models]) for f in SYSTEM_FIELDS}
+        ptr, idx, weights, layout = _observables(members, stack["volume"], variables)
         if tip:
             n = models[0].system.n_spinal
             ptr = np.append(ptr, ptr[-1] + n)
             idx = np.concatenate([idx, np.arange(n)])
             weights = np.ascontiguousarray(np.concatenate(
-                [weights, np.stack([_tip_row(m, sc) for _, m, _, sc in members])], axis=1))
+                [weights, np.stack([_tip_row(mem[1], mem[3]) for mem in members])], axis=1))
             layout.append((TIP, layout[-1][2] if layout else 0,
                            (layout[-1][2] if layout else 0) + 1))
-        used, local = np.unique([s for _, _, s, _ in members], return_inverse=True)
-        out.append(([p for p, _, _, _ in members], stack,
+        used, local = np.unique([mem[2] for mem in members], return_inverse=True)
+        out.append(([mem[0] for mem in members], stack,
                     [asm.schedule_list[i] for i in used], local.astype(np.int64),
                     (ptr, idx, weights)))
     return _Chunk(groups=out, layout=layout, geometries=geometries, records=records)
+
+
+def _observables(members: list, volume: np.ndarray, variables: Sequence[str]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+    """CSR rows of ``variables`` for a group of the same shape, weights per member.
+
+    The pattern and the segment fractions depend on the grid only; members on other
+    grids of the same shape share the union of the grids' patterns (weight 0 where a
+    grid has no entry, which adds nothing to the kernel's sums).
+    """
+    by_grid: dict[tuple, list[int]] = {}
+    for k, mem in enumerate(members):
+        by_grid.setdefault(mem[4], []).append(k)
+    obs = {g: results.observation(members[ks[0]][1], variables) for g, ks in by_grid.items()}
+    first = next(iter(obs.values()))
+    if len(obs) == 1:
+        ptr, idx, weights = first.csr(volume)
+        return ptr, idx, weights, list(first.layout)
+    pattern = [None if mat is None else
+               np.logical_or.reduce([o.blocks[b][2] != 0 for o in obs.values()])
+               for b, (_, _, mat) in enumerate(first.blocks)]
+    weights = None
+    for g, ks in by_grid.items():
+        ptr, idx, w = obs[g].csr(volume[ks], pattern=pattern)
+        if weights is None:
+            weights = np.empty((len(members), w.shape[1]))
+        weights[ks] = w
+    return ptr, idx, np.ascontiguousarray(weights), list(first.layout)
 
 
 @dataclasses.dataclass
@@ -475,19 +515,25 @@ def iter_batches(base: Scenario | dict | str | Path,
     todo = [c for c in range(n_chunks) if c not in skip]
     if not todo:
         return
-    # the next chunk is parsed and assembled here while the compiled kernel (which
-    # releases the GIL) integrates the current one in a helper thread
+    # the compiled kernel (which releases the GIL) integrates one chunk in a helper
+    # thread while this thread parses and assembles the next one and builds the
+    # Dataset of the previous one: the kernel never waits for the Python around it
     with ThreadPoolExecutor(max_workers=1) as pool:
-        nxt = prepare(todo[0])
+        def submit(prepared: tuple) -> Any:
+            return pool.submit(_solve_chunk, prepared[1], t_ref[0], solver, options, summary,
+                               len(prepared[0]))
+
+        cur = prepare(todo[0])
+        fut = submit(cur)
         for pos, c in enumerate(todo):
-            scs, chunk = nxt
-            fut = pool.submit(_solve_chunk, chunk, t_ref[0], solver, options, summary,
-                              len(scs))
-            if pos + 1 < len(todo):
-                nxt = prepare(todo[pos + 1])
+            nxt = prepare(todo[pos + 1]) if pos + 1 < len(todo) else None
             values, stats = fut.result()
+            if nxt is not None:
+                fut = submit(nxt)
+            chunk = cur[1]
             yield c, _to_dataset(values, stats, t_ref[0], chunk, params, c * chunk_size,
                                  summary, attrs)
+            cur = nxt
 
 
 def run_batch(base: Scenario | dict | str | Path | None = None,

