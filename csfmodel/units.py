@@ -102,6 +102,21 @@ def _parse_unit(unit: str, key: str, text: str) -> tuple[float, tuple[int, int, 
     """
     if not isinstance(unit, str):
         raise TypeError(f"unit must be a str such as 'mg/day', not {type(unit).__name__}")
+    hit = _UNIT_CACHE.get(unit)
+    if hit is not None:            # a sweep parses the same few units thousands of times
+        return hit
+    parsed = _parse_unit_uncached(unit, key, text)
+    if len(_UNIT_CACHE) < 4096:
+        _UNIT_CACHE[unit] = parsed
+    return parsed
+
+
+#: unit text -> (factor, dimension) of every unit read successfully (errors are not kept:
+#: their message names the key and the value)
+_UNIT_CACHE: dict[str, tuple[float, tuple[int, int, int]]] = {}
+
+
+def _parse_unit_uncached(unit: str, key: str, text: str) -> tuple[float, tuple[int, int, int]]:
     unit = unit.replace("**", "^").replace("·", "*").strip()
     factor = 1.0
     dim = [0, 0, 0]

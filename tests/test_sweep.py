@@ -52,7 +52,7 @@ def _base_toml() -> str:
 def client():
     """An in-process Dask cluster (threads): the engine without process start-up."""
     with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
-                            dashboard_address=None) as c:
+                            dashboard_address=":0") as c:
         yield c
 
 
@@ -335,7 +335,7 @@ def test_a_worker_killed_mid_sweep_is_replaced(files, store, tmp_path):
     import threading
 
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as lc, distributed.Client(lc) as c:
+                                  dashboard_address=":0") as lc, distributed.Client(lc) as c:
         pids = c.run(os.getpid)
         victim = next(iter(pids.values()))
         threading.Timer(3.0, os.kill, (victim, signal.SIGKILL)).start()

@@ -371,12 +371,20 @@ def _solve_chunk(chunk: _Chunk, t_out: np.ndarray, backend, options, summary: bo
     nothing but the registry's ``solve_batch``.
     """
     n_obs = chunk.layout[-1][2]
-    values = np.empty((n_total, 4 if summary else len(t_out), n_obs))
+    shape = (n_total, 4 if summary else len(t_out), n_obs)
+    values = None
     stats: list = [None] * n_total
     for positions, stack, schedules, local, obs in chunk.groups:
         sol = backend.solve_batch(stack, schedules, t_out, options, schedule_index=local,
                                   observables=obs, summary=summary)
-        values[positions] = sol.values
+        if len(chunk.groups) == 1 and positions == list(range(n_total)) and \
+                isinstance(sol.values, np.ndarray) and sol.values.shape == shape and \
+                sol.values.dtype == np.float64:
+            values = sol.values             # one group in order: the backend's own array
+        else:
+            if values is None:
+                values = np.empty(shape)
+            values[positions] = sol.values
         for p, st in zip(positions, sol.stats):
             stats[p] = st
     return values, stats

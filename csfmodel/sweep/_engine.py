@@ -214,8 +214,10 @@ def _client(cluster: dict, scheduler: str | None, workers: int | None,
     if kind == "local":
         n = workers or cfg.pop("workers", None) or os.cpu_count() or 1
         tpw = threads or cfg.pop("threads_per_worker", 1)
+        # no dashboard unless asked for: its HTTP server would otherwise try port 8787
+        # (taken by any other Dask cluster on the machine); ":0" is a free port
         with LocalCluster(n_workers=int(n), threads_per_worker=int(tpw), processes=True,
-                          dashboard_address=cfg.pop("dashboard_address", None),
+                          dashboard_address=cfg.pop("dashboard_address", ":0"),
                           silence_logs=logging.ERROR, **cfg) as lc, \
                 Client(lc) as c:
             yield c

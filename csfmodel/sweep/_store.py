@@ -152,27 +152,69 @@ def create(path: Path, tmpl: xr.Dataset) -> None:
         tmpl.to_zarr(path, mode="a", compute=False, zarr_format=3, consolidated=True)
 
 
+#: the zarr arrays of the store last written to by this process (a worker writes chunk
+#: after chunk into one store): ``(path, metadata stamp, {name: array})``
+_OPEN: list = []
+
+
+def _arrays(path: str, names: list[str]) -> dict[str, Any]:
+    """The store's arrays ``names``, opened once per process and store (their metadata
+    is fixed by the template; a store written again from a new template, with another
+    modification stamp on its ``zarr.json``, is opened again)."""
+    import zarr
+
+    st = os.stat(os.path.join(path, "zarr.json"))
+    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+    if not _OPEN or _OPEN[0][:2] != (path, stamp) or not set(names) <= _OPEN[0][2].keys():
+        group = zarr.open_group(path, mode="r+", zarr_format=3)
+        _OPEN[:] = [(path, stamp, {k: group[k] for k in names})]
+    return _OPEN[0][2]
+
+
 def write_chunk(path: str | Path, ds: xr.Dataset, layout: Layout, start: int,
                 stop: int) -> None:
     """Write a chunk's Dataset into its region, then its completion flags.
 
-    Straight into the zarr arrays (the template fixed their metadata): half the time
-    of ``Dataset.to_zarr(region=...)``, which reads and checks every array's metadata.
+    Straight into the zarr arrays (the template fixed their metadata; opened once per
+    process), all of them in one pass of zarr's event loop, then the flags: a quarter
+    of the time of ``Dataset.to_zarr(region=...)``, which reads and checks every
+    array's metadata and writes one array after the other.
     """
-    import zarr
-
     reg = layout.region(start, stop)
     ds = layout.unstack(ds, start, stop)
+    items = []
+    for k, v in ds.variables.items():
+        if not set(layout.dims) & set(v.dims) or k in layout.dims:
+            continue
+        vals = np.asarray(v.values)
+        items.append((k, tuple(reg.get(d, slice(None)) for d in v.dims),
+                      vals.astype(np.dtypes.StringDType()) if vals.dtype.kind in "UO" else vals))
     with _quiet():
-        group = zarr.open_group(str(path), mode="r+", zarr_format=3)
-        for k, v in ds.variables.items():
-            if not set(layout.dims) & set(v.dims) or k in layout.dims:
-                continue
-            sl = tuple(reg.get(d, slice(None)) for d in v.dims)
-            vals = np.asarray(v.values)
-            group[k][sl] = vals.astype(np.dtypes.StringDType()) if vals.dtype.kind in "UO" \
-                else vals
-        group[DONE][tuple(reg[d] for d in layout.dims)] = 1
+        arrays = _arrays(str(path), [k for k, _, _ in items] + [DONE])
+
+        _write_together(arrays, items)
+        arrays[DONE][tuple(reg[d] for d in layout.dims)] = 1
+
+
+def _write_together(arrays: dict, items: list) -> None:
+    """Write a chunk's arrays concurrently through zarr's asynchronous layer (about half
+    the time of one array after the other); zarr keeps that layer private, so any
+    change there falls back to the public, sequential ``array[region] = values``."""
+    try:
+        import asyncio
+
+        from zarr.core.sync import sync
+
+        async def write() -> None:
+            await asyncio.gather(*[arrays[k]._async_array.setitem(sl, vals)
+                                   for k, sl, vals in items])
+    except (ImportError, AttributeError):
+        write = None
+    if write is not None and all(hasattr(arrays[k], "_async_array") for k, _, _ in items):
+        sync(write())
+        return
+    for k, sl, vals in items:
+        arrays[k][sl] = vals
 
 
 def done_tasks(path: Path, layout: Layout) -> set[int]:
