@@ -169,6 +169,48 @@ def test_attainment_fractions():
         attainment(pop, analgesia=1.5)
 
 
+def test_respiratory_threshold_is_the_oral_reference():
+    """The default threshold is the peak depression of oral CR morphine 30 mg every 12 h
+    at steady state: the steady-state machinery of compare_routes against a 6-day run of
+    that regimen (last dosing interval) through the effect model."""
+    from csfmodel.effects import effect_site, resolve, respiratory_depression
+    from csfmodel.population import reference_respiratory
+
+    ref = reference_respiratory()
+    ds = csfmodel.simulate({
+        "simulation": {"duration": "6 day", "output_interval": "10 min", "resolution": "1 cm"},
+        "dose": [{"route": "oral", "type": "bolus", "amount": "30 mg",
+                  "formulation": "controlled", "interval": "12 h", "count": 12}]})
+    from csfmodel.effects import EffectInputs
+
+    r = resolve(None, EffectInputs.from_dataset(ds))
+    ce = effect_site(ds.brain_concentration, r.t_half_brain)
+    last = ce.sel(time=slice(132.0, 144.0)).values
+    assert ref == pytest.approx(float(respiratory_depression(last, r).max()), rel=0.02)
+    assert 0.3 < ref < 0.9
+    pop = xr.Dataset({"analgesia_trough": ("patient", [0.9, 0.9, 0.9, 0.9]),
+                      "respiratory_depression_max": ("patient",
+                                                     [ref - 0.01, ref + 0.01, 0.1, 0.99])})
+    a = attainment(pop)
+    assert float(a.p_respiratory) == 0.5 and float(a.p_attained_safely) == 0.5
+    assert a.attrs["respiratory_threshold"] == ref
+    assert float(attainment(pop, respiratory="0.05").p_respiratory) == 1.0
+    for bad in ("nasal", 1.2, True):
+        with pytest.raises(ScenarioError, match="respiratory"):
+            attainment(pop, respiratory=bad)
+
+
+def test_different_anatomies_in_one_kernel_call():
+    """Patients of different anatomies on grids of the same cell count, solved together
+    (no levels), give each patient's numbers of a run of that patient alone (levels: one
+    run_batch call per body)."""
+    together = population(BOLUS, 4, seed=3, levels=(), segments=("L1", "T10"))
+    assert len(np.unique(together.spinal_length.values)) == 4
+    alone = population(BOLUS, 4, seed=3, levels=("L3-L4",), segments=("L1", "T10"))
+    for v in ("cord_max", "plasma_max", "brain_auc", "cisternal_csf_max"):
+        np.testing.assert_allclose(together[v].values, alone[v].values, rtol=1e-9, err_msg=v)
+
+
 def test_dose_scale_is_a_rescaled_run():
     """Analgesia at twice the dose (linear rescaling) equals a run at twice the rate."""
     kw = dict(levels=(), target="T10", window=("6 h", "30 h"))
@@ -196,6 +238,8 @@ def test_cli(tmp_path):
     assert ds.sizes["patient"] == 3
     assert '"cv": 0.1' in ds.attrs["population_description"]
     assert main(["population", str(sc), "-n", "0"]) == 2
+    assert main(["population", str(sc), "-n", "3", "--target", "T10",
+                 "--respiratory", "nasal"]) == 2
     assert not (tmp_path / "nothing.zarr").exists()
 
 

@@ -29,7 +29,8 @@ def register(subparsers) -> None:
     s.add_argument("--observed", help="calibration row ids drawn beside the bands "
                    "(comma-separated, e.g. nordberg84_lumbar_1h_025)")
     s.add_argument("--levels", help="CSF sites of the bands (comma-separated; default "
-                   "L3-L4,T10,C5)")
+                   "L3-L4,T10,C5; '' for none: faster, patients of different bodies then "
+                   "share kernel calls)")
     s.add_argument("--segments", help="cord segments of the bands (comma-separated)")
     s.add_argument("--target", help="cord segments to relieve, e.g. T8-L1 (prints the "
                    "probability of target attainment)")
@@ -37,8 +38,11 @@ def register(subparsers) -> None:
                    "last 24 h)")
     s.add_argument("--analgesia", type=float, default=0.5,
                    help="analgesia the target segments must keep (default 0.5)")
-    s.add_argument("--respiratory", type=float, default=0.25,
-                   help="respiratory depression counted as risk (default 0.25)")
+    s.add_argument("--respiratory", default="oral",
+                   help="peak respiratory depression (fraction of the maximal depression of "
+                        "ventilation at fixed PCO2) above which a patient is at risk: 'oral' "
+                        "(default) for that of oral CR morphine 30 mg every 12 h at steady "
+                        "state in the typical patient, or a fraction such as 0.6")
     s.add_argument("--bodies", type=int, help="distinct bodies (anatomies); default one per "
                    "patient")
     s.add_argument("--map-tips", help="catheter tips of the PTA map (comma-separated)")
@@ -71,6 +75,10 @@ def cmd_population(args: argparse.Namespace) -> int:
         raise ScenarioError("--map-tips", args.map_tips, "both --map-tips and --map-rates")
     if (args.map_tips or args.map_plot or args.map_output) and not args.target:
         raise ScenarioError("--target", None, "a target such as T8-L1 for the map")
+    if args.target:
+        from csfmodel.population._pta import _respiratory
+
+        _respiratory(args.respiratory)          # refused (or the reference computed) first
     window = _list(args.window)
     if window is not None and len(window) != 2:
         raise ScenarioError("--window", args.window, "START,STOP such as '144 h,168 h'")
@@ -99,7 +107,8 @@ def cmd_population(args: argparse.Namespace) -> int:
         pta = attainment(pop, args.analgesia, args.respiratory)
         print(f"target {args.target}: attained (analgesia >= {args.analgesia:g} over "
               f"{pop.attrs['analgesia_window_h'][0]:g}-{pop.attrs['analgesia_window_h'][1]:g}"
-              f" h) in {_pct(pta, 'pta')}; respiratory depression > {args.respiratory:g} in "
+              f" h) in {_pct(pta, 'pta')}; respiratory depression > "
+              f"{pta.attrs['respiratory_threshold_basis']} in "
               f"{_pct(pta, 'p_respiratory')}; attained safely in "
               f"{_pct(pta, 'p_attained_safely')}")
     if args.plot:

@@ -34,6 +34,7 @@ from ._pta import DEFAULT_ANALGESIA as DEFAULT_ANALGESIA
 from ._pta import DEFAULT_RESPIRATORY as DEFAULT_RESPIRATORY
 from ._pta import attainment as attainment
 from ._pta import pta_map as pta_map
+from ._pta import reference_respiratory as reference_respiratory
 from ._pta import target_attainment as target_attainment
 from ._sampling import GEOMETRIC_KEYS as GEOMETRIC_KEYS
 from ._sampling import patient_anatomies as patient_anatomies
@@ -63,6 +64,7 @@ __all__ = [
     "DEFAULT_RESPIRATORY",
     "attainment",
     "target_attainment",
+    "reference_respiratory",
     "pta_map",
     "plot_bands",
     "plot_pta_map",

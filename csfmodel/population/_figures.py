@@ -149,8 +149,9 @@ def plot_pta_map(pta: xr.Dataset):
         ax.set_ylabel("catheter tip")
         ax.set_title(f"% of patients: {title}", fontsize=10)
         fig.colorbar(im, ax=ax, shrink=0.8)
+    risk = pta.attrs.get("respiratory_threshold_basis", pta.attrs.get("respiratory_threshold"))
     fig.suptitle(f"target {pta.attrs.get('target_segments', '')}: analgesia >= "
-                 f"{pta.attrs.get('analgesia_level')} over the window, respiratory depression "
-                 f"> {pta.attrs.get('respiratory_threshold')} counts as risk "
+                 f"{pta.attrs.get('analgesia_level')} over the window\nrespiratory depression "
+                 f"> {risk} counts as risk "
                  f"({pta.attrs.get('patients')} patients per cell)", fontsize=10)
     return fig

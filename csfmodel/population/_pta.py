@@ -10,8 +10,16 @@ from the population's spread (``pd.*``), rather than one target concentration: a
 fixed concentration cannot express that patients differ in sensitivity, nor the
 supraspinal contribution of the drug that reaches the brain. A patient is *at risk*
 when the fractional depression of ventilation at fixed PCO2 (Dahan 2004) exceeds
-``respiratory`` (default 0.25) at any time of the run: a user's choice of threshold,
-not a published cut-off.
+``respiratory`` at any time of the run. By default (``"oral"``) that threshold is the
+peak depression of the reference oral regimen, controlled-release morphine 30 mg every
+12 h at steady state (the usual opioid-naive starting dose), for the typical patient
+(:func:`reference_respiratory`, by :func:`csfmodel.compare_routes`): *at risk* means
+"more depressed than on the standard oral starting regimen". An absolute level (a
+fraction of the maximal depression) can be given instead. No published cut-off of
+clinically significant depression exists on this scale: the model's potency is that of
+opioid-naive volunteers (Dahan 2004, C50 32 nM), in whom every analgesic regimen
+depresses ventilation at fixed PCO2 (the oral reference by 0.58, an analgesic intrathecal
+infusion by more), so a fixed level such as 0.25 counts every patient at risk.
 
 :func:`pta_map` does this over catheter tips x infusion rates. The same patients
 (same seed) are used in every cell, so differences between cells are those of the
@@ -35,19 +43,56 @@ from csfmodel.scenario import Scenario
 
 from ._simulate import population, scenario_parts
 
-__all__ = ["attainment", "target_attainment", "pta_map", "DEFAULT_ANALGESIA",
-           "DEFAULT_RESPIRATORY"]
+__all__ = ["attainment", "target_attainment", "pta_map", "reference_respiratory",
+           "DEFAULT_ANALGESIA", "DEFAULT_RESPIRATORY", "REFERENCE_ORAL"]
 
 #: analgesia (fraction of maximum) a target segment must keep: the response at the EC50
 DEFAULT_ANALGESIA = 0.5
-#: fractional depression of ventilation counted as at risk (a user's choice)
-DEFAULT_RESPIRATORY = 0.25
+#: respiratory depression counted as at risk: more than on the reference oral regimen
+DEFAULT_RESPIRATORY = "oral"
+#: the reference oral regimen of ``respiratory="oral"``: (dose, interval, formulation)
+REFERENCE_ORAL = ("30 mg", "12 h", "controlled")
+_REFERENCE: dict[tuple, float] = {}
+
+
+def reference_respiratory(oral_dose: str = REFERENCE_ORAL[0],
+                          interval: str = REFERENCE_ORAL[1],
+                          formulation: str = REFERENCE_ORAL[2]) -> float:
+    """Peak respiratory depression (fraction of maximal depression of ventilation at
+    fixed PCO2) of an oral morphine regimen at steady state, typical adult
+    (:func:`csfmodel.compare_routes`; default controlled-release 30 mg every 12 h)."""
+    key = (str(oral_dose), str(interval), str(formulation))
+    if key not in _REFERENCE:
+        from csfmodel.compare import compare_routes
+
+        res = compare_routes(reference="oral", oral_dose=key[0], interval=key[1],
+                             formulation=key[2], sensitivity=False, sites=())
+        _REFERENCE[key] = float(res.route("oral", "reference").respiratory_depression_max)
+    return _REFERENCE[key]
 
 
 def _fraction(x: Any, key: str) -> float:
     if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0.0 < x < 1.0:
         raise ScenarioError(key, x, "a fraction between 0 and 1 (exclusive)")
     return float(x)
+
+
+def _respiratory(x: Any) -> tuple[float, str]:
+    """The threshold of respiratory risk and its description."""
+    if isinstance(x, str) and x.strip().lower() == "oral":
+        v = reference_respiratory()
+        return v, (f"{v:.2f} (the peak on oral CR morphine {REFERENCE_ORAL[0]} every "
+                   f"{REFERENCE_ORAL[1]})")
+    if isinstance(x, str):
+        try:
+            x = float(x)
+        except ValueError:
+            raise ScenarioError("respiratory", x, "'oral' (the reference oral regimen) or a "
+                                "fraction between 0 and 1") from None
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0.0 < x < 1.0:
+        raise ScenarioError("respiratory", x, "'oral' (the reference oral regimen) or a "
+                            "fraction between 0 and 1 (exclusive)")
+    return float(x), f"{float(x):g}"
 
 
 def _wilson(k: np.ndarray, n: int, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
@@ -60,15 +105,20 @@ def _wilson(k: np.ndarray, n: int, z: float = 1.96) -> tuple[np.ndarray, np.ndar
 
 
 def attainment(pop: xr.Dataset, analgesia: float = DEFAULT_ANALGESIA,
-               respiratory: float = DEFAULT_RESPIRATORY) -> xr.Dataset:
+               respiratory: float | str = DEFAULT_RESPIRATORY) -> xr.Dataset:
     """Fractions attaining the target and at risk, from a population's results.
 
     Parameters
     ----------
     pop
         Results of :func:`csfmodel.population.population` run with a ``target``.
-    analgesia, respiratory
-        The analgesia to keep and the respiratory depression counted as at risk.
+    analgesia
+        The analgesia (fraction of maximum) every target segment must keep.
+    respiratory
+        Peak respiratory depression (fraction of the maximal depression of ventilation
+        at fixed PCO2) above which a patient is at risk: ``"oral"`` (default) for that of
+        oral controlled-release morphine 30 mg every 12 h at steady state in the typical
+        patient (:func:`reference_respiratory`), or a fraction.
 
     Returns
     -------
@@ -79,7 +129,7 @@ def attainment(pop: xr.Dataset, analgesia: float = DEFAULT_ANALGESIA,
         any ``dose_scale`` (and, from :func:`pta_map`, ``tip``/``rate``) dimensions.
     """
     a = _fraction(analgesia, "analgesia")
-    r = _fraction(respiratory, "respiratory")
+    r, r_text = _respiratory(respiratory)
     if "analgesia_trough" not in pop:
         raise ScenarioError("target", None, "a population simulated with a target such as "
                             "'T8-L1'", detail="no analgesia in these results")
@@ -103,7 +153,8 @@ def attainment(pop: xr.Dataset, analgesia: float = DEFAULT_ANALGESIA,
                                        "description": "Wilson 95 % interval over the "
                                                       "patients simulated"}
     ds = xr.Dataset(out)
-    ds.attrs.update({"analgesia_level": a, "respiratory_threshold": r, "patients": n,
+    ds.attrs.update({"analgesia_level": a, "respiratory_threshold": r,
+                     "respiratory_threshold_basis": r_text, "patients": n,
                      "target_segments": pop.attrs.get("target_segments", ""),
                      "analgesia_window_h": pop.attrs.get("analgesia_window_h", [])})
     return ds
@@ -111,7 +162,7 @@ def attainment(pop: xr.Dataset, analgesia: float = DEFAULT_ANALGESIA,
 
 def target_attainment(scenario: Scenario | dict | str | Path, target: str, n: int = 200,
                       seed: Any = 0, *, analgesia: float = DEFAULT_ANALGESIA,
-                      respiratory: float = DEFAULT_RESPIRATORY, **kw: Any
+                      respiratory: float | str = DEFAULT_RESPIRATORY, **kw: Any
                       ) -> tuple[xr.Dataset, xr.Dataset]:
     """Simulate a population with a target and return ``(attainment, population)``.
 
@@ -134,7 +185,8 @@ def _infusion(data: dict) -> dict:
 
 def pta_map(scenario: Scenario | dict | str | Path, target: str, tips: Sequence[str],
             rates: Sequence[str], n: int = 200, seed: Any = 0, *,
-            analgesia: float = DEFAULT_ANALGESIA, respiratory: float = DEFAULT_RESPIRATORY,
+            analgesia: float = DEFAULT_ANALGESIA,
+            respiratory: float | str = DEFAULT_RESPIRATORY,
             progress: Any = None, **kw: Any) -> xr.Dataset:
     """PTA and respiratory risk over catheter tips x infusion rates.
 

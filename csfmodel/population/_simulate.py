@@ -31,7 +31,7 @@ from ._data import PopulationSpec, load_population
 from ._sampling import patient_anatomies, patient_overrides, sample_patients
 
 __all__ = ["population", "save_population", "QUANTILES", "DEFAULT_LEVELS", "DEFAULT_SEGMENTS",
-           "scenario_parts", "BLOCK_BYTES"]
+           "scenario_parts", "sweep_parameters", "BLOCK_BYTES"]
 
 #: percentiles of the prediction bands
 QUANTILES = (5.0, 25.0, 50.0, 75.0, 95.0)
@@ -159,6 +159,22 @@ def _window(window: Any, duration_h: float) -> tuple[float, float]:
     return (t0, t1)
 
 
+def sweep_parameters(pts: xr.Dataset, sc: Scenario) -> tuple[dict[str, list], int]:
+    """The patients as zipped :func:`~csfmodel.sweep.run_batch` parameters, and the cells
+    of every patient's grid.
+
+    ``patient.*``/``drug.*`` values with units, and ``simulation.resolution`` so that every
+    grid has the same number of cells (the longest spinal SAS of the population at the
+    scenario's resolution; every cell at most that wide): the batch kernel then solves
+    patients of any anatomy in one call.
+    """
+    overrides = patient_overrides(pts)
+    length = pts.spinal_length.values
+    n_cells = int(math.ceil(length.max() / sc.simulation.resolution - 1e-9))
+    overrides["simulation.resolution"] = [f"{x / n_cells!r} cm" for x in length.tolist()]
+    return overrides, n_cells
+
+
 def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any = 0, *,
                spec: PopulationSpec | dict | str | Path | None = None,
                levels: Sequence[str] = DEFAULT_LEVELS,
@@ -192,8 +208,11 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
         ``(start, stop)`` of the analgesia evaluation (h or ``"144 h"``); default the
         last 24 h of the scenario (the whole run if shorter).
     bodies
-        Distinct bodies (covariates and grid-shaping anatomy), default ``n``; fewer lets
-        the batch kernel solve patients of a body together (see docs/population.md).
+        Distinct bodies (covariates and grid-shaping anatomy), default ``n`` (every
+        patient its own). Without ``levels`` not needed for speed: every grid has the same
+        number of cells, so patients of any anatomy share a kernel call. With ``levels``
+        (CSF profiles: one grid per :func:`~csfmodel.sweep.run_batch` call) patients of
+        one body run together, so fewer bodies are faster; they also save grid assembly.
     band_points
         At most this many times in the bands (every k-th output time, and the last).
     chunk_size, rtol, backend
@@ -244,15 +263,11 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
     anat = patient_anatomies(pts, sc)
     level_z = np.array([[parse_site(lv, a, f"levels[{j}]") for j, lv in enumerate(levels)]
                         for a in anat]).reshape(n, len(levels))
-    overrides = patient_overrides(pts)
-    length = pts.spinal_length.values
-    res = sc.simulation.resolution
-    n_cells = int(math.ceil(length.max() / res - 1e-9))
-    overrides["simulation.resolution"] = [f"{x / n_cells!r} cm" for x in length.tolist()]
+    overrides, n_cells = sweep_parameters(pts, sc)
     t_out = sc.simulation.output_times() / 60.0
     step = max(1, math.ceil(len(t_out) / band_points))
     band_idx = np.unique(np.append(np.arange(0, len(t_out), step), len(t_out) - 1))
-    per_patient = 8 * len(t_out) * (n_cells + 40) * 3
+    per_patient = 8 * len(t_out) * ((n_cells if levels else 0) + 40) * 3
     block = int(max(1, min(n, BLOCK_BYTES // per_patient)))
     if block >= chunk_size:
         block -= block % chunk_size
@@ -265,8 +280,10 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
     bands: dict[str, list] = {}
     done = 0
     interrupted = None
-    # a block shares one grid when CSF profiles are recorded (the results builder keeps one
-    # z axis per sweep): then it holds the patients of one body
+    # every patient's grid has n_cells cells, so the batch kernel solves a whole chunk in one
+    # call whatever the anatomies (run_batch groups by array shape). CSF at chosen levels
+    # needs the CSF profile, which the results builder records only for scenarios sharing
+    # one grid: then a block holds the patients of one body.
     body = pts.body.values
     try:
         while done < n:
