@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from csfmodel.anatomy import CORD_SEGMENTS, Anatomy
+from csfmodel.anatomy import Anatomy
 
 
 @dataclass(frozen=True)
@@ -41,23 +41,32 @@ def make_grid(anatomy: Anatomy, resolution: float) -> Grid:
     length = anatomy.length
     n = int(np.ceil(length / resolution - 1e-9))
     edges = np.linspace(0.0, length, n + 1)
-    vol = np.array([anatomy.csf_volume_between(a, b) for a, b in zip(edges[:-1], edges[1:])])
-    conus = anatomy.conus_z
-    m = int(np.searchsorted(edges, conus, side="left"))  # cells overlapping [0, conus)
+    w = _segment_weights(anatomy, edges)
+    return Grid(edges=edges, csf_volume=_cell_volumes(anatomy, edges),
+                face_area=anatomy.csf_area(edges), cord_volume=w.sum(axis=0),
+                segment_weights=w)
+
+
+def _cell_volumes(anatomy: Anatomy, edges: np.ndarray) -> np.ndarray:
+    """CSF volume of every cell, exact for the piecewise-linear A(z): the trapezoids between
+    the cell's edges and the area nodes inside it, summed per cell (the same sums as
+    :meth:`Anatomy.csf_volume_between` on each cell, for all cells at once)."""
+    zn, an = anatomy._shape_nodes()
+    pts = np.union1d(edges, zn[(zn > edges[0]) & (zn < edges[-1])])
+    a = np.interp(pts, zn, an)
+    pieces = np.diff(pts) * (a[1:] + a[:-1]) / 2.0
+    return np.add.reduceat(pieces, np.searchsorted(pts, edges[:-1])) * anatomy._area_scale()
+
+
+def _segment_weights(anatomy: Anatomy, edges: np.ndarray) -> np.ndarray:
+    """Cord-volume overlap (mL) of each (cord segment, cord cell) pair: the cord area
+    integrated over the overlap by 16-point Gauss-Legendre, all pairs at once."""
+    m = int(np.searchsorted(edges, anatomy.conus_z, side="left"))  # cells overlapping [0, conus)
     seg = anatomy.segment_edges()
-    # cord volume overlaps of each (segment, cell) pair, 16-point Gauss-Legendre
     xg, wg = np.polynomial.legendre.leggauss(16)
-
-    def cord_int(a: float, b: float) -> float:
-        if b <= a:
-            return 0.0
-        x = 0.5 * (b - a) * xg + 0.5 * (a + b)
-        return float(0.5 * (b - a) * np.sum(wg * anatomy.cord_area(x)))
-
-    w = np.zeros((len(CORD_SEGMENTS), m))
-    for s in range(len(CORD_SEGMENTS)):
-        for j in range(m):
-            w[s, j] = cord_int(max(seg[s], edges[j]), min(seg[s + 1], edges[j + 1]))
-    return Grid(edges=edges, csf_volume=vol, face_area=anatomy.csf_area(edges),
-                cord_volume=w.sum(axis=0), segment_weights=w)
-
+    a = np.maximum(seg[:-1, None], edges[None, :m])          # (segments, cells)
+    b = np.minimum(seg[1:, None], edges[None, 1:m + 1])
+    half = 0.5 * (b - a)
+    x = half[..., None] * xg + (0.5 * (a + b))[..., None]
+    w = half * np.sum(wg * anatomy.cord_area(x), axis=-1)
+    return np.where(b > a, w, 0.0)
