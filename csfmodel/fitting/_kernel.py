@@ -15,8 +15,9 @@ ESDIRK method solves with the same matrix ``I - gamma h J`` as the state's own
 stage: the primal stage first, then one solve per parameter with the right-hand
 side ``s_n + h sum_j a_ij G_j + gamma h (J_k Y_i + u_k)``, through the structured
 factorization of the numba backend (:mod:`csfmodel.solvers._numba_kernels`,
-``O(N + M)`` per solve). ``J_k`` is sparse (most parameters touch a handful of
-entries) and is applied in COO form.
+``O(N + M)`` per solve). ``J_k`` has the structure of ``J`` and is applied part by
+part (only the parts a parameter touches; contiguous loops, no scattered updates:
+a COO product cost as much as a structured solve).
 
 A Runge-Kutta method applied to the augmented system gives exactly the derivative
 of the method's own discrete solution at fixed steps ("internal differentiation",
@@ -47,6 +48,7 @@ from csfmodel.solvers._numba_kernels import (
     _factor_shifted,
     _hermite,
     _jacobian_times,
+    _row_dot,
     _solve_shifted,
 )
 from csfmodel.solvers._tableaus import INTERP_SLACK, INTERP_WINDOW
@@ -57,12 +59,68 @@ N_STATS = 5
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _coo_times(ptr, rows, cols, vals, k, y, du, out):
-    """``out = J_k y + du`` for parameter ``k`` (COO entries ``ptr[k]:ptr[k+1]``)."""
-    for i in range(out.shape[0]):
-        out[i] = du[i]
-    for p in range(ptr[k], ptr[k + 1]):
-        out[rows[p]] += vals[p] * y[cols[p]]
+def _tangent_times(k, d_flags, d_tri, d_cord, d_rows, d_row_ptr, d_row_idx, d_csr_ptr,
+                   d_csr_idx, d_cols, d_col_ptr, d_col_idx, d_block, y, du, out):
+    """``out = J_k y + du`` for parameter ``k`` using the structure of ``J_k``.
+
+    ``J_k`` has the structure of ``J``: ``d_tri[k]`` the spinal tridiagonal (rows
+    lower, shifted so that row ``i`` couples to ``i - 1``; diag; upper), ``d_cord[k]``
+    the cord block (cord_diag, csf_to_cord, cord_to_csf), ``d_rows[k * m + r]`` border
+    row ``r`` (CSR pattern ``d_csr_ptr``/``d_csr_idx`` over those ``P m`` rows, for
+    :func:`~csfmodel.solvers._numba_kernels._row_dot`), ``d_cols[k]`` the border columns
+    (stored transposed, each contiguous); only the rows and columns listed
+    (``d_row_idx``/``d_col_idx`` from ``d_*_ptr[k]``) are not zero, ``d_block[k]``
+    the compartment block. ``d_flags[k]``: whether ``du``, the tridiagonal, the cord
+    block and the compartment block are not zero. Contiguous
+    loops over the parts that are there (no scattered COO updates).
+    """
+    n = d_tri.shape[2]
+    n_cord = d_cord.shape[2]
+    n_spatial = n + n_cord
+    m = d_block.shape[1]
+    n_state = out.shape[0]
+    if d_flags[k, 0]:
+        for i in range(n_state):
+            out[i] = du[i]
+    else:
+        for i in range(n_state):
+            out[i] = 0.0
+    if d_flags[k, 1]:
+        lo = d_tri[k, 0]
+        dg = d_tri[k, 1]
+        up = d_tri[k, 2]
+        if n == 1:
+            out[0] += dg[0] * y[0]
+        else:
+            out[0] += dg[0] * y[0] + up[0] * y[1]
+            for i in range(1, n - 1):
+                out[i] += lo[i] * y[i - 1] + dg[i] * y[i] + up[i] * y[i + 1]
+            out[n - 1] += lo[n - 1] * y[n - 2] + dg[n - 1] * y[n - 1]
+    if d_flags[k, 2]:
+        cd = d_cord[k, 0]
+        c2c = d_cord[k, 1]
+        c2s = d_cord[k, 2]
+        for j in range(n_cord):
+            out[j] += c2s[j] * y[n + j]
+            out[n + j] += cd[j] * y[n + j] + c2c[j] * y[j]
+    for a in range(d_col_ptr[k], d_col_ptr[k + 1]):
+        col = d_col_idx[a]
+        yk = y[n_spatial + col]
+        if yk != 0.0:
+            bc = d_cols[k, col]
+            for i in range(n_spatial):
+                out[i] += bc[i] * yk
+    for a in range(d_row_ptr[k], d_row_ptr[k + 1]):
+        row = d_row_idx[a]
+        out[n_spatial + row] += _row_dot(d_rows, k * m + row, d_csr_ptr, d_csr_idx, y,
+                                         n_spatial)
+    if d_flags[k, 3]:
+        blk = d_block[k]
+        for r in range(m):
+            acc = 0.0
+            for l2 in range(m):
+                acc += blk[r, l2] * y[n_spatial + l2]
+            out[n_spatial + r] += acc
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -143,16 +201,18 @@ def _scaled_error(est, ivol, n, n_spatial, scale, peak, rtol, fl_s, fl_c, atol_f
 @njit(cache=True, error_model="numpy")
 def integrate_sensitivities(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf,
                             border_rows, border_cols, block, volume, active_cols, row_ptr,
-                            row_idx, times, jumps, rates, t_end, t_out, d_ptr, d_rows, d_cols,
-                            d_vals, d_jumps, d_rates, scales, gamma, stage_coeffs,
-                            error_weights, rtol, atol_floor, max_step, control_all, out, d_out,
-                            stats):
+                            row_idx, times, jumps, rates, t_end, t_out, d_flags, d_tri, d_cord,
+                            d_rows, d_row_ptr, d_row_idx, d_csr_ptr, d_csr_idx, d_cols,
+                            d_col_ptr, d_col_idx, d_block, d_jumps, d_rates, scales, gamma,
+                            stage_coeffs, error_weights, rtol, atol_floor, max_step,
+                            control_all, out, d_out, stats):
     """Integrate the state and its ``P`` sensitivities over ``[0, t_end]``.
 
     ``out`` ``(n_out, n_state)`` receives the state, ``d_out`` ``(P, n_out, n_state)``
-    the sensitivities at ``t_out``. ``d_ptr``/``d_rows``/``d_cols``/``d_vals`` hold
-    each ``J_k`` in COO form, ``d_jumps``/``d_rates`` ``(P, K, n_state)`` the
-    derivatives of the schedule, ``scales`` ``(P,)`` the parameter values the
+    the sensitivities at ``t_out``. ``d_flags`` ... ``d_block`` hold each ``J_k`` in
+    the structure of ``J`` (see :func:`_tangent_times`), ``d_jumps``/``d_rates``
+    ``(P, K, n_state)`` the derivatives of the schedule, ``scales`` ``(P,)`` the
+    parameter values the
     error control weighs the sensitivities with when ``control_all`` (otherwise
     only the state's error is tested).
     """
@@ -242,7 +302,8 @@ def integrate_sensitivities(lower, diag, upper, cord_diag, csf_to_cord, cord_to_
         _jacobian_times(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, border_rows,
                         border_cols, block, active_cols, row_ptr, row_idx, y, u, F[0])
         for k in range(P):
-            _coo_times(d_ptr, d_rows, d_cols, d_vals, k, y, du[k], q)
+            _tangent_times(k, d_flags, d_tri, d_cord, d_rows, d_row_ptr, d_row_idx, d_csr_ptr,
+                           d_csr_idx, d_cols, d_col_ptr, d_col_idx, d_block, y, du[k], q)
             _jacobian_times(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf,
                             border_rows, border_cols, block, active_cols, row_ptr, row_idx,
                             s[k], q, G[k, 0])
@@ -300,7 +361,9 @@ def integrate_sensitivities(lower, diag, upper, cord_diag, csf_to_cord, cord_to_
                     sk = s[k]
                     Gk = G[k]
                     s1k = s1[k]
-                    _coo_times(d_ptr, d_rows, d_cols, d_vals, k, y1, du[k], q)
+                    _tangent_times(k, d_flags, d_tri, d_cord, d_rows, d_row_ptr, d_row_idx,
+                                   d_csr_ptr, d_csr_idx, d_cols, d_col_ptr, d_col_idx, d_block,
+                                   y1, du[k], q)
                     _stage_rhs(sk, q, c, Gk, stage_coeffs, stage, h, rhs)
                     _solve_shifted(c, border_rows, active_cols, row_ptr, row_idx, pivot_inv,
                                    fwd_mult, back_mult, cord_gain, cord_feed, cord_pivot_inv,

@@ -14,8 +14,9 @@ Two steps, both exact to rounding (no finite differences):
    :math:`s^+ = s^- + b_θ`, integrated together with the state by the ESDIRK
    method of the numba backend reusing its structured factorization
    (:mod:`csfmodel.fitting._kernel`), on the steps the state's error control
-   chooses: the cost of ``p`` parameters is at most ``1 + p`` forward solves
-   (benchmarks/test_bench_sensitivity.py).
+   chooses: three structured solves per parameter and step against the state's
+   four (the cost against a forward solve: benchmarks/test_bench_sensitivity.py,
+   docs/fitting.md).
 
 Concentrations are ``c = W(V) y`` (``W`` the observation rows, ``V`` the volumes),
 so :math:`\partial c/\partial θ = W s + (\partial W/\partial θ)\,y`.
@@ -117,6 +118,18 @@ def _complex_model(model: Model, p: Parameter, h: float) -> Model:
     return build_model(an, dr, model.grid.dz, grid=model.grid)
 
 
+def tangents(model: Model, schedule: Schedule, events: DoseEvents,
+             params: list[Parameter]) -> list[Tangent]:
+    """The derivatives of the model arrays for every parameter (:func:`_tangent`): one
+    complex assembly per patient or drug parameter.
+
+    (Assembling the ``p`` complex models together with
+    :func:`csfmodel.model.build_models` gives the same arrays, but its batched pass is
+    not faster than ``p`` single ones for ``p <= 8``.)
+    """
+    return [_tangent(model, schedule, events, p) for p in params]
+
+
 def _bolus_jump(model: Model, b, n_state: int, **change) -> np.ndarray:
     """The jump of bolus ``b`` (complex where a value of ``change`` is)."""
     b = dataclasses.replace(b, **change) if change else b
@@ -200,36 +213,24 @@ def solve_sensitivities(prepared, params: list[Parameter], t_out: np.ndarray | N
     n_state = model.system.n_state
     P = len(params)
     check_memory(len(t_out) * (1 + P), n_state)
-    tangents = [_tangent(model, schedule, events, p) for p in params]
+    tans = tangents(model, schedule, events, params)
     s = model.system
-    # the structured pattern must hold both J and every dJ (for the sensitivity's J s)
     act, ptr, idx = border_pattern(s.border_rows, s.border_cols)
-    rows, cols, vals, d_ptr = [], [], [], [0]
-    for tan in tangents:
-        coo = dataclasses.replace(tan.system, volume=s.volume).to_sparse().tocoo()
-        coo.eliminate_zeros()                   # the pattern holds J's zeros too
-        rows.append(coo.row)
-        cols.append(coo.col)
-        vals.append(coo.data)
-        d_ptr.append(d_ptr[-1] + len(coo.data))
-    def cat(a, dt):
-        return kernel_array(np.concatenate(a) if a else np.zeros(0), dt)
-
+    tan_args = _tangent_structure([t.system for t in tans], [t.rates for t in tans], s)
     tab = TABLEAUS[method]
     floor = atol_floor(schedule.total_dosed(), rtol)
     out = np.empty((len(t_out), n_state))      # every row is written (checked below)
     d_out = np.empty((P, len(t_out), n_state))
     stats = np.zeros(_kernel.N_STATS)
-    d_jumps = np.stack([t.jumps for t in tangents]) if P else np.zeros((0,) + schedule.jumps.shape)
-    d_rates = np.stack([t.rates for t in tangents]) if P else np.zeros((0,) + schedule.jumps.shape)
+    d_jumps = np.stack([t.jumps for t in tans]) if P else np.zeros((0,) + schedule.jumps.shape)
+    d_rates = np.stack([t.rates for t in tans]) if P else np.zeros((0,) + schedule.jumps.shape)
     scales = np.array([abs(p.value) if p.value != 0 else 1.0 for p in params], float)
     _kernel.compile_notice()
     _kernel.integrate_sensitivities(
         *(kernel_array(getattr(s, name)) for name in _SYSTEM_ARRAYS), kernel_array(s.volume),
         act, ptr, idx, kernel_array(schedule.times), kernel_array(schedule.jumps),
         kernel_array(schedule.rates), float(schedule.t_end), kernel_array(t_out),
-        kernel_array(np.asarray(d_ptr), np.int64), cat(rows, np.int64), cat(cols, np.int64),
-        cat(vals, np.float64), kernel_array(d_jumps), kernel_array(d_rates),
+        *tan_args, kernel_array(d_jumps), kernel_array(d_rates),
         kernel_array(scales), float(tab.gamma), kernel_array(tab.A),
         kernel_array(tab.error_weights), rtol, float(floor), np.inf, error_control == "all",
         out, d_out, stats)
@@ -238,7 +239,52 @@ def solve_sensitivities(prepared, params: list[Parameter], t_out: np.ndarray | N
                             f"(rtol={rtol:g}); try a larger rtol")
     info = {"steps": int(stats[_kernel.ST_STEPS]), "rejected": int(stats[_kernel.ST_REJECTED]),
             "factorizations": int(stats[_kernel.ST_FACTORIZATIONS]), "rtol": rtol}
-    return Sensitivities(model, schedule, t_out, list(params), out, d_out, tangents, info)
+    return Sensitivities(model, schedule, t_out, list(params), out, d_out, tans, info)
+
+
+def _tangent_structure(systems: list[LinearSystem], rates: list[np.ndarray],
+                       s: LinearSystem) -> tuple:
+    """Each ``J_k`` in the structure the kernel applies it in
+    (:func:`csfmodel.fitting._kernel._tangent_times`): flags (rates, tridiagonal, cord,
+    block not zero), stacked parts, the border rows and columns that are not zero and
+    the CSR pattern of the border rows."""
+    from csfmodel.solvers._prepare import kernel_array
+
+    P = len(systems)
+    n, n_cord = len(s.diag), len(s.cord_diag)
+    n_spatial, m = n + n_cord, s.block.shape[0]
+    flags = np.zeros((P, 4), np.int64)
+    tri = np.zeros((P, 3, n))
+    cord = np.zeros((P, 3, n_cord))
+    rows = np.zeros((P, m, n_spatial))
+    cols = np.zeros((P, m, n_spatial))
+    block = np.zeros((P, m, m))
+    row_idx, col_idx, row_ptr, col_ptr = [], [], [0], [0]
+    for k, t in enumerate(systems):
+        tri[k, 0, 1:] = t.lower
+        tri[k, 1] = t.diag
+        tri[k, 2, :-1] = t.upper
+        cord[k] = (t.cord_diag, t.csf_to_cord, t.cord_to_csf)
+        rows[k] = t.border_rows
+        cols[k] = np.asarray(t.border_cols).T
+        block[k] = t.block
+        flags[k] = (np.any(rates[k]), np.any(tri[k]), np.any(cord[k]), np.any(block[k]))
+        r = np.flatnonzero(np.any(rows[k] != 0, axis=1))
+        c = np.flatnonzero(np.any(cols[k] != 0, axis=1))
+        row_idx.extend(r)
+        col_idx.extend(c)
+        row_ptr.append(len(row_idx))
+        col_ptr.append(len(col_idx))
+
+    def ints(a):
+        return kernel_array(np.asarray(a, np.int64), np.int64)
+
+    flat = rows.reshape(P * m, n_spatial)
+    csr_ptr = np.concatenate([[0], np.cumsum(np.count_nonzero(flat, axis=1))])
+    csr_idx = np.nonzero(flat)[1]
+    return (ints(flags), kernel_array(tri), kernel_array(cord), kernel_array(flat),
+            ints(row_ptr), ints(row_idx), ints(csr_ptr), ints(csr_idx), kernel_array(cols),
+            ints(col_ptr), ints(col_idx), kernel_array(block))
 
 
 def sensitivity(scenario: Scenario | dict | str | Path, parameters: list[str] | tuple[str, ...],

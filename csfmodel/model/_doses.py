@@ -54,7 +54,8 @@ def _area(anatomy: Anatomy, z):
 
 def _volume_between(anatomy: Anatomy, a, b):
     """``anatomy.csf_volume_between(a, b)``, also for complex ends (exact: the area is
-    piecewise linear, its integral piecewise quadratic)."""
+    piecewise linear, its integral piecewise quadratic); complex ends may be arrays
+    (every cell at once)."""
     if not (np.iscomplexobj(a) or np.iscomplexobj(b)):
         return anatomy.csf_volume_between(a, b)
     zn, an = anatomy._shape_nodes()
@@ -62,11 +63,11 @@ def _volume_between(anatomy: Anatomy, a, b):
     cum = np.concatenate([[0.0], np.cumsum(0.5 * (an[1:] + an[:-1]) * np.diff(zn))])
 
     def upto(z):
-        k = int(np.clip(np.searchsorted(zn, np.real(z), side="right") - 1, 0, len(zn) - 2))
+        z = np.asarray(z)
+        k = np.clip(np.searchsorted(zn, np.real(z), side="right") - 1, 0, len(zn) - 2)
         d = z - zn[k]
-        if np.real(z) >= zn[-1]:
-            return cum[-1] + an[-1] * (z - zn[-1])
-        return cum[k] + an[k] * d + 0.5 * slope[k] * d * d
+        return np.where(np.real(z) >= zn[-1], cum[-1] + an[-1] * (z - zn[-1]),
+                        cum[k] + an[k] * d + 0.5 * slope[k] * d * d)
 
     return (upto(b) - upto(a)) * anatomy._area_scale()
 
@@ -81,6 +82,26 @@ def _mod(x, period: float):
 def _number(x):
     """A float, or a complex on the complex-step path."""
     return complex(x) if np.iscomplexobj(x) else float(x)
+
+
+def _ndtr(x):
+    r"""The standard normal CDF ``scipy.special.ndtr``, also on the complex-step path.
+
+    For complex ``x = a + i b`` with ``|b| (1 + |a|) < 1e-9`` (a complex step) it is
+    :math:`\Phi(a) + i b \varphi(a)`: the Taylor terms left out are
+    :math:`O(b^2 a)` relative, far below rounding, so the derivative
+    :math:`\operatorname{Im} \Phi(a + i b) / b = \varphi(a)` is as exact as the complex
+    step itself, at the cost of a real ``ndtr`` (scipy's complex ``ndtr`` evaluates the
+    Faddeeva function, ~100x slower). Other complex ``x`` go to scipy.
+    """
+    from scipy.special import ndtr
+
+    if not np.iscomplexobj(x):
+        return ndtr(x)
+    a, b = np.real(x), np.imag(x)
+    if np.all(np.abs(b) * (1.0 + np.abs(a)) < 1e-9):
+        return ndtr(a) + 1j * b * np.exp(-0.5 * a * a) / np.sqrt(2.0 * np.pi)
+    return ndtr(x)
 
 
 def _mixing_interval(anatomy: Anatomy, z0: float, mix_volume: float) -> tuple[float, float]:
@@ -148,8 +169,11 @@ def deposit(model: Model, z: float, amount: float, volume: float = 0.0,
     if np.real(z2 - z1) > 0.1 * g.dz and np.real(sigma) < 0.1 * g.dz:
         # uniform concentration over [z1, z2], integrated exactly over the cells
         lo, hi = np.maximum(g.edges[:-1], z1), np.minimum(g.edges[1:], z2)
-        vol = np.array([_volume_between(an, a, b) if np.real(b) > np.real(a) else 0.0
-                        for a, b in zip(lo, hi)])
+        if np.iscomplexobj(lo) or np.iscomplexobj(hi):
+            vol = np.where(np.real(hi) > np.real(lo), _volume_between(an, lo + 0j, hi + 0j), 0.0)
+        else:
+            vol = np.array([_volume_between(an, a, b) if np.real(b) > np.real(a) else 0.0
+                            for a, b in zip(lo, hi)])
         y[: g.n] += amount * vol / vol.sum()
         return y
     if np.real(z2 - z1) > 0.1 * g.dz:
@@ -174,20 +198,25 @@ def deposit(model: Model, z: float, amount: float, volume: float = 0.0,
         np.add.at(y, k, wt * (1.0 - t))
         np.add.at(y, k + 1, wt * t)
         return y
-    from scipy.special import ndtr
-
     e = g.edges[None, :]
     pc = p[:, None]
     # Gaussian mass per cell plus its mirror image beyond the sac end; the mass above
     # z = 0 goes to the cisterna; each point's total is kept exactly (what a second
     # reflection would add is renormalized into the spinal cells)
-    frac = np.diff(ndtr((e - pc) / sigma), axis=1) - np.diff(ndtr((2 * L - e - pc) / sigma),
-                                                               axis=1)
-    up = ndtr(-p / sigma)
+    frac = np.diff(_ndtr((e - pc) / sigma), axis=1) - np.diff(_ndtr((2 * L - e - pc) / sigma),
+                                                                axis=1)
+    up = _ndtr(-p / sigma)
     share = 1.0 - up                                    # each point's share in the spine
     tot = frac.sum(axis=1)
     good = np.real(tot) > 0.0
     frac *= np.divide(share, tot, out=np.zeros_like(tot), where=good)[:, None]
+    if np.iscomplexobj(frac):
+        # complex step: the imaginary parts in the Gaussian's far tails are subnormal
+        # (h ~ 1e-20 times a density ~ 1e-290), which makes the product below 100x
+        # slower; below the smallest normal double they are zero to any output
+        tiny = np.finfo(float).tiny
+        frac = (np.where(np.abs(frac.real) < tiny, 0.0, frac.real)
+                + 1j * np.where(np.abs(frac.imag) < tiny, 0.0, frac.imag))
     y[: g.n] += wt @ frac
     # a point far above the foramen magnum has all its mass in the cisterna: its
     # Gaussian tail in the spine underflows (tot == 0); whatever share is left of it
