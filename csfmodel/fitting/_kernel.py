@@ -48,6 +48,8 @@ from csfmodel.solvers._numba_kernels import (
     _factor_shifted,
     _hermite,
     _jacobian_times,
+    _ladder_after_accept,
+    _ladder_after_reject,
     _row_dot,
     _solve_shifted,
 )
@@ -438,26 +440,17 @@ def integrate_sensitivities(lower, diag, upper, cord_diag, csf_to_cord, cord_to_
                 tn = t1
                 j += 1
                 stats[ST_STEPS] += 1.0
-                fac = 4.0 if err < 1e-6 else min(4.0, 0.9 * err ** (-1.0 / 3.0))
-                h_target = min(h * fac, max_step)
+                h_target, kk, nsub, j = _ladder_after_accept(err, h, max_step, kk, nsub, j,
+                                                             gap)
                 if first_after_jump:
                     h_jump = h
                     first_after_jump = False
-                while kk > 0 and j % 2 == 0 and h_target >= 2.0 * (gap / nsub):
-                    kk -= 1
-                    nsub //= 2
-                    j //= 2
             else:
                 stats[ST_REJECTED] += 1.0
                 if err != err or h <= H_MIN_FRACTION * gap:
                     failed = True
                     break
-                fac = max(0.05, 0.9 * err ** (-1.0 / 3.0))
-                h_target = h * fac
-                while gap / nsub > h_target and kk < 60:
-                    kk += 1
-                    nsub *= 2
-                    j *= 2
+                h_target, kk, nsub, j = _ladder_after_reject(err, h, kk, nsub, j, gap)
         if failed:
             stats[ST_FAILED] = 1.0
             break

@@ -454,6 +454,35 @@ def _group_error(est, y, ivol, i0, i1):
     return max(e0, e1), max(q0, q1)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _ladder_after_accept(err, h, max_step, k, nsub, j, gap):
+    """Step-size control after an accepted step: the target step h * fac (third-order
+    error, growth at most 4x, never beyond ``max_step``), and the dyadic ladder of the gap
+    (``gap / nsub``, ``nsub = 2**k``, step ``j``) coarsened while the position is aligned
+    on the coarser rung and the target allows it. Returns (h_target, k, nsub, j)."""
+    fac = 4.0 if err < 1e-6 else min(4.0, 0.9 * err ** (-1.0 / 3.0))
+    h_target = min(h * fac, max_step)
+    while k > 0 and j % 2 == 0 and h_target >= 2.0 * (gap / nsub):
+        k -= 1
+        nsub //= 2
+        j //= 2
+    return h_target, k, nsub, j
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _ladder_after_reject(err, h, k, nsub, j, gap):
+    """Step-size control after a rejected step: shrink to h * fac (at least 1/20) and
+    refine the dyadic ladder until its rung is no longer than the target (at most 60
+    halvings). Returns (h_target, k, nsub, j)."""
+    fac = max(0.05, 0.9 * err ** (-1.0 / 3.0))
+    h_target = h * fac
+    while gap / nsub > h_target and k < 60:
+        k += 1
+        nsub *= 2
+        j *= 2
+    return h_target, k, nsub, j
+
+
 @njit(cache=True, error_model="numpy")
 def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, border_rows, border_cols,
               block, volume, active_cols, row_ptr, row_idx, times, jumps, rates, t_end, t_out, y0,
@@ -767,27 +796,17 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, border_ro
                 stats[ST_MIN_H] = min(stats[ST_MIN_H], h)
                 stats[ST_MAX_H] = max(stats[ST_MAX_H], h)
                 if adaptive:
-                    fac = 4.0 if err < 1e-6 else min(4.0, 0.9 * err ** (-1.0 / 3.0))
-                    h_target = min(h * fac, max_step)
+                    h_target, k, nsub, j = _ladder_after_accept(err, h, max_step, k, nsub,
+                                                                j, gap)
                     if first_after_jump:
                         h_jump = h
                         first_after_jump = False
-                    # coarsen while aligned on the coarser ladder
-                    while k > 0 and j % 2 == 0 and h_target >= 2.0 * (gap / nsub):
-                        k -= 1
-                        nsub //= 2
-                        j //= 2
             else:
                 stats[ST_REJECTED] += 1.0
                 if err != err or h <= H_MIN_FRACTION * gap:
                     failed = True
                     break
-                fac = max(0.05, 0.9 * err ** (-1.0 / 3.0))
-                h_target = h * fac
-                while gap / nsub > h_target and k < 60:
-                    k += 1
-                    nsub *= 2
-                    j *= 2
+                h_target, k, nsub, j = _ladder_after_reject(err, h, k, nsub, j, gap)
         if failed:
             stats[ST_FAILED] = 1.0
             break
