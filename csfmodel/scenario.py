@@ -328,8 +328,10 @@ def _parse_dose(d: Any, i: int, anatomy: Anatomy) -> Regimen:
     if (route, typ) == ("intrathecal", "patient_bolus"):
         lockout = _limited(t, "lockout", "lockout", key, "min")
         mpd = t["max_per_day"]
-        if isinstance(mpd, bool) or not isinstance(mpd, int) or mpd < 1:
-            raise ScenarioError(f"{key}.max_per_day", mpd, "a whole number >= 1")
+        if isinstance(mpd, bool) or not isinstance(mpd, int) or not 1 <= mpd <= 1440:
+            raise ScenarioError(f"{key}.max_per_day", mpd if isinstance(mpd, bool) or not
+                                isinstance(mpd, int) or mpd < 10**9 else "<a huge integer>",
+                                "a whole number from 1 to 1440 (one a minute)")
         if mpd * lockout > 1440.0 + 1e-9:
             raise ScenarioError(f"{key}.max_per_day", mpd,
                                 f"at most {int(1440 // lockout)} per day with a "
