@@ -52,6 +52,29 @@ def prepared():
     return get
 
 
+def kernel_reference(sets: list, chunk: int, assemble, summary: bool):
+    """The batch kernel alone, the reference of the end-to-end batch, sweep and population
+    benchmarks: ``sets`` parsed and assembled in chunks of ``chunk`` before timing
+    (``assemble(scenarios)`` gives a chunk's arrays), the JIT warmed on the first chunk.
+    Returns the function a benchmark times (every chunk through the kernel)."""
+    from csfmodel.solvers import SolverOptions, get_backend
+    from csfmodel.sweep._batch import _solve_chunk, parse_chunk
+
+    chunks = []
+    for a in range(0, len(sets), chunk):
+        scs, t = parse_chunk(sets[a:a + chunk], a)
+        chunks.append((assemble(scs), len(scs)))
+    backend = get_backend("numba")
+    opts = backend.resolve(SolverOptions())
+    _solve_chunk(chunks[0][0], t, backend, opts, summary, chunks[0][1])     # JIT warm
+
+    def run():
+        for ch, n in chunks:
+            _solve_chunk(ch, t, backend, opts, summary, n)
+
+    return run
+
+
 def _relative_error(a: np.ndarray, b: np.ndarray, n_spinal: int) -> float:
     """Worst of: spinal CSF block and each compartment, max |a - b| / peak |b|."""
     err = np.max(np.abs(a[:, :n_spinal] - b[:, :n_spinal])) / np.max(np.abs(b[:, :n_spinal]))

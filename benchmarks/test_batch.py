@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from conftest import scenario_dict
+from conftest import kernel_reference, scenario_dict
 
 from csfmodel.results import observation
 from csfmodel.scenario import parse_scenario
@@ -57,21 +57,10 @@ _RATE: dict[str, float] = {}
 def test_batch_kernel_chunks(benchmark):
     """The reference of ``test_batch_end_to_end``: its 512 scenarios, assembled before
     timing, solved by the kernel alone in the same chunks of 64 (summaries kept)."""
-    from csfmodel.solvers import SolverOptions
-    from csfmodel.sweep._batch import _solve_chunk, assemble_chunk, parse_chunk
+    from csfmodel.sweep._batch import assemble_chunk
 
     sets, _ = scenario_sets(scenario_dict("5mm"), SWEEP)
-    chunks = []
-    for a in range(0, N_SWEEP, CHUNK):
-        scs, t = parse_chunk(sets[a:a + CHUNK], a)
-        chunks.append((assemble_chunk(scs, VARS), len(scs)))
-    backend = get_backend("numba")
-    opts = backend.resolve(SolverOptions())
-    _solve_chunk(chunks[0][0], t, backend, opts, True, chunks[0][1])          # JIT warm
-
-    def run():
-        for ch, n in chunks:
-            _solve_chunk(ch, t, backend, opts, True, n)
+    run = kernel_reference(sets, CHUNK, lambda scs: assemble_chunk(scs, VARS), summary=True)
 
     benchmark.group = "batch-5mm"
     benchmark.extra_info.update(scenarios=N_SWEEP, threads=numba.get_num_threads())

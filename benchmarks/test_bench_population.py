@@ -16,7 +16,7 @@ import os
 
 import numba
 import pytest
-from conftest import scenario_dict
+from conftest import kernel_reference, scenario_dict
 
 from csfmodel.population import population
 from csfmodel.population._data import load_population
@@ -34,9 +34,8 @@ _KERNEL: dict[str, float] = {}
 def test_population_kernel(benchmark):
     """The reference: 256 patients of the population, assembled before timing, solved by
     the kernel alone in chunks of 64 (the variables the population records)."""
-    from csfmodel.solvers import SolverOptions, get_backend
     from csfmodel.sweep import scenario_sets
-    from csfmodel.sweep._batch import _solve_chunk, assemble_chunk, parse_chunk
+    from csfmodel.sweep._batch import assemble_chunk
 
     base = scenario_dict("5mm")
     sc = parse_scenario(base)
@@ -45,17 +44,8 @@ def test_population_kernel(benchmark):
     sets, _ = scenario_sets(base, params)
     variables = ("cisternal_csf_concentration", "cord_concentration", "brain_concentration",
                  "plasma_concentration")
-    chunks = []
-    for a in range(0, N_KERNEL, CHUNK):
-        scs, t = parse_chunk(sets[a:a + CHUNK], a)
-        chunks.append((assemble_chunk(scs, variables), len(scs)))
-    backend = get_backend("numba")
-    opts = backend.resolve(SolverOptions())
-    _solve_chunk(chunks[0][0], t, backend, opts, False, chunks[0][1])         # JIT warm
-
-    def run():
-        for ch, n in chunks:
-            _solve_chunk(ch, t, backend, opts, False, n)
+    run = kernel_reference(sets, CHUNK, lambda scs: assemble_chunk(scs, variables),
+                           summary=False)
 
     benchmark.group = "population-5mm"
     benchmark.extra_info.update(patients=N_KERNEL, threads=numba.get_num_threads())

@@ -28,7 +28,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import pytest
-from conftest import scenario_dict
+from conftest import kernel_reference, scenario_dict
 
 distributed = pytest.importorskip("distributed")
 
@@ -58,25 +58,16 @@ def cluster():
 
 def test_sweep_kernel_reference(benchmark):
     """The batch kernel alone on N scenarios (chunks of 64), all threads of this process."""
-    from csfmodel.solvers import SolverOptions, get_backend
-    from csfmodel.sweep._batch import _solve_chunk, assemble_chunk, parse_chunk
+    from csfmodel.sweep._batch import assemble_chunk
     from csfmodel.sweep._outputs import observed
 
     sw = _sweep(N).checked()
     cols = sw.columns()
     sets = sweep._engine._sets(scenario_dict("5mm"), [c.key for c in cols],
                                [c.raw for c in cols])
-    chunks = []
-    for a in range(0, N, CHUNK):
-        scs, t = parse_chunk(sets[a:a + CHUNK], a)
-        chunks.append((assemble_chunk(scs, observed(sw.outputs), tip=True), len(scs)))
-    backend = get_backend("numba")
-    opts = backend.resolve(SolverOptions())
-    _solve_chunk(chunks[0][0], t, backend, opts, False, chunks[0][1])        # JIT warm
-
-    def run():
-        for ch, n in chunks:
-            _solve_chunk(ch, t, backend, opts, False, n)
+    run = kernel_reference(
+        sets, CHUNK, lambda scs: assemble_chunk(scs, observed(sw.outputs), tip=True),
+        summary=False)
 
     benchmark.group = "sweep-throughput"
     benchmark.extra_info.update(scenarios=N, threads=numba.get_num_threads())
