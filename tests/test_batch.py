@@ -294,6 +294,52 @@ def test_patients_of_the_same_shape_share_one_kernel_call():
             assert np.max(np.abs(a - b)) <= 1e-12 * np.max(np.abs(b)), v
 
 
+def test_patients_with_different_conus_levels_share_one_kernel_call():
+    """Cords of different lengths (conus at T12, L1, L2): the cord blocks are padded to
+    the longest with inert cells, one group, each member equal to its single run (1e-12
+    of peak), and the padded arrays solve like the unpadded ones."""
+    from csfmodel.sweep._batch import (
+        assemble_chunk,
+        padded_schedule,
+        padded_system,
+        parse_chunk,
+    )
+
+    params = {"patient.conus_level": ["T12", "L1", "L2"]}
+    sets, _ = sweep.scenario_sets(BASE, params)
+    scs, _ = parse_chunk(sets, 0)
+    cords = {make_grid(sc.anatomy, sc.simulation.resolution).n_cord for sc in scs}
+    assert len(cords) == 3
+    chunk = assemble_chunk(scs, ("cord_concentration",))
+    assert len(chunk.groups) == 1
+    assert chunk.groups[0][1]["cord_diag"].shape == (3, max(cords))
+    variables = ("cord_concentration", "brain_concentration", "plasma_concentration")
+    got = sweep.run_batch(BASE, params, variables=variables)
+    for i, d in enumerate(sets):
+        ref = simulate(d, solver="numba")
+        for v in variables:
+            a, b = got[v].isel(scenario=i).values, ref[v].values
+            assert np.max(np.abs(a - b)) <= 1e-12 * np.max(np.abs(b)), v
+    # the padded system on its own: same real states, inert cells exactly zero
+    from csfmodel.model import LinearSystem
+    from csfmodel.solvers import SolverOptions, get_backend
+
+    prep = prepare(sets[0])
+    system = prep.model.system
+    arrays = padded_system(system, system.n_cord + 7)
+    padded = LinearSystem(n_spinal=system.n_spinal, n_cord=system.n_cord + 7, **arrays)
+    sched = padded_schedule(prep.schedule, system, system.n_cord + 7)
+    backend = get_backend("numba")
+    t = np.linspace(0.0, 600.0, 61)
+    opts = SolverOptions()
+    y = backend.solve(system, prep.schedule, t, opts).states
+    yp = backend.solve(padded, sched, t, opts).states
+    sp = system.n_spatial
+    assert np.all(yp[:, sp:sp + 7] == 0.0)
+    np.testing.assert_allclose(np.delete(yp, np.s_[sp:sp + 7], axis=1), y, rtol=0,
+                               atol=1e-12 * np.abs(y).max())
+
+
 def test_schedules_built_together_are_the_schedules_built_alone():
     """build_schedules: rate sweeps share times and deposits, rates in one pass; each
     schedule equals build_schedule of its events bit for bit (and a table with other

@@ -42,6 +42,7 @@ from ._sampling import patient_overrides as patient_overrides
 from ._sampling import sample_patients as sample_patients
 from ._simulate import DEFAULT_LEVELS as DEFAULT_LEVELS
 from ._simulate import DEFAULT_SEGMENTS as DEFAULT_SEGMENTS
+from ._simulate import POPULATION_RTOL as POPULATION_RTOL
 from ._simulate import QUANTILES as QUANTILES
 from ._simulate import population as population
 
@@ -58,6 +59,7 @@ __all__ = [
     "sample_patients",
     "DEFAULT_LEVELS",
     "DEFAULT_SEGMENTS",
+    "POPULATION_RTOL",
     "QUANTILES",
     "population",
     "DEFAULT_ANALGESIA",

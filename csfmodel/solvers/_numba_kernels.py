@@ -849,9 +849,14 @@ def integrate_batch(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, bor
         a0 = s_ptr[s]
         a1 = s_ptr[s + 1]
         y0 = y0s[b].copy()
+        # statistics are updated every step: kept in the member's own array until the
+        # end, so that members solved side by side never share a cache line
+        st = np.zeros(N_STATS)
         integrate(lower[b], diag[b], upper[b], cord_diag[b], csf_to_cord[b], cord_to_csf[b],
                   border_rows[b], border_cols[b], block[b], volume[b], active_cols, row_ptr,
                   row_idx, times[a0:a1], jumps[a0:a1], rates[a0:a1], t_end[b], t_out, y0,
                   obs_ptr, obs_idx, obs_w[b], gamma, stage_coeffs, error_weights, rtol[b],
-                  atol_floor[b], max_step, first_step, adaptive, out[b], stats[b], summary[b],
+                  atol_floor[b], max_step, first_step, adaptive, out[b], st, summary[b],
                   np.zeros(RESUME_SIZE + 2 + block.shape[1]), t_out.shape[0])
+        for q in range(N_STATS):
+            stats[b, q] = st[q]

@@ -57,6 +57,7 @@ from csfmodel.errors import ScenarioError
 from csfmodel.model import (
     COMPARTMENTS,
     Grid,
+    LinearSystem,
     Model,
     Schedule,
     build_models,
@@ -293,12 +294,12 @@ def assemble_chunk(scenarios: Sequence[Scenario], variables: Sequence[str], *,
     from csfmodel.solvers import SYSTEM_FIELDS
 
     asm = _Assembly(_GRIDS)
-    groups: dict[tuple, list] = {}
+    groups: dict[int, list] = {}
     geometry: dict[tuple, results.Geometry] = {}
     geometries, records = [], []
     for pos, (sc, (gkey, model, sidx)) in enumerate(zip(scenarios, asm.build_all(scenarios))):
-        shape = (model.system.n_spinal, model.system.n_cord)
-        groups.setdefault(shape, []).append((pos, model, sidx, sc, gkey))
+        # one group per spinal cell count: cord blocks are padded to the group's longest
+        groups.setdefault(model.system.n_spinal, []).append((pos, model, sidx, sc, gkey))
         if gkey not in geometry:
             geometry[gkey] = results.Geometry.of(model)
         geometries.append(geometry[gkey])
@@ -307,8 +308,10 @@ def assemble_chunk(scenarios: Sequence[Scenario], variables: Sequence[str], *,
     layout: list = []
     for members in groups.values():
         models = [mem[1] for mem in members]
-        stack = {f: np.stack([getattr(m.system, f) for m in models]) for f in SYSTEM_FIELDS}
-        ptr, idx, weights, layout = _observables(members, stack["volume"], variables)
+        n_cord = max(m.system.n_cord for m in models)
+        stack = {f: np.stack([a[f] for a in (padded_system(m.system, n_cord) for m in models)])
+                 for f in SYSTEM_FIELDS}
+        ptr, idx, weights, layout = _observables(members, stack["volume"], variables, n_cord)
         if tip:
             n = models[0].system.n_spinal
             ptr = np.append(ptr, ptr[-1] + n)
@@ -318,24 +321,84 @@ def assemble_chunk(scenarios: Sequence[Scenario], variables: Sequence[str], *,
             layout.append((TIP, layout[-1][2] if layout else 0,
                            (layout[-1][2] if layout else 0) + 1))
         used, local = np.unique([mem[2] for mem in members], return_inverse=True)
+        cord_of = {mem[2]: mem[1].system for mem in members}
         out.append(([mem[0] for mem in members], stack,
-                    [asm.schedule_list[i] for i in used], local.astype(np.int64),
-                    (ptr, idx, weights)))
+                    [padded_schedule(asm.schedule_list[i], cord_of[i], n_cord) for i in used],
+                    local.astype(np.int64), (ptr, idx, weights)))
     return _Chunk(groups=out, layout=layout, geometries=geometries, records=records)
 
 
-def _observables(members: list, volume: np.ndarray, variables: Sequence[str]
+def padded_system(system: LinearSystem, n_cord: int) -> dict[str, np.ndarray]:
+    """The arrays of ``system`` (:data:`~csfmodel.solvers.SYSTEM_FIELDS`) with its cord
+    block padded to ``n_cord`` cells, so that patients whose conus ends at different
+    levels share one array shape (one kernel call).
+
+    The added cells follow the last real cord cell in the state; they are inert: their
+    rows and columns of ``J`` are zero, so from a zero start they stay exactly zero and
+    add exactly zero to every sum of the structured solve, and the real cells'
+    arithmetic is unchanged (round-off aside). Their volume is the last real cord
+    cell's, so the error scale of the cord group is unchanged.
+    """
+    from csfmodel.solvers import SYSTEM_FIELDS
+
+    fields = {f: getattr(system, f) for f in SYSTEM_FIELDS}
+    d = n_cord - system.n_cord
+    if d == 0:
+        return fields
+    at = [system.n_spatial] * d
+    for f in ("cord_diag", "csf_to_cord", "cord_to_csf"):
+        fields[f] = np.concatenate([fields[f], np.zeros(d)])
+    fields["border_rows"] = np.insert(system.border_rows, at, 0.0, axis=1)
+    fields["border_cols"] = np.insert(system.border_cols, at, 0.0, axis=0)
+    pad_volume = system.volume[system.n_spatial - 1] if system.n_cord else 1.0
+    fields["volume"] = np.insert(system.volume, at, pad_volume)
+    return fields
+
+
+def padded_schedule(schedule: Schedule, system: LinearSystem, n_cord: int) -> Schedule:
+    """``schedule`` (built for ``system``) on the state of :func:`padded_system`: no dose
+    reaches an inert cord cell."""
+    d = n_cord - system.n_cord
+    if d == 0:
+        return schedule
+    at = [system.n_spatial] * d
+    return Schedule(times=schedule.times, jumps=np.insert(schedule.jumps, at, 0.0, axis=1),
+                    rates=np.insert(schedule.rates, at, 0.0, axis=1), t_end=schedule.t_end)
+
+
+def _padded_observation(obs: results.Observation, system: LinearSystem,
+                        n_cord: int) -> results.Observation:
+    """``obs`` on the state of :func:`padded_system` (no weight on an inert cell)."""
+    d = n_cord - system.n_cord
+    if d == 0:
+        return obs
+    n, sp = system.n_spinal, system.n_spatial
+    blocks = []
+    for a, b, mat in obs.blocks:
+        if a >= sp:                                     # a compartment: shifted
+            blocks.append((a + d, b + d, mat))
+        elif a == n and b == sp and mat is not None:    # cord cells -> segments
+            blocks.append((a, b + d, np.pad(mat, ((0, 0), (0, d)))))
+        else:                                           # spinal CSF cells
+            blocks.append((a, b, mat))
+    return results.Observation(obs.variables, tuple(blocks))
+
+
+def _observables(members: list, volume: np.ndarray, variables: Sequence[str], n_cord: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
     """CSR rows of ``variables`` for a group of the same shape, weights per member.
 
     The pattern and the segment fractions depend on the grid only; members on other
     grids of the same shape share the union of the grids' patterns (weight 0 where a
-    grid has no entry, which adds nothing to the kernel's sums).
+    grid has no entry, which adds nothing to the kernel's sums). Every member's rows are
+    on the state padded to ``n_cord`` cord cells (:func:`padded_system`).
     """
     by_grid: dict[tuple, list[int]] = {}
     for k, mem in enumerate(members):
         by_grid.setdefault(mem[4], []).append(k)
-    obs = {g: results.observation(members[ks[0]][1], variables) for g, ks in by_grid.items()}
+    obs = {g: _padded_observation(results.observation(members[ks[0]][1], variables),
+                                  members[ks[0]][1].system, n_cord)
+           for g, ks in by_grid.items()}
     first = next(iter(obs.values()))
     if len(obs) == 1:
         ptr, idx, weights = first.csr(volume)
