@@ -113,6 +113,78 @@ class LinearSystem:
         return out
 
 
+@dataclass(frozen=True)
+class _Step:
+    """Where the entries of one ``_Assembler._add`` call land in the structured arrays.
+
+    ``r``/``c``: the call's row and column indices (as given), ``vt``: the trailing shape
+    of its values; ``shape``/``size``: the entries after broadcasting; ``targets``: per
+    structured array (name), the indices of its entries, which entries go there (``sel``)
+    and whether those indices are distinct (one fancy-indexed add) or not (``np.add.at``).
+    """
+
+    r: np.ndarray
+    c: np.ndarray
+    vt: tuple[int, ...]
+    shape: tuple[int, ...]
+    size: int
+    targets: tuple[tuple[str, tuple[np.ndarray, ...], np.ndarray, bool], ...]
+
+    def matches(self, r, c, vt: tuple[int, ...]) -> bool:
+        return vt == self.vt and _same(r, self.r) and _same(c, self.c)
+
+    @classmethod
+    def of(cls, r, c, vt: tuple[int, ...], n: int, m: int) -> _Step:
+        r0, c0 = np.array(r, np.int64), np.array(c, np.int64)
+        shape = np.broadcast_shapes(r0.shape, c0.shape, vt)
+        rr = np.broadcast_to(r0, shape).ravel()
+        cc = np.broadcast_to(c0, shape).ravel()
+        s = n + m
+        targets: list = []
+
+        def put(name: str, mask: np.ndarray, *idx: np.ndarray) -> None:
+            sel = np.flatnonzero(mask)
+            if sel.size:
+                idx = tuple(i[sel] for i in idx)
+                flat = idx[0] if len(idx) == 1 else idx[0] * (s + len(COMPARTMENTS)) + idx[1]
+                targets.append((name, idx, sel, len(np.unique(flat)) == len(flat)))
+
+        spinal = (rr < n) & (cc < n)
+        d, lo, up = spinal & (rr == cc), spinal & (rr == cc + 1), spinal & (cc == rr + 1)
+        if np.any(spinal & ~(d | lo | up)):
+            raise AssertionError("transfer outside the tridiagonal spinal block")
+        put("diag", d, rr)
+        put("lower", lo, cc)
+        put("upper", up, rr)
+        cord = (rr < s) & (cc < s) & ~spinal
+        d = cord & (rr >= n) & (cc >= n) & (rr == cc)
+        to_cord = cord & (rr >= n) & (cc == rr - n)
+        to_csf = cord & (cc >= n) & (rr == cc - n)
+        if np.any(cord & ~(d | to_cord | to_csf)):
+            raise AssertionError("cord coupled to a cell other than its own")
+        put("cord_diag", d, rr - n)
+        put("csf_to_cord", to_cord, cc)
+        put("cord_to_csf", to_csf, rr)
+        put("rows", (rr >= s) & (cc < s), rr - s, cc)
+        put("cols", (rr < s) & (cc >= s), rr, cc - s)
+        put("block", (rr >= s) & (cc >= s), rr - s, cc - s)
+        return cls(r=r0, c=c0, vt=tuple(vt), shape=tuple(shape), size=int(rr.size),
+                   targets=tuple(targets))
+
+
+def _same(x, ref: np.ndarray) -> bool:
+    """``x`` (an int or an index array) has the values of ``ref``."""
+    if isinstance(x, (int, np.integer)):
+        return ref.ndim == 0 and int(ref) == x
+    return np.shape(x) == ref.shape and bool(np.all(x == ref))
+
+
+#: the replay plans of the assembly, per (spinal cells, cord cells, batched): one
+#: :class:`_Step` per ``_add`` call of ``_system._assemble`` in order
+_PLANS: dict[tuple[int, int, bool], list[_Step]] = {}
+_MAX_PLANS = 64
+
+
 class _Assembler:
     """Collects transfers ``flux(src -> dst) = coef * y[k]`` into structured arrays.
 
@@ -140,115 +212,39 @@ class _Assembler:
         self.rows = np.zeros(lead + (nc, self.s), self.dtype)
         self.cols = np.zeros(lead + (self.s, nc), self.dtype)
         self.block = np.zeros(lead + (nc, nc), self.dtype)
+        key = (n, m, bool(lead))
+        if key not in _PLANS and len(_PLANS) >= _MAX_PLANS:
+            _PLANS.pop(next(iter(_PLANS)))
+        self._plan: list[_Step] = _PLANS.setdefault(key, [])
+        self._pos = 0
 
-    def _entries(self, r, c, v) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Flat rows, columns and values (``lead + (k,)``) of the nonzero entries."""
-        if not self.lead:
-            r, c, v = np.broadcast_arrays(np.asarray(r), np.asarray(c),
-                                          np.asarray(v, self.dtype))
-            keep = v.ravel() != 0.0
-            return (r.ravel()[keep].astype(np.int64), c.ravel()[keep].astype(np.int64),
-                    v.ravel()[keep])
+    def _add(self, r, c, v) -> None:
+        """Add ``J[r, c] += v`` elementwise into the structured arrays.
+
+        Where each entry lands depends only on ``r`` and ``c`` (index arrays built from
+        the cell counts), so it is worked out once per call site and cell counts
+        (:class:`_Step`, kept in :data:`_PLANS`) and replayed for every later model of
+        that shape: only the values are computed per model. Repeated entries accumulate
+        in order (``np.add.at``), as a loop would.
+        """
         v = np.asarray(v, self.dtype)
-        r, c = np.broadcast_arrays(np.asarray(r), np.asarray(c))
-        shape = np.broadcast_shapes(r.shape, v.shape[-1:] if v.ndim == 2 else v.shape)
-        r = np.broadcast_to(r, shape).ravel()
-        c = np.broadcast_to(c, shape).ravel()
-        v = np.broadcast_to(v, self.lead + shape).reshape(self.lead + (r.size,))
-        keep = np.any(v != 0.0, axis=0)
-        return r[keep].astype(np.int64), c[keep].astype(np.int64), v[:, keep]
-
-    def _add(self, r: np.ndarray, c: np.ndarray, v: np.ndarray) -> None:
-        """Add ``J[r, c] += v`` elementwise into the structured arrays (vectorized;
-        ``np.add.at`` accumulates repeated entries in order, as a loop would)."""
-        if not self.lead:
-            if np.ndim(r) == 0 and np.ndim(c) == 0 and np.ndim(v) == 0:
-                vv = np.asarray(v, self.dtype).item()
-                if vv != 0.0:
-                    self._add_one(int(r), int(c), vv)
-                return
-            r, c, v = np.broadcast_arrays(np.asarray(r), np.asarray(c),
-                                          np.asarray(v, self.dtype))
-            if r.size <= 8:   # a few entries: plain loop, cheaper than array bookkeeping
-                for rr, cc, vv in zip(r.ravel().tolist(), c.ravel().tolist(),
-                                      v.ravel().tolist()):
-                    if vv != 0.0:
-                        self._add_one(rr, cc, vv)
-                return
-        r, c, v = self._entries(r, c, v)
-
-        lead = bool(self.lead)
-
-        def at(arr: np.ndarray, *idx: np.ndarray, vals: np.ndarray) -> None:
-            if not lead:
-                np.add.at(arr, idx if len(idx) > 1 else idx[0], vals)
-                return
-            flat = idx[0] if len(idx) == 1 else np.ravel_multi_index(idx, arr.shape[1:])
-            if len(np.unique(flat)) == len(flat):      # no repeats: one indexed add
-                arr[(Ellipsis, *idx)] += vals
+        vt = v.shape[-1:] if self.lead and v.ndim == 2 else v.shape
+        plan, pos = self._plan, self._pos
+        step = plan[pos] if pos < len(plan) else None
+        if step is None or not step.matches(r, c, vt):
+            step = _Step.of(r, c, vt, self.n, self.m)
+            if pos < len(plan):
+                plan[pos] = step
             else:
-                np.add.at(arr, (Ellipsis, *idx), vals)
-
-        n, s = self.n, self.s
-        spinal = (r < n) & (c < n)
-        only_spinal = bool(spinal.all())
-        if only_spinal or spinal.any():
-            rs, cs, vs = r[spinal], c[spinal], v[..., spinal]
-            d, lo, up = rs == cs, rs == cs + 1, cs == rs + 1
-            if not np.all(d | lo | up):
-                raise AssertionError("transfer outside the tridiagonal spinal block")
-            at(self.diag, rs[d], vals=vs[..., d])
-            at(self.lower, cs[lo], vals=vs[..., lo])
-            at(self.upper, rs[up], vals=vs[..., up])
-            if only_spinal:
-                return
-        cord = (r < s) & (c < s) & ~spinal
-        if cord.any():
-            rs, cs, vs = r[cord], c[cord], v[..., cord]
-            d = (rs >= n) & (cs >= n) & (rs == cs)
-            to_cord = (rs >= n) & (cs == rs - n)
-            to_csf = (cs >= n) & (rs == cs - n)
-            if not np.all(d | to_cord | to_csf):
-                raise AssertionError("cord coupled to a cell other than its own")
-            at(self.cord_diag, rs[d] - n, vals=vs[..., d])
-            at(self.csf_to_cord, cs[to_cord], vals=vs[..., to_cord])
-            at(self.cord_to_csf, rs[to_csf], vals=vs[..., to_csf])
-        m = (r >= s) & (c < s)
-        if m.any():
-            at(self.rows, r[m] - s, c[m], vals=v[..., m])
-        m = (r < s) & (c >= s)
-        if m.any():
-            at(self.cols, r[m], c[m] - s, vals=v[..., m])
-        m = (r >= s) & (c >= s)
-        if m.any():
-            at(self.block, r[m] - s, c[m] - s, vals=v[..., m])
-
-    def _add_one(self, rr: int, cc: int, vv: float | complex) -> None:
-        n, s = self.n, self.s
-        if rr < n and cc < n:
-            if rr == cc:
-                self.diag[rr] += vv
-            elif rr == cc + 1:
-                self.lower[cc] += vv
-            elif cc == rr + 1:
-                self.upper[rr] += vv
+                plan.append(step)
+        self._pos = pos + 1
+        vals = np.broadcast_to(v, self.lead + step.shape).reshape(self.lead + (step.size,))
+        for name, idx, sel, unique in step.targets:
+            arr = getattr(self, name)
+            if unique:
+                arr[(Ellipsis, *idx)] += vals[..., sel]
             else:
-                raise AssertionError("transfer outside the tridiagonal spinal block")
-        elif rr < s and cc < s:
-            if rr >= n and cc >= n and rr == cc:
-                self.cord_diag[rr - n] += vv
-            elif rr >= n and cc == rr - n:
-                self.csf_to_cord[cc] += vv
-            elif cc >= n and rr == cc - n:
-                self.cord_to_csf[rr] += vv
-            else:
-                raise AssertionError("cord coupled to a cell other than its own")
-        elif rr >= s and cc < s:
-            self.rows[rr - s, cc] += vv
-        elif rr < s:
-            self.cols[rr, cc - s] += vv
-        else:
-            self.block[rr - s, cc - s] += vv
+                np.add.at(arr, (Ellipsis, *idx), vals[..., sel])
 
     def flux(self, src, dst, k, coef) -> None:
         """Add ``flux(src -> dst) = coef * y[k]`` (conservative by construction)."""

@@ -252,7 +252,7 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
     """
     from csfmodel import metrics
     from csfmodel.effects import target_segments
-    from csfmodel.sweep import run_batch
+    from csfmodel.sweep import iter_batches, run_batch
 
     t_start = _time.perf_counter()
     rtol = POPULATION_RTOL if rtol is None else rtol
@@ -297,16 +297,30 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
     # needs the CSF profile, which the results builder records only for scenarios sharing
     # one grid: then a block holds the patients of one body.
     body = pts.body.values
+
+    def blocks():
+        """``(patient indices, Dataset)`` of successive blocks of patients. Without
+        levels, one pipeline over every patient (the kernel integrates a chunk while this
+        thread turns the previous one into summaries); with levels, one
+        :func:`~csfmodel.sweep.run_batch` call per block of one body."""
+        if not levels:
+            for c, ds in iter_batches(data, overrides, variables=variables, rtol=rtol,
+                                      chunk_size=chunk_size, backend=solver):
+                yield np.arange(c * chunk_size, c * chunk_size + ds.sizes["scenario"]), ds
+            return
+        start = 0
+        while start < n:
+            stop = min(n, start + block)
+            if len(np.unique(body[start:stop])) > 1:
+                stop = start + int(np.argmax(body[start:stop] != body[start]))
+            params = {k: v[start:stop] for k, v in overrides.items()}
+            yield np.arange(start, stop), run_batch(
+                data, params, variables=variables, rtol=rtol,
+                chunk_size=min(chunk_size, stop - start), backend=solver)
+            start = stop
+
     try:
-        while done < n:
-            stop = min(n, done + block)
-            if levels and len(np.unique(body[done:stop])) > 1:
-                stop = done + int(np.argmax(body[done:stop] != body[done]))
-            sl = slice(done, stop)
-            idx = np.arange(sl.start, sl.stop)
-            params = {k: v[sl] for k, v in overrides.items()}
-            ds = run_batch(data, params, variables=variables, rtol=rtol,
-                           chunk_size=min(chunk_size, len(idx)), backend=solver)
+        for idx, ds in blocks():
             obs = _observables(ds, level_z[idx], levels, segs)
             for name, da in obs.items():
                 summaries.setdefault(f"{name}_max", []).append(metrics.cmax(da))
@@ -322,7 +336,7 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
                     da = xr.DataArray(v, dims=("scenario", "dose_scale"))
                     summaries.setdefault(k, []).append(da if dose_scale is not None
                                                        else da.isel(dose_scale=0))
-            done = sl.stop
+            done = int(idx[-1]) + 1
             if progress is not None:
                 progress(done, n)
     except KeyboardInterrupt:

@@ -345,14 +345,22 @@ def padded_system(system: LinearSystem, n_cord: int) -> dict[str, np.ndarray]:
     d = n_cord - system.n_cord
     if d == 0:
         return fields
-    at = [system.n_spatial] * d
     for f in ("cord_diag", "csf_to_cord", "cord_to_csf"):
         fields[f] = np.concatenate([fields[f], np.zeros(d)])
-    fields["border_rows"] = np.insert(system.border_rows, at, 0.0, axis=1)
-    fields["border_cols"] = np.insert(system.border_cols, at, 0.0, axis=0)
+    fields["border_rows"] = _pad_state(system.border_rows, system.n_spatial, d, 0.0)
+    fields["border_cols"] = _pad_state(system.border_cols.T, system.n_spatial, d, 0.0).T
     pad_volume = system.volume[system.n_spatial - 1] if system.n_cord else 1.0
-    fields["volume"] = np.insert(system.volume, at, pad_volume)
+    fields["volume"] = _pad_state(system.volume, system.n_spatial, d, pad_volume)
     return fields
+
+
+def _pad_state(a: np.ndarray, at: int, d: int, value: float) -> np.ndarray:
+    """``a`` with ``d`` entries ``value`` inserted before index ``at`` of its last axis."""
+    out = np.empty(a.shape[:-1] + (a.shape[-1] + d,), a.dtype)
+    out[..., :at] = a[..., :at]
+    out[..., at:at + d] = value
+    out[..., at + d:] = a[..., at:]
+    return out
 
 
 def padded_schedule(schedule: Schedule, system: LinearSystem, n_cord: int) -> Schedule:
@@ -361,9 +369,9 @@ def padded_schedule(schedule: Schedule, system: LinearSystem, n_cord: int) -> Sc
     d = n_cord - system.n_cord
     if d == 0:
         return schedule
-    at = [system.n_spatial] * d
-    return Schedule(times=schedule.times, jumps=np.insert(schedule.jumps, at, 0.0, axis=1),
-                    rates=np.insert(schedule.rates, at, 0.0, axis=1), t_end=schedule.t_end)
+    sp = system.n_spatial
+    return Schedule(times=schedule.times, jumps=_pad_state(schedule.jumps, sp, d, 0.0),
+                    rates=_pad_state(schedule.rates, sp, d, 0.0), t_end=schedule.t_end)
 
 
 def _padded_observation(obs: results.Observation, system: LinearSystem,
