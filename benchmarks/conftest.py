@@ -52,10 +52,12 @@ def prepared():
     return get
 
 
-def kernel_reference(sets: list, chunk: int, assemble, summary: bool):
+def kernel_reference(sets: list, chunk: int, assemble, summary: bool,
+                     rtol: float | None = None):
     """The batch kernel alone, the reference of the end-to-end batch, sweep and population
     benchmarks: ``sets`` parsed and assembled in chunks of ``chunk`` before timing
-    (``assemble(scenarios)`` gives a chunk's arrays), the JIT warmed on the first chunk.
+    (``assemble(scenarios)`` gives a chunk's arrays), the JIT warmed on the first chunk,
+    at ``rtol`` (default: the backend's).
     Returns the function a benchmark times (every chunk through the kernel)."""
     from csfmodel.solvers import SolverOptions, get_backend
     from csfmodel.sweep._batch import _solve_chunk, parse_chunk
@@ -65,7 +67,7 @@ def kernel_reference(sets: list, chunk: int, assemble, summary: bool):
         scs, t = parse_chunk(sets[a:a + chunk], a)
         chunks.append((assemble(scs), len(scs)))
     backend = get_backend("numba")
-    opts = backend.resolve(SolverOptions())
+    opts = backend.resolve(SolverOptions(rtol=rtol))
     _solve_chunk(chunks[0][0], t, backend, opts, summary, chunks[0][1])     # JIT warm
 
     def run():

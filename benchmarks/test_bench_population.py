@@ -7,7 +7,8 @@ anatomies. ``extra_info`` holds the solver seconds (time inside the backend's
 ``solve_batch``, host preparation included), the wall seconds and the ratio of the solver
 seconds per patient to the kernel's (``test_population_kernel``, run first: 256 patients
 of the same population, assembled before timing, solved by the kernel alone in the same
-chunks). Run both in one session: ``pytest benchmarks/test_bench_population.py``.
+chunks, at the population's tolerance ``POPULATION_RTOL``). Run both in one session:
+``pytest benchmarks/test_bench_population.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numba
 import pytest
 from conftest import kernel_reference, scenario_dict
 
-from csfmodel.population import population
+from csfmodel.population import POPULATION_RTOL, population
 from csfmodel.population._data import load_population
 from csfmodel.population._sampling import sample_patients
 from csfmodel.population._simulate import sweep_parameters
@@ -45,7 +46,7 @@ def test_population_kernel(benchmark):
     variables = ("cisternal_csf_concentration", "cord_concentration", "brain_concentration",
                  "plasma_concentration")
     run = kernel_reference(sets, CHUNK, lambda scs: assemble_chunk(scs, variables),
-                           summary=False)
+                           summary=False, rtol=POPULATION_RTOL)
 
     benchmark.group = "population-5mm"
     benchmark.extra_info.update(patients=N_KERNEL, threads=numba.get_num_threads())
