@@ -179,10 +179,12 @@ def _same(x, ref: np.ndarray) -> bool:
     return np.shape(x) == ref.shape and bool(np.all(x == ref))
 
 
-#: the replay plans of the assembly, per (spinal cells, cord cells, batched): one
-#: :class:`_Step` per ``_add`` call of ``_system._assemble`` in order
-_PLANS: dict[tuple[int, int, bool], list[_Step]] = {}
+#: the replay plans of the assembly, per (spinal cells, cord cells, batched): per
+#: ``_add`` call of ``_system._assemble`` in order, the :class:`_Step` of each variant
+#: seen (a batched coefficient is ``(B, 1)`` in one batch and a scalar in another)
+_PLANS: dict[tuple[int, int, bool], list[list[_Step]]] = {}
 _MAX_PLANS = 64
+_MAX_VARIANTS = 4
 
 
 class _Assembler:
@@ -215,7 +217,7 @@ class _Assembler:
         key = (n, m, bool(lead))
         if key not in _PLANS and len(_PLANS) >= _MAX_PLANS:
             _PLANS.pop(next(iter(_PLANS)))
-        self._plan: list[_Step] = _PLANS.setdefault(key, [])
+        self._plan: list[list[_Step]] = _PLANS.setdefault(key, [])
         self._pos = 0
 
     def _add(self, r, c, v) -> None:
@@ -230,13 +232,15 @@ class _Assembler:
         v = np.asarray(v, self.dtype)
         vt = v.shape[-1:] if self.lead and v.ndim == 2 else v.shape
         plan, pos = self._plan, self._pos
-        step = plan[pos] if pos < len(plan) else None
-        if step is None or not step.matches(r, c, vt):
+        if pos == len(plan):
+            plan.append([])
+        variants = plan[pos]
+        step = next((st for st in variants if st.matches(r, c, vt)), None)
+        if step is None:
             step = _Step.of(r, c, vt, self.n, self.m)
-            if pos < len(plan):
-                plan[pos] = step
-            else:
-                plan.append(step)
+            if len(variants) >= _MAX_VARIANTS:
+                variants.pop(0)
+            variants.append(step)
         self._pos = pos + 1
         vals = np.broadcast_to(v, self.lead + step.shape).reshape(self.lead + (step.size,))
         for name, idx, sel, unique in step.targets:
