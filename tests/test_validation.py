@@ -176,6 +176,42 @@ def test_every_fit_parameter_default_is_inside_its_range():
         assert p.source
 
 
+def test_exact_jacobian_of_the_rows(rows):
+    """The rows' derivatives from the forward sensitivities: values equal run_validation,
+    plateau rows (no adaptive steps) equal central differences of the plateau to 1e-6,
+    simulated rows equal central differences of whole runs to their noise (2 %), and
+    parameters that cannot reach a row (CR absorption, a fixed hyperbaric spread) give 0."""
+    from csfmodel.validation._fit import FIT_PARAMETERS, _overrides, fitted_values
+    from csfmodel.validation._jacobian import row_values_and_derivatives
+
+    ids = ("moulin86_lumbar_cisternal_tipL2", "moulin86_csf_plasma", "sjostrom87_cmax",
+           "nordberg84_thalf_05", "caute88_hyper_t10_cmax")
+    use = [r for r in rows if r.id in ids]
+    names = ["dispersion", "injection_spread", "meningeal_permeability", "ka_cr"]
+    vals = [FIT_PARAMETERS[n].default() for n in names]
+    base = {"resolution": "1 cm"}
+    values, D = row_values_and_derivatives(use, _overrides(names, vals, base),
+                                           fitted_values(names, vals))
+    ref = run_validation(use, overrides=_overrides(names, vals, base))
+    np.testing.assert_allclose(values, [r.model for r in ref], rtol=1e-12)
+    h = 1e-4
+    for j, name in enumerate(names):
+        up, dn = list(vals), list(vals)
+        up[j] *= math.exp(h)
+        dn[j] *= math.exp(-h)
+        a = run_validation(use, overrides=_overrides(names, up, base))
+        b = run_validation(use, overrides=_overrides(names, dn, base))
+        fd = np.array([(x.model - y.model) / (2 * h) for x, y in zip(a, b)])
+        for i, r in enumerate(use):
+            tol = 1e-6 if r.id.startswith("moulin86_lumbar") or r.id == "moulin86_csf_plasma" \
+                else 0.02
+            assert abs(D[i, j] - fd[i]) <= tol * max(abs(fd[i]), 1e-3 * values[i]), \
+                (r.id, name, D[i, j], fd[i])
+    assert np.all(D[:, names.index("ka_cr")] == 0.0)
+    assert D[[r.id for r in use].index("caute88_hyper_t10_cmax"),
+             names.index("injection_spread")] == 0.0
+
+
 @pytest.mark.slow
 def test_fit_recovers_known_parameters_from_synthetic_data(rows):
     """Observations made by the model at known parameters are fitted back to them."""

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from csfmodel.errors import ScenarioError
+
+from ._jacobian import row_values_and_derivatives
 from ._rows import NOT_FITTED, NOT_MODELLED, Row, load_rows
 from ._runner import run_validation
 
@@ -119,7 +122,7 @@ class FitResult:
         Values (in each parameter's unit) at the optimum and at the start.
     ci95
         Approximate 95 % intervals ``(low, high)``: Wald intervals on the log scale
-        from the Jacobian, ``exp(log x +- 1.96 se)``.
+        from the Jacobian (exact by default, :func:`fit`), ``exp(log x +- 1.96 se)``.
     se_log
         Standard errors of ``log(value)``.
     correlation
@@ -155,6 +158,16 @@ class FitResult:
         return _overrides(self.names, [self.estimate[n] for n in self.names])
 
 
+def fitted_values(names, values) -> dict[str, tuple[str, str, object]]:
+    """``{name: (table, key, value as written into the scenarios)}`` of fitted
+    parameters (for :func:`~csfmodel.validation._jacobian.row_values_and_derivatives`)."""
+    out = {}
+    for name, value in zip(names, values):
+        p = FIT_PARAMETERS[name]
+        out[name] = (p.table, p.key, p.override(float(value))[p.table][p.key])
+    return out
+
+
 def _overrides(names, values, base: dict | None = None) -> dict:
     ov: dict = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (base or {}).items()}
     for name, value in zip(names, values):
@@ -163,10 +176,22 @@ def _overrides(names, values, base: dict | None = None) -> dict:
     return ov
 
 
+def residual_derivative(row: Row, model: float, d_model: np.ndarray) -> np.ndarray:
+    """``d residual / d log θ`` of one row from ``d model / d log θ`` (:func:`residual`
+    differentiated: ``d log(model) / sigma``; zero where the residual is constant, an
+    upper bound the model stays under or a model value that is not positive)."""
+    if not (math.isfinite(model) and model > 0):
+        return np.zeros_like(d_model)
+    if row.measure == "upper_bound" and model <= row.value:
+        return np.zeros_like(d_model)
+    return d_model / (model * row_sigma(row))
+
+
 def fit(rows: list[Row] | None = None, parameters=DEFAULT_FIT, *,
         start: dict[str, float] | None = None, overrides: dict | None = None,
         solver: str | None = None, max_nfev: int = 60, diff_step: float = 0.02,
-        progress: Callable[[str], None] | None = None) -> FitResult:
+        jacobian: str = "exact", progress: Callable[[str], None] | None = None
+        ) -> FitResult:
     """Fit parameters to all rows at once: weighted least squares on log(model/observed).
 
     Parameters
@@ -180,10 +205,16 @@ def fit(rows: list[Row] | None = None, parameters=DEFAULT_FIT, *,
     overrides
         Fixed overrides applied to every run (e.g. ``{"resolution": "1 cm"}``).
     solver
-        Backend (default: the scenario default).
+        Backend of the runs with ``jacobian="2-point"`` (default: the scenario
+        default); the exact Jacobian integrates the state with its sensitivities in
+        the numba-based sensitivity kernel (:mod:`csfmodel.fitting`).
     max_nfev, diff_step
         Passed to :func:`scipy.optimize.least_squares` (``diff_step`` is relative,
-        on log parameters).
+        on log parameters, and used only with ``jacobian="2-point"``).
+    jacobian
+        ``"exact"`` (default): each row's derivative from the forward sensitivities of
+        its study arms (:mod:`csfmodel.validation._jacobian`), one run per evaluation;
+        ``"2-point"``: finite differences of whole validation runs.
     progress
         Called with a line of text after each model evaluation.
 
@@ -205,21 +236,43 @@ def fit(rows: list[Row] | None = None, parameters=DEFAULT_FIT, *,
     ref_ = np.array(ref)
     lo = np.log([p.low for p in specs]) - ref_
     hi = np.log([p.high for p in specs]) - ref_
+    if jacobian not in ("exact", "2-point"):
+        raise ScenarioError("jacobian", jacobian, "'exact' or '2-point'")
     n_eval = [0]
+    last: dict[bytes, tuple[np.ndarray, np.ndarray | None]] = {}
 
-    def fun(x: np.ndarray) -> np.ndarray:
+    def evaluate(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Residuals (and with the exact Jacobian their derivatives) at ``x``, once."""
+        key = np.asarray(x, float).tobytes()
+        if key in last:
+            return last[key]
         vals = np.exp(x + ref_)
         ov = _overrides(names, vals, overrides)
-        res = run_validation(rows, overrides=ov, solver=solver)
+        if jacobian == "exact":
+            values, dvalues = row_values_and_derivatives(rows, ov, fitted_values(names, vals))
+            r = np.array([residual(row, v) for row, v in zip(rows, values)])
+            jac = np.array([residual_derivative(row, v, d)
+                            for row, v, d in zip(rows, values, dvalues)])
+        else:
+            res = run_validation(rows, overrides=ov, solver=solver)
+            r = np.array([residual(rr.row, rr.model) for rr in res])
+            jac = None
         n_eval[0] += 1
-        r = np.array([residual(rr.row, rr.model) for rr in res])
         if progress is not None:
             text = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, vals))
             progress(f"eval {n_eval[0]:3d}: RSS {float(r @ r):9.4f}  {text}")
-        return r
+        last.clear()
+        last[key] = (r, jac)
+        return r, jac
 
-    sol = least_squares(fun, np.zeros(len(specs)), jac="2-point", bounds=(lo, hi),
-                        diff_step=diff_step, max_nfev=max_nfev, method="trf")
+    if jacobian == "exact":
+        sol = least_squares(lambda x: evaluate(x)[0], np.zeros(len(specs)),
+                            jac=lambda x: evaluate(x)[1], bounds=(lo, hi),
+                            max_nfev=max_nfev, method="trf")
+    else:
+        sol = least_squares(lambda x: evaluate(x)[0], np.zeros(len(specs)), jac="2-point",
+                            bounds=(lo, hi), diff_step=diff_step, max_nfev=max_nfev,
+                            method="trf")
     J = np.asarray(sol.jac)
     r = np.asarray(sol.fun)
     n, p = J.shape

@@ -7,36 +7,51 @@ import math
 from typing import Any
 
 from . import _designs
-from ._fit import DEFAULT_FIT, FIT_PARAMETERS
+from ._fit import DEFAULT_FIT, FIT_PARAMETERS, _overrides, fitted_values
+from ._jacobian import row_values_and_derivatives
 from ._rows import NOT_MODELLED, Row, load_rows
 from ._runner import run_validation
 
 
-def sensitivity(rows: list[Row] | None = None, step: float = 0.1,
+def sensitivity(rows: list[Row] | None = None, step: float | None = None,
                 solver: str | None = None, parameters=DEFAULT_FIT
                 ) -> dict[str, dict[str, float]]:
-    """Local sensitivities ``d log(model) / d log(parameter)`` of every row.
+    """Local sensitivities ``d log(model) / d log(parameter)`` of every row at the
+    calibrated defaults.
 
-    Central differences with the calibrated parameters scaled by ``1 +- step``.
+    Exact by default: the rows' derivatives from the forward sensitivities of their
+    study arms (:func:`~csfmodel.validation._jacobian.row_values_and_derivatives`, the
+    joint fit's Jacobian). With ``step``: central differences of whole validation runs
+    with each parameter scaled by ``1 +- step`` (on ``solver``).
 
     Returns
     -------
     dict
-        ``{parameter: {row id: sensitivity}}``.
+        ``{parameter: {row id: sensitivity}}`` (NaN where the model value is not
+        positive).
     """
     rows = load_rows() if rows is None else rows
     rows = [r for r in rows if r.id not in NOT_MODELLED]
+    names = list(parameters)
     out: dict[str, dict[str, float]] = {}
-    for name in parameters:
+    if step is None:
+        vals = [FIT_PARAMETERS[n].default() for n in names]
+        values, D = row_values_and_derivatives(rows, _overrides(names, vals),
+                                               fitted_values(names, vals))
+        for j, name in enumerate(names):
+            out[name] = {r.id: (float(D[i, j] / values[i]) if values[i] > 0 else float("nan"))
+                         for i, r in enumerate(rows)}
+        return out
+    for name in names:
         p = FIT_PARAMETERS[name]
-        vals = []
+        vals_pm = []
         for f in (1.0 + step, 1.0 - step):
-            vals.append({r.row.id: r.model for r in run_validation(
+            vals_pm.append({r.row.id: r.model for r in run_validation(
                 rows, overrides=p.override(p.default() * f), solver=solver)})
         d = math.log((1.0 + step) / (1.0 - step))
-        out[name] = {k: (math.log(vals[0][k] / vals[1][k]) / d
-                         if vals[0][k] > 0 and vals[1][k] > 0 else float("nan"))
-                     for k in vals[0]}
+        out[name] = {k: (math.log(vals_pm[0][k] / vals_pm[1][k]) / d
+                         if vals_pm[0][k] > 0 and vals_pm[1][k] > 0 else float("nan"))
+                     for k in vals_pm[0]}
     return out
 
 
