@@ -21,6 +21,7 @@ Results are converted back to user-facing units (h, ng/mL, mg) in
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -153,8 +154,29 @@ def _parse_unit_uncached(unit: str, key: str, text: str) -> tuple[float, tuple[i
     return factor, (dim[0], dim[1], dim[2])
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> tuple[float, tuple[int, int, int]]:
+    """:func:`parse_quantity` of a string, kept (a sweep parses the same few strings in
+    every scenario); a string that fails is parsed again with its key for the error."""
+    return _parse_quantity(text, "value")
+
+
+@functools.lru_cache(maxsize=256)
+def _target_unit(unit: str) -> tuple[float, tuple[int, int, int]]:
+    return _parse_unit(unit, "unit", unit)
+
+
 def parse_quantity(text: object, key: str = "value") -> tuple[float, tuple[int, int, int]]:
     """Parse ``"<number> <unit>"`` into (value in internal units, dimension)."""
+    if isinstance(text, str):
+        try:
+            return _parsed(text)
+        except ScenarioError:
+            pass
+    return _parse_quantity(text, key)
+
+
+def _parse_quantity(text: object, key: str) -> tuple[float, tuple[int, int, int]]:
     if isinstance(text, bool) or not isinstance(text, (str, int, float)):
         raise ScenarioError(key, text, "a quantity written as a string, e.g. '0.5 mg/day'")
     if isinstance(text, (int, float)):
@@ -192,7 +214,10 @@ def convert(text: object, unit: str, key: str = "value") -> float:
     >>> convert("0.5 mg/day", "ug/min")  # doctest: +ELLIPSIS
     0.3472...
     """
-    target_factor, target_dim = _parse_unit(unit, key, unit)
+    try:
+        target_factor, target_dim = _target_unit(unit)
+    except ScenarioError:
+        target_factor, target_dim = _parse_unit(unit, key, unit)
     if isinstance(text, (int, float)) and not isinstance(text, bool) and target_dim != _ONE:
         raise ScenarioError(key, text, f"a quantity with units of {_dimension_name(target_dim)},"
                             f" e.g. '{text} {unit}'")

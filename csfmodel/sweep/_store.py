@@ -110,6 +110,10 @@ def _quiet() -> Iterator[None]:
         yield
 
 
+#: chunks smaller than this (bytes) are stored uncompressed
+_SMALL_CHUNK = 64 * 1024
+
+
 def template(sample: xr.Dataset, layout: Layout, coords: dict[str, xr.Variable],
              attrs: dict) -> xr.Dataset:
     """The store's Dataset with lazy (dask) arrays where scenarios go, from one chunk's
@@ -136,6 +140,10 @@ def template(sample: xr.Dataset, layout: Layout, coords: dict[str, xr.Variable],
         else:
             fill = 0
         out[name] = xr.Variable(v.dims, da.full(shape, fill, dtype=dt, chunks=chunks), v.attrs)
+        if dt.kind in "fiu" and np.prod(chunks) * dt.itemsize < _SMALL_CHUNK:
+            # a summary's chunk is a few hundred bytes: compressing it costs more time than
+            # it saves space (a quarter of a chunk's write)
+            out[name].encoding["compressors"] = None
     out[DONE] = xr.Variable(layout.dims, da.zeros(layout.shape, dtype=np.int8,
                                                   chunks=layout.chunks), _DONE_ATTRS)
     for v in out.values():
