@@ -250,6 +250,28 @@ def test_dose_scale_is_a_rescaled_run():
 
 
 @requires_dask
+@pytest.mark.parametrize("levels", [(), ("L3-L4",)])
+def test_population_on_a_dask_cluster_equals_in_process(levels):
+    """Blocks of patients as Dask tasks on a real local cluster of processes give the
+    in-process numbers (same chunks, same code), bands and PD included, in patient order."""
+    import distributed
+
+    kw = dict(levels=levels, segments=("T10",), target="T9-T11", window=("6 h", "30 h"),
+              bodies=3, chunk_size=4)
+    local = population(PUMP, 10, seed=6, **kw)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as lc, distributed.Client(lc) as c:
+        remote = population(PUMP, 10, seed=6, client=c, **kw)
+    for v in local.data_vars:
+        if local[v].dtype.kind in "fc":
+            np.testing.assert_allclose(remote[v].values, local[v].values, rtol=1e-12, atol=0,
+                                       err_msg=v)
+        else:
+            np.testing.assert_array_equal(remote[v].values, local[v].values, err_msg=v)
+    assert remote.attrs["solver_seconds"] > 0
+
+
+@requires_dask
 def test_cli(tmp_path):
     from csfmodel.cli import main
 
@@ -267,6 +289,12 @@ def test_cli(tmp_path):
     assert main(["population", str(sc), "-n", "3", "--target", "T10",
                  "--respiratory", "nasal"]) == 2
     assert not (tmp_path / "nothing.zarr").exists()
+    # the same patients as Dask tasks on a local cluster of one worker process
+    out2 = tmp_path / "pop_dask.zarr"
+    assert main(["population", str(sc), "-n", "3", "--seed", "1", "-o", str(out2),
+                 "--target", "T10", "--window", "0 h,2 h", "--dask", "--workers", "1"]) == 0
+    np.testing.assert_allclose(xr.open_zarr(out2).plasma_max.values, ds.plasma_max.values,
+                               rtol=1e-12)
 
 
 @pytest.mark.slow

@@ -45,6 +45,11 @@ def register(subparsers) -> None:
                         "state in the typical patient, or a fraction such as 0.6")
     s.add_argument("--bodies", type=int, help="distinct bodies (anatomies); default one per "
                    "patient")
+    s.add_argument("--dask", action="store_true", help="run blocks of patients as Dask "
+                   "tasks on a local cluster of processes (one per core; or --scheduler)")
+    s.add_argument("--scheduler", help="address of a running Dask scheduler (implies --dask)")
+    s.add_argument("--workers", type=int, help="local Dask worker processes (default: one "
+                   "per core)")
     s.add_argument("--rtol", type=float, help="relative tolerance of the solver (default "
                    "1e-3: outputs within 1e-3 of their peak of a tighter run)")
     s.add_argument("--map-tips", help="catheter tips of the PTA map (comma-separated)")
@@ -97,8 +102,20 @@ def cmd_population(args: argparse.Namespace) -> int:
     kw = dict(levels=levels, segments=_list(args.segments), target=args.target,
               window=tuple(window) if window else None, bodies=args.bodies,
               rtol=args.rtol, progress=_progress_printer())
+    import contextlib
+
+    if args.dask or args.scheduler:
+        try:
+            from csfmodel.sweep._engine import _client
+        except ImportError:
+            raise ScenarioError("--dask", True, "the Dask extra (pip install "
+                                "'csfmodel[dask]')") from None
+        cluster = _client({}, args.scheduler, args.workers, 1)
+    else:
+        cluster = contextlib.nullcontext(None)
     try:
-        pop = population(args.scenario, args.patients, args.seed, **kw)
+        with cluster as client:
+            pop = population(args.scenario, args.patients, args.seed, client=client, **kw)
         interrupted = None
     except SimulationInterrupted as exc:
         pop, interrupted = exc.partial, exc

@@ -17,7 +17,7 @@ import json
 import math
 import sys
 import time as _time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +189,8 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
                window: tuple[Any, Any] | None = None, bodies: int | None = None,
                band_points: int = 400, chunk_size: int = 64, rtol: float | None = None,
                backend: Any = "numba", dose_scale: Sequence[float] | None = None,
-               progress: Callable[[int, int], None] | None = None) -> xr.Dataset:
+               progress: Callable[[int, int], None] | None = None,
+               client: Any = None) -> xr.Dataset:
     """Simulate ``n`` virtual patients of a scenario.
 
     Parameters
@@ -234,6 +235,11 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
         concentrations scale with the doses; the effects are computed from them).
     progress
         Called with (patients done, n) after each block.
+    client
+        A ``distributed.Client``: blocks of patients (a chunk each, or a body's with
+        ``levels``) run as Dask tasks on its workers (simulated, reduced to summaries
+        and band samples there), gathered in patient order; the same numbers as in this
+        process. ``solver_seconds`` then adds up the workers' solver time.
 
     Returns
     -------
@@ -250,7 +256,6 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
     csfmodel.api.SimulationInterrupted
         On Ctrl-C, with ``partial`` holding the patients finished so far.
     """
-    from csfmodel import metrics
     from csfmodel.effects import target_segments
     from csfmodel.sweep import iter_batches, run_batch
 
@@ -285,7 +290,6 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
         block -= block % chunk_size
     variables = tuple(v for v in _VARS if levels or v != "csf_concentration")
     solver = _timed(backend)
-    from csfmodel.effects import EffectInputs
 
     base_pd = _base_effect_parameters()
     summaries: dict[str, list] = {}
@@ -319,23 +323,27 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
                 chunk_size=min(chunk_size, stop - start), backend=solver)
             start = stop
 
+    ctx = _BlockContext(levels, segs, band_idx, sc.drug.name == "morphine", base_pd, tgt, win,
+                        scales, dose_scale is not None)
+    seconds = [0.0]
+
+    def results():
+        """``(patient indices, summaries, bands)`` of each block: from this process's
+        pipeline, or from Dask tasks (a block per task, gathered in patient order)."""
+        if client is None:
+            for idx, ds in blocks():
+                yield (idx, *ctx.results(ds, pts.isel(patient=idx), level_z[idx]))
+            return
+        yield from _dask_blocks(client, data, overrides, pts, level_z, variables, rtol,
+                                chunk_size, backend, ctx, body if levels else None, block,
+                                seconds)
+
     try:
-        for idx, ds in blocks():
-            obs = _observables(ds, level_z[idx], levels, segs)
-            for name, da in obs.items():
-                summaries.setdefault(f"{name}_max", []).append(metrics.cmax(da))
-                summaries.setdefault(f"{name}_tmax", []).append(metrics.tmax(da))
-                summaries.setdefault(f"{name}_auc", []).append(metrics.auc(da))
-                summaries.setdefault(f"{name}_final", []).append(da.isel(time=-1, drop=True))
-                bands.setdefault(name, []).append(
-                    da.isel(time=band_idx).astype(np.float32))
-            if sc.drug.name == "morphine":
-                inputs = EffectInputs.from_dataset(ds.isel(scenario=0))
-                ep = _effect_parameters(pts, idx, base_pd, inputs)
-                for k, v in _pd(ds, ep, tgt, win, scales).items():
-                    da = xr.DataArray(v, dims=("scenario", "dose_scale"))
-                    summaries.setdefault(k, []).append(da if dose_scale is not None
-                                                       else da.isel(dose_scale=0))
+        for idx, s_block, b_block in results():
+            for k, v in s_block.items():
+                summaries.setdefault(k, []).append(v)
+            for k, v in b_block.items():
+                bands.setdefault(k, []).append(v)
             done = int(idx[-1]) + 1
             if progress is not None:
                 progress(done, n)
@@ -354,7 +362,7 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
         "population_drug_variability": int(pts.attrs["population_drug_variability"]),
         "scenario": json.dumps(data, default=str), "grid_cells": n_cells,
         "target_segments": ",".join(tgt) if tgt else "",
-        "analgesia_window_h": list(win), "solver_seconds": solver.seconds,
+        "analgesia_window_h": list(win), "solver_seconds": solver.seconds + seconds[0],
         "solver_rtol": float(rtol),
         "wall_seconds": _time.perf_counter() - t_start})
     from csfmodel._version import __version__
@@ -457,6 +465,93 @@ def _progress_printer(stream=None) -> Callable[[int, int], None] | None:
         stream.flush()
 
     return show
+
+
+class _BlockContext:
+    """What turns a block's simulated Dataset into its per-patient summaries and band
+    samples (plain data: pickled to Dask workers)."""
+
+    def __init__(self, levels, segs, band_idx, pd, base_pd, target, window, scales,
+                 scaled):
+        self.levels, self.segs, self.band_idx = list(levels), list(segs), band_idx
+        self.pd, self.base_pd, self.target, self.window = pd, base_pd, target, window
+        self.scales, self.scaled = scales, scaled
+
+    def results(self, ds: xr.Dataset, pts: xr.Dataset, level_z: np.ndarray
+                ) -> tuple[dict[str, xr.DataArray], dict[str, xr.DataArray]]:
+        """``({summary: (scenario, ...)}, {band: (scenario, ..., time)})`` of a block
+        (``pts``: its patients)."""
+        from csfmodel import metrics
+        from csfmodel.effects import EffectInputs
+
+        summaries: dict[str, xr.DataArray] = {}
+        bands: dict[str, xr.DataArray] = {}
+        for name, da in _observables(ds, level_z, self.levels, self.segs).items():
+            summaries[f"{name}_max"] = metrics.cmax(da)
+            summaries[f"{name}_tmax"] = metrics.tmax(da)
+            summaries[f"{name}_auc"] = metrics.auc(da)
+            summaries[f"{name}_final"] = da.isel(time=-1, drop=True)
+            bands[name] = da.isel(time=self.band_idx).astype(np.float32)
+        if self.pd:
+            inputs = EffectInputs.from_dataset(ds.isel(scenario=0))
+            ep = _effect_parameters(pts, np.arange(pts.sizes["patient"]), self.base_pd,
+                                    inputs)
+            for k, v in _pd(ds, ep, self.target, self.window, self.scales).items():
+                da = xr.DataArray(v, dims=("scenario", "dose_scale"))
+                summaries[k] = da if self.scaled else da.isel(dose_scale=0)
+        return summaries, bands
+
+
+def _remote_block(data: dict, params: dict, variables, rtol, chunk_size: int, backend: Any,
+                  ctx: _BlockContext, pts: xr.Dataset, level_z: np.ndarray) -> tuple:
+    """A Dask task: one block of patients simulated and reduced on a worker; returns the
+    summaries, bands and the solver's seconds."""
+    from csfmodel.sweep import run_batch
+    from csfmodel.sweep._engine import _threads
+
+    _threads(1)          # one kernel thread per task: a worker runs a task per thread
+    solver = _timed(backend)
+    ds = run_batch(data, params, variables=variables, rtol=rtol,
+                   chunk_size=min(chunk_size, pts.sizes["patient"]), backend=solver)
+    return (*ctx.results(ds, pts, level_z), solver.seconds)
+
+
+def _dask_blocks(client: Any, data: dict, overrides: dict, pts: xr.Dataset,
+                 level_z: np.ndarray, variables, rtol, chunk_size: int, backend: Any,
+                 ctx: _BlockContext, body: np.ndarray | None, block: int,
+                 seconds: list) -> Iterator[tuple]:
+    """Blocks of patients as Dask tasks (a chunk each; with ``body``, a body's patients,
+    at most ``block``); yields ``(indices, summaries, bands)`` in patient order."""
+    from distributed import as_completed
+
+    n = pts.sizes["patient"]
+    spans, start = [], 0
+    while start < n:
+        stop = min(n, start + (block if body is not None else chunk_size))
+        if body is not None and len(np.unique(body[start:stop])) > 1:
+            stop = start + int(np.argmax(body[start:stop] != body[start]))
+        spans.append((start, stop))
+        start = stop
+    backend_arg = backend if isinstance(backend, str) else getattr(backend, "name", backend)
+    futures = {client.submit(_remote_block, data, {k: v[a:b] for k, v in overrides.items()},
+                             variables, rtol, chunk_size, backend_arg, ctx,
+                             pts.isel(patient=slice(a, b)), level_z[a:b], pure=False): (a, b)
+               for a, b in spans}
+    ready: dict[int, tuple] = {}
+    nxt = 0
+    try:
+        for fut in as_completed(futures):
+            a, b = futures[fut]
+            s_block, b_block, secs = fut.result()
+            seconds[0] += secs
+            ready[a] = (np.arange(a, b), s_block, b_block)
+            while nxt < n and nxt in ready:
+                out = ready.pop(nxt)
+                nxt = int(out[0][-1]) + 1
+                yield out
+    except BaseException:
+        client.cancel(list(futures))
+        raise
 
 
 def save_population(ds: xr.Dataset, path: str | Path) -> Path:

@@ -399,7 +399,15 @@ class Sweep:
 
     # -------------------------------------------------------------- columns
     def columns(self) -> list[Column]:
-        """Each parameter over the scenarios (flattened in C order for a product)."""
+        """Each parameter over the scenarios (flattened in C order for a product); worked
+        out once per sweep (every value checked in the base scenario)."""
+        key = (id(self.base), tuple(map(id, self.parameters)), self.design)
+        cached = self.__dict__.get("_columns")
+        if cached is None or cached[0] != key:
+            cached = self.__dict__["_columns"] = (key, self._columns())
+        return cached[1]
+
+    def _columns(self) -> list[Column]:
         from csfmodel.sweep._batch import _base_dict
 
         base = _base_dict(self.base)
@@ -488,8 +496,18 @@ def _values_column(p: Parameter, base: dict, i: int) -> Column:
                                 "'0.5 mg/day' or 'T10'")
     raw = [_with_unit(float(v), p.unit) if isinstance(v, (int, float)) and p.unit else v
            for v in vals]
-    for v in dict.fromkeys(map(str, raw)):
-        _check_value(base, p.key, next(r for r in raw if str(r) == v), where)
+    distinct: dict[str, Any] = {}
+    for r in raw:
+        distinct.setdefault(str(r), r)
+    if all(isinstance(v, (int, float)) for v in vals) and len(distinct) > 2:
+        # numbers on a range: the smallest and the largest parse, so every value between
+        # does (ranges are intervals); the workers parse each scenario again
+        order = np.argsort(np.asarray(vals, float))
+        check = [raw[int(order[0])], raw[int(order[-1])]]
+    else:
+        check = list(distinct.values())
+    for r in check:
+        _check_value(base, p.key, r, where)
     if all(_is_level(v) for v in raw):
         from csfmodel.scenario import parse_site
 
@@ -506,8 +524,8 @@ def _values_column(p: Parameter, base: dict, i: int) -> Column:
             return Column(p.key, raw, nums, unit or "1")
         except ScenarioError:
             pass
-    labels = list(dict.fromkeys(map(str, raw)))
-    return Column(p.key, raw, np.array([labels.index(str(v)) for v in raw], float), "1",
+    number = {label: k for k, label in enumerate(distinct)}
+    return Column(p.key, raw, np.array([number[str(v)] for v in raw], float), "1",
                   np.array([str(v) for v in raw]))
 
 
