@@ -149,7 +149,10 @@ def tangents(model: Model, schedule: Schedule, events: DoseEvents,
         for i, h in zip(idx, hs):
             a, d = _perturbed(model, params[i], h)
             an.append(a)
-            dr.append(d)
+            # the meningeal permeability written out as the value it takes (computed
+            # from the drug's other numbers, complex where one of them is perturbed, or
+            # the perturbed value itself): the same numbers, and every member in one pass
+            dr.append(dataclasses.replace(d, meningeal_permeability=d.meningeal_p()))
         complex_models = dict(zip(idx, build_models(an, dr, model.grid)))
     return [_tangent(model, schedule, events, p, complex_models.get(i))
             for i, p in enumerate(params)]
