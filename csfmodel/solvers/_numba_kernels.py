@@ -832,8 +832,9 @@ def integrate_batch(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, bor
                     border_cols, block, volume, active_cols, row_ptr, row_idx, times, jumps, rates,
                     s_ptr, s_of, t_end, t_out, y0s, obs_ptr, obs_idx, obs_w, gamma, stage_coeffs,
                     error_weights, rtol, atol_floor, max_step, first_step, adaptive, out, stats,
-                    summary):
-    """:func:`integrate` for a batch of parameter sets, in parallel over the batch.
+                    summary, n_threads):
+    """:func:`integrate` for a batch of parameter sets, in parallel over the batch
+    (``n_threads``: the number of numba threads, ``numba.get_num_threads()``).
 
     System arrays carry a leading batch axis ``B``. Schedules are concatenated:
     schedule ``s`` is ``times[s_ptr[s]:s_ptr[s+1]]`` (and the same rows of
@@ -844,19 +845,26 @@ def integrate_batch(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, bor
     instead (see :func:`integrate`).
     """
     B = diag.shape[0]
-    for b in prange(B):
-        s = s_of[b]
-        a0 = s_ptr[s]
-        a1 = s_ptr[s + 1]
-        y0 = y0s[b].copy()
-        # statistics are updated every step: kept in the member's own array until the
-        # end, so that members solved side by side never share a cache line
-        st = np.zeros(N_STATS)
-        integrate(lower[b], diag[b], upper[b], cord_diag[b], csf_to_cord[b], cord_to_csf[b],
-                  border_rows[b], border_cols[b], block[b], volume[b], active_cols, row_ptr,
-                  row_idx, times[a0:a1], jumps[a0:a1], rates[a0:a1], t_end[b], t_out, y0,
-                  obs_ptr, obs_idx, obs_w[b], gamma, stage_coeffs, error_weights, rtol[b],
-                  atol_floor[b], max_step, first_step, adaptive, out[b], st, summary[b],
-                  np.zeros(RESUME_SIZE + 2 + block.shape[1]), t_out.shape[0])
-        for q in range(N_STATS):
-            stats[b, q] = st[q]
+    # members dealt round-robin to the threads: prange splits its range statically into
+    # contiguous blocks (set_parallel_chunksize does not change that under the OpenMP
+    # layer), and the members of a sweep are often ordered by cost (a parameter swept
+    # from low to high), which contiguous blocks would load onto one thread
+    T = max(1, min(n_threads, B))
+    for tid in prange(T):
+        for b in range(tid, B, T):
+            s = s_of[b]
+            a0 = s_ptr[s]
+            a1 = s_ptr[s + 1]
+            y0 = y0s[b].copy()
+            # statistics are updated every step: kept in the member's own array until the
+            # end, so that members solved side by side never share a cache line
+            st = np.zeros(N_STATS)
+            integrate(lower[b], diag[b], upper[b], cord_diag[b], csf_to_cord[b],
+                      cord_to_csf[b], border_rows[b], border_cols[b], block[b], volume[b],
+                      active_cols, row_ptr, row_idx, times[a0:a1], jumps[a0:a1],
+                      rates[a0:a1], t_end[b], t_out, y0, obs_ptr, obs_idx, obs_w[b], gamma,
+                      stage_coeffs, error_weights, rtol[b], atol_floor[b], max_step,
+                      first_step, adaptive, out[b], st, summary[b],
+                      np.zeros(RESUME_SIZE + 2 + block.shape[1]), t_out.shape[0])
+            for q in range(N_STATS):
+                stats[b, q] = st[q]

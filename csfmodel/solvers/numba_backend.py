@@ -30,7 +30,7 @@ computed (:class:`~csfmodel.solvers.SolveInterrupted`), and a ``sink`` receives
 each window's rows as soon as they are computed (memory bounded by a window).
 
 Batches (:meth:`NumbaBackend.solve_batch`) run in one parallel kernel call
-(``prange`` over the members, dynamic scheduling); with ``summary`` the kernel
+(``prange`` over the threads, members dealt round-robin); with ``summary`` the kernel
 keeps only each observable's maximum, time of maximum, integral and final
 value, so sweeps of 10^5 scenarios need no memory for time series.
 
@@ -255,6 +255,7 @@ class NumbaBackend(Backend):
         """All members in one parallel kernel call (observables and summaries in the kernel)."""
         if options.method == "expm":
             return _expm()._solve_batch(problem, options)
+
         import numba
 
         from csfmodel.solvers import _numba_kernels as k
@@ -286,24 +287,20 @@ class NumbaBackend(Backend):
         out = np.empty((B, 0 if problem.summary else len(t_out), n_obs))
         st = np.zeros((B, k.N_STATS))
         compile_notice("integrate_batch")
-        # dynamic scheduling (one member at a time): members differ in cost, and the
-        # caller may be assembling the next batch on one of the cores meanwhile
-        old_chunk = numba.set_parallel_chunksize(1)
-        try:
-            k.integrate_batch(stack["lower"], stack["diag"], stack["upper"], stack["cord_diag"],
-                              stack["csf_to_cord"], stack["cord_to_csf"], stack["border_rows"],
-                              stack["border_cols"], stack["block"], stack["volume"], act, ptr,
-                              idx, times, jumps, rates, s_ptr,
-                              kernel_array(problem.schedule_index, np.int64), t_end,
-                              kernel_array(t_out), y0s, o_ptr, o_idx, o_w,
-                              *_tableau_args(options.method),
-                              rtol, floor,
-                              float(np.inf if options.max_step is None else options.max_step),
-                              float(np.inf if options.first_step is None
-                                    else options.first_step),
-                              bool(options.adaptive), out, st, summ)
-        finally:
-            numba.set_parallel_chunksize(old_chunk)
+        # the kernel deals the members round-robin to its threads (members differ in
+        # cost, and a sweep often orders them by it)
+        k.integrate_batch(stack["lower"], stack["diag"], stack["upper"], stack["cord_diag"],
+                          stack["csf_to_cord"], stack["cord_to_csf"], stack["border_rows"],
+                          stack["border_cols"], stack["block"], stack["volume"], act, ptr,
+                          idx, times, jumps, rates, s_ptr,
+                          kernel_array(problem.schedule_index, np.int64), t_end,
+                          kernel_array(t_out), y0s, o_ptr, o_idx, o_w,
+                          *_tableau_args(options.method),
+                          rtol, floor,
+                          float(np.inf if options.max_step is None else options.max_step),
+                          float(np.inf if options.first_step is None
+                                else options.first_step),
+                          bool(options.adaptive), out, st, summ, numba.get_num_threads())
         for b, row in enumerate(st):
             _check_finished(row, len(t_out), float("nan"), f" (batch member {b})")
         return (summ if problem.summary else out), [Stats.from_vector(row) for row in st]
