@@ -205,6 +205,23 @@ def test_a_bad_sweep_file_is_one_line_and_writes_nothing(files, tmp_path, capsys
 
 
 # ------------------------------------------------------------------ designs
+def test_columns_follow_the_parameters_and_ranges_are_checked_at_their_ends():
+    """A sweep's columns are worked out once and again when a parameter changes; a
+    numeric range is checked at its ends, so a value out of range is refused before
+    anything runs (one line naming the parameter)."""
+    sw = sweep.Sweep.of(BASE, {"patient.dispersion": (np.linspace(0.2, 0.8, 50),
+                                                      "cm^2/min")}, design="zip").checked()
+    first = sw.columns()
+    assert sw.columns() is first
+    sw.parameters[0].values = np.linspace(0.3, 0.9, 50)
+    assert sw.columns()[0].numbers[0] == pytest.approx(0.3)
+    for values in (np.linspace(0.2, 500.0, 50), np.linspace(-1.0, 0.8, 50)):
+        bad = sweep.Sweep.of(BASE, {"patient.dispersion": (values, "cm^2/min")},
+                             design="zip")
+        with pytest.raises(ScenarioError, match=r"parameter\[0\]"):
+            bad.checked()
+
+
 def test_chunks_are_whole_hyperslabs():
     lay = sweep._store.Layout.plan(("a", "b", "c"), (3, 4, 5), 12)
     assert lay.chunks == (1, 2, 5)

@@ -401,10 +401,14 @@ class Sweep:
     def columns(self) -> list[Column]:
         """Each parameter over the scenarios (flattened in C order for a product); worked
         out once per sweep (every value checked in the base scenario)."""
-        key = (id(self.base), tuple(map(id, self.parameters)), self.design)
-        cached = self.__dict__.get("_columns")
+        import hashlib
+        import pickle
+
+        # keyed by the values the columns come from (parameters and base are mutable)
+        key = hashlib.sha1(pickle.dumps((self.base, self.parameters, self.design))).digest()
+        cached = self.__dict__.get("_columns_cache")
         if cached is None or cached[0] != key:
-            cached = self.__dict__["_columns"] = (key, self._columns())
+            cached = self.__dict__["_columns_cache"] = (key, self._columns())
         return cached[1]
 
     def _columns(self) -> list[Column]:
