@@ -79,8 +79,8 @@ def test_population_10k(benchmark, per_body):
 
 @pytest.mark.parametrize("bodies", [None, 8])
 def test_population_levels(benchmark, bodies):
-    """512 patients with CSF at three levels (profiles recorded: one run_batch call per
-    body), each its own anatomy or 8 bodies."""
+    """512 patients with CSF at three levels (recorded by the kernel at each patient's own
+    positions), each its own anatomy or 8 bodies."""
     base = scenario_dict("5mm")
     population(base, 4, seed=0)
     benchmark.group = "population-5mm-levels"

@@ -146,6 +146,15 @@ def test_population_matches_single_runs(small):
                                    rtol=1e-3)
         np.testing.assert_allclose(small.cord_max.isel(patient=i).sel(segment="T10"),
                                    ds.cord_concentration.sel(segment="T10").max(), rtol=1e-3)
+        # CSF at the level, recorded by the kernel at the patient's own L3-L4
+        from csfmodel.scenario import parse_site
+
+        z = parse_site("L3-L4", parse_scenario(sc).anatomy, "level")
+        csf = ds.csf_concentration.interp(z=z)
+        np.testing.assert_allclose(float(small.csf_max.isel(patient=i).sel(level="L3-L4")),
+                                   float(csf.max()), rtol=1e-3)
+        np.testing.assert_allclose(float(small.csf_auc.isel(patient=i).sel(level="L3-L4")),
+                                   float(csf.integrate("time")), rtol=1e-3)
 
 
 def test_bands_are_percentiles_and_reproducible(small):

@@ -28,9 +28,8 @@ def register(subparsers) -> None:
     s.add_argument("--plot", help="write the prediction bands figure here (.png, .pdf, ...)")
     s.add_argument("--observed", help="calibration row ids drawn beside the bands "
                    "(comma-separated, e.g. nordberg84_lumbar_1h_025)")
-    s.add_argument("--levels", help="CSF sites of the bands (comma-separated; default "
-                   "L3-L4,T10,C5; '' for none: faster, patients of different bodies then "
-                   "share kernel calls)")
+    s.add_argument("--levels", help="CSF sites of the bands, placed in each patient's own "
+                   "anatomy (comma-separated; default L3-L4,T10,C5; '' for none)")
     s.add_argument("--segments", help="cord segments of the bands (comma-separated)")
     s.add_argument("--target", help="cord segments to relieve, e.g. T8-L1 (prints the "
                    "probability of target attainment)")

@@ -5,9 +5,11 @@ The patients (:func:`sample_patients`) become the zipped per-patient parameters 
 sweep (:func:`csfmodel.sweep.run_batch`): ``patient.*`` and ``drug.*`` keys with
 units, plus ``simulation.resolution`` so that every patient's grid has the same
 number of cells (the longest spinal SAS of the population at the scenario's
-resolution; every cell is at most that wide). Patients run in blocks whose size keeps
-the time series of a block within :data:`BLOCK_BYTES`; what a block leaves is small:
-per-patient summaries and the observables at the band times.
+resolution; every cell is at most that wide), and cords of different lengths are padded
+to one length, so a chunk of patients of any anatomies is one kernel call. CSF at the
+chosen levels is recorded by the kernel at each patient's own positions. Chunks stream
+through one pipeline (:func:`csfmodel.sweep.iter_batches`, or Dask tasks); what a chunk
+leaves is small: per-patient summaries and the observables at the band times.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ._data import PopulationSpec, load_population
 from ._sampling import patient_anatomies, patient_overrides, sample_patients
 
 __all__ = ["population", "save_population", "QUANTILES", "DEFAULT_LEVELS", "DEFAULT_SEGMENTS",
-           "scenario_parts", "sweep_parameters", "BLOCK_BYTES"]
+           "scenario_parts", "sweep_parameters"]
 
 #: percentiles of the prediction bands
 QUANTILES = (5.0, 25.0, 50.0, 75.0, 95.0)
@@ -46,8 +48,6 @@ DEFAULT_SEGMENTS = ("C5", "T6", "T10", "L1", "S1")
 #: most 8.4e-4 of their peak (``tests/test_population.py``), far inside the spread
 #: between patients, for 2.7x less solver time. ``rtol=`` overrides it.
 POPULATION_RTOL = 1e-3
-#: time series of one block of patients are kept under this size (bytes)
-BLOCK_BYTES = 400e6
 _VARS = ("csf_concentration", "cisternal_csf_concentration", "cord_concentration",
          "brain_concentration", "plasma_concentration")
 
@@ -217,10 +217,9 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
         last 24 h of the scenario (the whole run if shorter).
     bodies
         Distinct bodies (covariates and grid-shaping anatomy), default ``n`` (every
-        patient its own). Without ``levels`` not needed for speed: every grid has the same
-        number of cells, so patients of any anatomy share a kernel call. With ``levels``
-        (CSF profiles: one grid per :func:`~csfmodel.sweep.run_batch` call) patients of
-        one body run together, so fewer bodies are faster; they also save grid assembly.
+        patient its own). Not needed for speed: every grid has the same number of cells,
+        so patients of any anatomy share a kernel call; patients of one body share their
+        grid's assembly.
     band_points
         At most this many times in the bands (every k-th output time, and the last).
     chunk_size, backend
@@ -234,12 +233,12 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
         ``dose_scale`` dimension (exact: the model is linear and starts drug-free, so
         concentrations scale with the doses; the effects are computed from them).
     progress
-        Called with (patients done, n) after each block.
+        Called with (patients done, n) after each chunk.
     client
-        A ``distributed.Client``: blocks of patients (a chunk each, or a body's with
-        ``levels``) run as Dask tasks on its workers (simulated, reduced to summaries
-        and band samples there), gathered in patient order; the same numbers as in this
-        process. ``solver_seconds`` then adds up the workers' solver time.
+        A ``distributed.Client``: chunks of patients run as Dask tasks on its workers
+        (simulated and reduced to summaries and band samples there), gathered in patient
+        order; the same numbers as in this process. ``solver_seconds`` then adds up the
+        workers' solver time.
 
     Returns
     -------
@@ -257,7 +256,7 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
         On Ctrl-C, with ``partial`` holding the patients finished so far.
     """
     from csfmodel.effects import target_segments
-    from csfmodel.sweep import iter_batches, run_batch
+    from csfmodel.sweep import iter_batches
 
     t_start = _time.perf_counter()
     rtol = POPULATION_RTOL if rtol is None else rtol
@@ -284,11 +283,8 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
     t_out = sc.simulation.output_times() / 60.0
     step = max(1, math.ceil(len(t_out) / band_points))
     band_idx = np.unique(np.append(np.arange(0, len(t_out), step), len(t_out) - 1))
-    per_patient = 8 * len(t_out) * ((n_cells if levels else 0) + 40) * 3
-    block = int(max(1, min(n, BLOCK_BYTES // per_patient)))
-    if block >= chunk_size:
-        block -= block % chunk_size
-    variables = tuple(v for v in _VARS if levels or v != "csf_concentration")
+    variables = tuple(v for v in _VARS if v != "csf_concentration")
+    sites = level_z if levels else None
     solver = _timed(backend)
 
     base_pd = _base_effect_parameters()
@@ -296,32 +292,17 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
     bands: dict[str, list] = {}
     done = 0
     interrupted = None
-    # every patient's grid has n_cells cells, so the batch kernel solves a whole chunk in one
-    # call whatever the anatomies (run_batch groups by array shape). CSF at chosen levels
-    # needs the CSF profile, which the results builder records only for scenarios sharing
-    # one grid: then a block holds the patients of one body.
-    body = pts.body.values
+    # every patient's grid has n_cells cells (and cords are padded to the longest), so the
+    # batch kernel solves a whole chunk in one call whatever the anatomies; CSF at the
+    # levels is recorded in the kernel at each patient's own positions (``sites``)
 
     def blocks():
-        """``(patient indices, Dataset)`` of successive blocks of patients. Without
-        levels, one pipeline over every patient (the kernel integrates a chunk while this
-        thread turns the previous one into summaries); with levels, one
-        :func:`~csfmodel.sweep.run_batch` call per block of one body."""
-        if not levels:
-            for c, ds in iter_batches(data, overrides, variables=variables, rtol=rtol,
-                                      chunk_size=chunk_size, backend=solver):
-                yield np.arange(c * chunk_size, c * chunk_size + ds.sizes["scenario"]), ds
-            return
-        start = 0
-        while start < n:
-            stop = min(n, start + block)
-            if len(np.unique(body[start:stop])) > 1:
-                stop = start + int(np.argmax(body[start:stop] != body[start]))
-            params = {k: v[start:stop] for k, v in overrides.items()}
-            yield np.arange(start, stop), run_batch(
-                data, params, variables=variables, rtol=rtol,
-                chunk_size=min(chunk_size, stop - start), backend=solver)
-            start = stop
+        """``(patient indices, Dataset)`` of successive chunks of patients, through one
+        pipeline (the kernel integrates a chunk while this thread turns the previous
+        one into summaries)."""
+        for c, ds in iter_batches(data, overrides, variables=variables, rtol=rtol,
+                                  chunk_size=chunk_size, backend=solver, sites=sites):
+            yield np.arange(c * chunk_size, c * chunk_size + ds.sizes["scenario"]), ds
 
     ctx = _BlockContext(levels, segs, band_idx, sc.drug.name == "morphine", base_pd, tgt, win,
                         scales, dose_scale is not None)
@@ -332,11 +313,10 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
         pipeline, or from Dask tasks (a block per task, gathered in patient order)."""
         if client is None:
             for idx, ds in blocks():
-                yield (idx, *ctx.results(ds, pts.isel(patient=idx), level_z[idx]))
+                yield (idx, *ctx.results(ds, pts.isel(patient=idx)))
             return
-        yield from _dask_blocks(client, data, overrides, pts, level_z, variables, rtol,
-                                chunk_size, backend, ctx, body if levels else None, block,
-                                seconds)
+        yield from _dask_blocks(client, data, overrides, pts, sites, variables, rtol,
+                                chunk_size, backend, ctx, seconds)
 
     try:
         for idx, s_block, b_block in results():
@@ -382,20 +362,16 @@ def _base_effect_parameters():
     return EffectParameters()
 
 
-def _observables(ds: xr.Dataset, level_z: np.ndarray, levels: list[str], segs: list[str]
+def _observables(ds: xr.Dataset, levels: list[str], segs: list[str]
                  ) -> dict[str, xr.DataArray]:
     """The observables of a block, time last: ``csf(scenario, level, time)`` at each
-    patient's own level positions, cisterna, cord segments, brain and plasma."""
+    patient's own level positions (recorded by the kernel, :data:`SITES`), cisterna, cord
+    segments, brain and plasma."""
+    from csfmodel.sweep import SITES
+
     out = {}
     if levels:
-        c = ds.csf_concentration.transpose("scenario", "z", "time").values
-        z = ds.z.values if ds.z.ndim == 2 else np.broadcast_to(ds.z.values, c.shape[:2])
-        vals = np.empty((c.shape[0], len(levels), c.shape[2]))
-        for i in range(c.shape[0]):
-            for j in range(len(levels)):
-                k = int(np.clip(np.searchsorted(z[i], level_z[i, j]) - 1, 0, c.shape[1] - 2))
-                w = float(np.clip((level_z[i, j] - z[i, k]) / (z[i, k + 1] - z[i, k]), 0, 1))
-                vals[i, j] = (1 - w) * c[i, k] + w * c[i, k + 1]
+        vals = ds[SITES].transpose("scenario", "site", "time").values
         out["csf"] = xr.DataArray(vals, dims=("scenario", "level", "time"),
                                   coords={"level": levels, "time": ds.time},
                                   attrs={"units": "ng/mL", "long_name": "spinal CSF"})
@@ -477,7 +453,7 @@ class _BlockContext:
         self.pd, self.base_pd, self.target, self.window = pd, base_pd, target, window
         self.scales, self.scaled = scales, scaled
 
-    def results(self, ds: xr.Dataset, pts: xr.Dataset, level_z: np.ndarray
+    def results(self, ds: xr.Dataset, pts: xr.Dataset
                 ) -> tuple[dict[str, xr.DataArray], dict[str, xr.DataArray]]:
         """``({summary: (scenario, ...)}, {band: (scenario, ..., time)})`` of a block
         (``pts``: its patients)."""
@@ -486,7 +462,7 @@ class _BlockContext:
 
         summaries: dict[str, xr.DataArray] = {}
         bands: dict[str, xr.DataArray] = {}
-        for name, da in _observables(ds, level_z, self.levels, self.segs).items():
+        for name, da in _observables(ds, self.levels, self.segs).items():
             summaries[f"{name}_max"] = metrics.cmax(da)
             summaries[f"{name}_tmax"] = metrics.tmax(da)
             summaries[f"{name}_auc"] = metrics.auc(da)
@@ -502,40 +478,34 @@ class _BlockContext:
         return summaries, bands
 
 
-def _remote_block(data: dict, params: dict, variables, rtol, chunk_size: int, backend: Any,
-                  ctx: _BlockContext, pts: xr.Dataset, level_z: np.ndarray) -> tuple:
-    """A Dask task: one block of patients simulated and reduced on a worker; returns the
+def _remote_block(data: dict, params: dict, variables, rtol, backend: Any,
+                  ctx: _BlockContext, pts: xr.Dataset, sites: np.ndarray | None) -> tuple:
+    """A Dask task: one chunk of patients simulated and reduced on a worker; returns the
     summaries, bands and the solver's seconds."""
-    from csfmodel.sweep import run_batch
+    from csfmodel.sweep import iter_batches
     from csfmodel.sweep._engine import _threads
 
     _threads(1)          # one kernel thread per task: a worker runs a task per thread
     solver = _timed(backend)
-    ds = run_batch(data, params, variables=variables, rtol=rtol,
-                   chunk_size=min(chunk_size, pts.sizes["patient"]), backend=solver)
-    return (*ctx.results(ds, pts, level_z), solver.seconds)
+    n = pts.sizes["patient"]
+    (_, ds), = iter_batches(data, params, variables=variables, rtol=rtol, chunk_size=n,
+                            backend=solver, sites=sites)
+    return (*ctx.results(ds, pts), solver.seconds)
 
 
 def _dask_blocks(client: Any, data: dict, overrides: dict, pts: xr.Dataset,
-                 level_z: np.ndarray, variables, rtol, chunk_size: int, backend: Any,
-                 ctx: _BlockContext, body: np.ndarray | None, block: int,
-                 seconds: list) -> Iterator[tuple]:
-    """Blocks of patients as Dask tasks (a chunk each; with ``body``, a body's patients,
-    at most ``block``); yields ``(indices, summaries, bands)`` in patient order."""
+                 sites: np.ndarray | None, variables, rtol, chunk_size: int, backend: Any,
+                 ctx: _BlockContext, seconds: list) -> Iterator[tuple]:
+    """Chunks of patients as Dask tasks; yields ``(indices, summaries, bands)`` in
+    patient order."""
     from distributed import as_completed
 
     n = pts.sizes["patient"]
-    spans, start = [], 0
-    while start < n:
-        stop = min(n, start + (block if body is not None else chunk_size))
-        if body is not None and len(np.unique(body[start:stop])) > 1:
-            stop = start + int(np.argmax(body[start:stop] != body[start]))
-        spans.append((start, stop))
-        start = stop
+    spans = [(a, min(n, a + chunk_size)) for a in range(0, n, chunk_size)]
     backend_arg = backend if isinstance(backend, str) else getattr(backend, "name", backend)
     futures = {client.submit(_remote_block, data, {k: v[a:b] for k, v in overrides.items()},
-                             variables, rtol, chunk_size, backend_arg, ctx,
-                             pts.isel(patient=slice(a, b)), level_z[a:b], pure=False): (a, b)
+                             variables, rtol, backend_arg, ctx, pts.isel(patient=slice(a, b)),
+                             None if sites is None else sites[a:b], pure=False): (a, b)
                for a, b in spans}
     ready: dict[int, tuple] = {}
     nxt = 0

@@ -26,6 +26,7 @@ Dask engine (``_engine``) and global sensitivity (``_sobol``).
 from csfmodel.sweep._batch import (
     DEFAULT_VARIABLES,
     NON_GEOMETRIC_FIELDS,
+    SITES,
     TIP,
     VARIABLES,
     _Assembly,
@@ -52,4 +53,4 @@ __all__ = ["run_batch", "iter_batches", "scenario_sets", "merge_schedules", "run
            "open_store", "read_sweep", "sobol_indices", "sobol_table", "plot_sobol", "Sweep",
            "Parameter", "Design", "Outputs",
            "DESIGNS", "DISTRIBUTIONS", "VARIABLES", "DEFAULT_VARIABLES",
-           "NON_GEOMETRIC_FIELDS", "TIP", "_set", "_Assembly"]
+           "NON_GEOMETRIC_FIELDS", "TIP", "SITES", "_set", "_Assembly"]

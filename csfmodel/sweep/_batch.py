@@ -68,7 +68,7 @@ from csfmodel.scenario import Scenario, parse_scenario
 
 __all__ = ["run_batch", "iter_batches", "scenario_sets", "merge_schedules", "assemble_chunk",
            "solve_chunk", "parse_chunk", "VARIABLES", "DEFAULT_VARIABLES",
-           "NON_GEOMETRIC_FIELDS", "TIP"]
+           "NON_GEOMETRIC_FIELDS", "TIP", "SITES"]
 
 #: variables a sweep can record (ng/mL), with their extra dimension: the
 #: concentrations of :data:`csfmodel.results.VARIABLES`, defined there
@@ -266,6 +266,27 @@ def merge_schedules(a: Schedule, b: Schedule) -> Schedule:
 TIP = "csf_tip_concentration"
 
 
+#: the CSF concentration at given positions of each scenario's own anatomy (``sites=`` of
+#: :func:`assemble_chunk` and :func:`iter_batches`), linearly interpolated between cell
+#: centres: ``(scenario, time, site)``, ng/mL
+SITES = "csf_site_concentration"
+_SITES_ATTRS = {"units": "ng/mL", "long_name": "CSF at chosen sites",
+                "description": "spinal CSF concentration at positions chosen per scenario "
+                               "(its own anatomy), linear between cell centres"}
+
+
+def _site_rows(model: Model, zs: np.ndarray) -> np.ndarray:
+    """Weights (ng/mL per ug) over the spinal cells giving the CSF at each z of ``zs``."""
+    from csfmodel.model import _hat_weights
+
+    n = model.system.n_spinal
+    w = np.zeros((len(zs), n))
+    for j, z in enumerate(np.asarray(zs, float)):
+        k, h = _hat_weights(model.grid, float(z))
+        w[j, k] = results._NG_PER_ML * h / model.system.volume[k]
+    return w
+
+
 def _tip_row(model: Model, sc: Scenario) -> np.ndarray:
     """Weights (ng/mL per ug) over the spinal cells giving the CSF concentration at the tip."""
     from csfmodel.model import _hat_weights
@@ -280,7 +301,7 @@ def _tip_row(model: Model, sc: Scenario) -> np.ndarray:
 
 
 def assemble_chunk(scenarios: Sequence[Scenario], variables: Sequence[str], *,
-                   tip: bool = False) -> _Chunk:
+                   tip: bool = False, sites: Sequence[np.ndarray] | None = None) -> _Chunk:
     """Assemble a chunk for the backend: groups of scenarios of the same shape, stacked.
 
     Scenarios whose arrays have the same shape (cell counts) are solved in one kernel
@@ -288,7 +309,9 @@ def assemble_chunk(scenarios: Sequence[Scenario], variables: Sequence[str], *,
     the positions of its members in the chunk, the stacked system arrays, the schedule
     of each member and the observables (CSR rows of ``variables`` on one pattern for
     the group, weights per member, and with ``tip`` one more row: the CSF concentration
-    at the catheter tip, :data:`TIP`). Per scenario: its geometry and
+    at the catheter tip, :data:`TIP`; with ``sites`` (per scenario, positions z in cm of
+    its own anatomy, the same number for every scenario) one row per site,
+    :data:`SITES`). Per scenario: its geometry and
     :func:`~csfmodel.results.run_record`.
     """
     from csfmodel.solvers import SYSTEM_FIELDS
@@ -320,6 +343,16 @@ def assemble_chunk(scenarios: Sequence[Scenario], variables: Sequence[str], *,
                 [weights, np.stack([_tip_row(mem[1], mem[3]) for mem in members])], axis=1))
             layout.append((TIP, layout[-1][2] if layout else 0,
                            (layout[-1][2] if layout else 0) + 1))
+        if sites is not None:
+            n = models[0].system.n_spinal
+            n_sites = len(sites[0])
+            rows = np.stack([_site_rows(mem[1], sites[mem[0]]) for mem in members])
+            ptr = np.concatenate([ptr, ptr[-1] + n * np.arange(1, n_sites + 1)])
+            idx = np.concatenate([idx, np.tile(np.arange(n), n_sites)])
+            weights = np.ascontiguousarray(np.concatenate(
+                [weights, rows.reshape(len(members), -1)], axis=1))
+            start = layout[-1][2] if layout else 0
+            layout.append((SITES, start, start + n_sites))
         used, local = np.unique([mem[2] for mem in members], return_inverse=True)
         cord_of = {mem[2]: mem[1].system for mem in members}
         out.append(([mem[0] for mem in members], stack,
@@ -529,6 +562,10 @@ def _to_dataset(values: np.ndarray, stats: list, t_out: np.ndarray, chunk: _Chun
     variables: dict[str, tuple] = {}
     for v, a, b in chunk.layout:
         block = values[:, :, a:b]
+        if v == SITES:
+            if not summary:
+                variables[v] = (("scenario", "time", "site"), block, dict(_SITES_ATTRS))
+            continue
         if summary:
             variables.update(results.summaries(v, block))
         else:
@@ -552,9 +589,14 @@ def iter_batches(base: Scenario | dict | str | Path,
                  scenarios: Sequence[Scenario | dict | str | Path] | None = None,
                  mode: str = "zip", variables: Sequence[str] = DEFAULT_VARIABLES,
                  rtol: float | None = None, chunk_size: int = 64, summary: bool = False,
-                 skip_chunks: Iterable[int] = (), backend: Any = "numba"
-                 ) -> Iterator[tuple[int, xr.Dataset]]:
-    """Yield ``(chunk_index, Dataset)`` chunk by chunk (see :func:`run_batch`)."""
+                 skip_chunks: Iterable[int] = (), backend: Any = "numba",
+                 sites: np.ndarray | None = None) -> Iterator[tuple[int, xr.Dataset]]:
+    """Yield ``(chunk_index, Dataset)`` chunk by chunk (see :func:`run_batch`).
+
+    ``sites`` (``(scenarios, k)``, cm): record the CSF at these positions of each
+    scenario's own anatomy as :data:`SITES` ``(scenario, time, site)`` (time series only),
+    which, unlike the CSF profile, scenarios on different grids can share.
+    """
     from csfmodel.solvers import SolverOptions, get_backend
 
     solver = get_backend(backend)
@@ -585,7 +627,8 @@ def iter_batches(base: Scenario | dict | str | Path,
             raise ScenarioError(f"scenario[{first}].simulation", scs[0].simulation,
                                 "the same duration and output interval for every "
                                 "scenario of a sweep")
-        return scs, assemble_chunk(scs, variables)
+        chunk_sites = None if sites is None else np.asarray(sites, float)[first:first + len(scs)]
+        return scs, assemble_chunk(scs, variables, sites=chunk_sites)
 
     from csfmodel._version import __version__
 
