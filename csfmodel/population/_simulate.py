@@ -46,7 +46,7 @@ DEFAULT_SEGMENTS = ("C5", "T6", "T10", "L1", "S1")
 #: the 7-day pump benchmark at 5 mm it moves every patient's Cmax, AUC and peak
 #: respiratory depression by at most 2.3e-4 of its value and the prediction bands by at
 #: most 8.4e-4 of their peak (``tests/test_population.py``), far inside the spread
-#: between patients, for 2.7x less solver time. ``rtol=`` overrides it.
+#: between patients, for ~1.5x less kernel time. ``rtol=`` overrides it.
 POPULATION_RTOL = 1e-3
 _VARS = ("csf_concentration", "cisternal_csf_concentration", "cord_concentration",
          "brain_concentration", "plasma_concentration")
