@@ -161,11 +161,6 @@ def _parsed(text: str) -> tuple[float, tuple[int, int, int]]:
     return _parse_quantity(text, "value")
 
 
-@functools.lru_cache(maxsize=256)
-def _target_unit(unit: str) -> tuple[float, tuple[int, int, int]]:
-    return _parse_unit(unit, "unit", unit)
-
-
 def parse_quantity(text: object, key: str = "value") -> tuple[float, tuple[int, int, int]]:
     """Parse ``"<number> <unit>"`` into (value in internal units, dimension)."""
     if isinstance(text, str):
@@ -214,10 +209,7 @@ def convert(text: object, unit: str, key: str = "value") -> float:
     >>> convert("0.5 mg/day", "ug/min")  # doctest: +ELLIPSIS
     0.3472...
     """
-    try:
-        target_factor, target_dim = _target_unit(unit)
-    except ScenarioError:
-        target_factor, target_dim = _parse_unit(unit, key, unit)
+    target_factor, target_dim = _parse_unit(unit, key, unit)
     if isinstance(text, (int, float)) and not isinstance(text, bool) and target_dim != _ONE:
         raise ScenarioError(key, text, f"a quantity with units of {_dimension_name(target_dim)},"
                             f" e.g. '{text} {unit}'")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from csfmodel.errors import ScenarioError
 
@@ -101,14 +102,12 @@ def cmd_population(args: argparse.Namespace) -> int:
     kw = dict(levels=levels, segments=_list(args.segments), target=args.target,
               window=tuple(window) if window else None, bodies=args.bodies,
               rtol=args.rtol, progress=_progress_printer())
-    import contextlib
-
     if args.dask or args.scheduler:
-        try:
-            from csfmodel.sweep._engine import _client
-        except ImportError:
-            raise ScenarioError("--dask", True, "the Dask extra (pip install "
-                                "'csfmodel[dask]')") from None
+        from csfmodel.cli._sweep import _require_dask_extra
+
+        _require_dask_extra("--dask", True, ("dask", "distributed"))
+        from csfmodel.sweep._engine import _client
+
         cluster = _client({}, args.scheduler, args.workers, 1)
     else:
         cluster = contextlib.nullcontext(None)

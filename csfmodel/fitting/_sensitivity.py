@@ -38,7 +38,6 @@ from csfmodel.model import (
     LinearSystem,
     Model,
     Schedule,
-    build_model,
     build_models,
     build_schedule,
     deposit,
@@ -127,11 +126,6 @@ def _perturbed(model: Model, p: Parameter, h: float) -> tuple:
     return an, dr
 
 
-def _complex_model(model: Model, p: Parameter, h: float) -> Model:
-    an, dr = _perturbed(model, p, h)
-    return build_model(an, dr, model.grid.dz, grid=model.grid)
-
-
 def tangents(model: Model, schedule: Schedule, events: DoseEvents,
              params: list[Parameter]) -> list[Tangent]:
     """The derivatives of the model arrays for every parameter (:func:`_tangent`).
@@ -172,7 +166,7 @@ def _bolus_jump(model: Model, b, n_state: int, **change) -> np.ndarray:
 def _tangent(model: Model, schedule: Schedule, events: DoseEvents, p: Parameter,
              mc: Model | None = None) -> Tangent:
     """The derivatives of ``J``, the volumes, the jumps and rates with respect to ``p``
-    (``mc``: the complex model of a patient or drug parameter, if already assembled)."""
+    (``mc``: the complex model of a patient or drug parameter, from :func:`tangents`)."""
     n_state = model.system.n_state
     K = len(schedule.times)
     h = _H * max(abs(p.value), 1e-300)
@@ -180,8 +174,6 @@ def _tangent(model: Model, schedule: Schedule, events: DoseEvents, p: Parameter,
     rates = np.zeros((K, n_state))
     zero = {name: np.zeros_like(getattr(model.system, name)) for name in _SYSTEM_ARRAYS}
     if p.section in ("patient", "drug"):
-        if mc is None:
-            mc = _complex_model(model, p, h)
         arrays = {name: np.imag(getattr(mc.system, name)) / h for name in _SYSTEM_ARRAYS}
         dvol = np.imag(mc.system.volume) / h
         if p.section == "patient" and p.name in DEPOSIT_FIELDS:

@@ -48,8 +48,9 @@ DEFAULT_SEGMENTS = ("C5", "T6", "T10", "L1", "S1")
 #: most 8.4e-4 of their peak (``tests/test_population.py``), far inside the spread
 #: between patients, for ~1.5x less kernel time. ``rtol=`` overrides it.
 POPULATION_RTOL = 1e-3
-_VARS = ("csf_concentration", "cisternal_csf_concentration", "cord_concentration",
-         "brain_concentration", "plasma_concentration")
+#: what the kernel records for a population (CSF at the levels comes as sites)
+_VARS = ("cisternal_csf_concentration", "cord_concentration", "brain_concentration",
+         "plasma_concentration")
 
 
 def scenario_parts(scenario: Scenario | dict | str | Path) -> tuple[dict, Any]:
@@ -283,7 +284,6 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
     t_out = sc.simulation.output_times() / 60.0
     step = max(1, math.ceil(len(t_out) / band_points))
     band_idx = np.unique(np.append(np.arange(0, len(t_out), step), len(t_out) - 1))
-    variables = tuple(v for v in _VARS if v != "csf_concentration")
     sites = level_z if levels else None
     solver = _timed(backend)
 
@@ -292,31 +292,25 @@ def population(scenario: Scenario | dict | str | Path, n: int = 100, seed: Any =
     bands: dict[str, list] = {}
     done = 0
     interrupted = None
-    # every patient's grid has n_cells cells (and cords are padded to the longest), so the
-    # batch kernel solves a whole chunk in one call whatever the anatomies; CSF at the
-    # levels is recorded in the kernel at each patient's own positions (``sites``)
-
-    def blocks():
-        """``(patient indices, Dataset)`` of successive chunks of patients, through one
-        pipeline (the kernel integrates a chunk while this thread turns the previous
-        one into summaries)."""
-        for c, ds in iter_batches(data, overrides, variables=variables, rtol=rtol,
-                                  chunk_size=chunk_size, backend=solver, sites=sites):
-            yield np.arange(c * chunk_size, c * chunk_size + ds.sizes["scenario"]), ds
-
     ctx = _BlockContext(levels, segs, band_idx, sc.drug.name == "morphine", base_pd, tgt, win,
                         scales, dose_scale is not None)
     seconds = [0.0]
 
     def results():
-        """``(patient indices, summaries, bands)`` of each block: from this process's
-        pipeline, or from Dask tasks (a block per task, gathered in patient order)."""
+        """``(patient indices, summaries, bands)`` of each chunk of patients: from one
+        pipeline in this process (the kernel integrates a chunk while this thread turns
+        the previous one into summaries), or from Dask tasks (gathered in patient order).
+        Every patient's grid has ``n_cells`` cells and cords are padded to the longest, so
+        a chunk is one kernel call whatever the anatomies; CSF at the levels is recorded
+        by the kernel at each patient's own positions (``sites``)."""
         if client is None:
-            for idx, ds in blocks():
+            for c, ds in iter_batches(data, overrides, variables=_VARS, rtol=rtol,
+                                      chunk_size=chunk_size, backend=solver, sites=sites):
+                idx = np.arange(c * chunk_size, c * chunk_size + ds.sizes["scenario"])
                 yield (idx, *ctx.results(ds, pts.isel(patient=idx)))
             return
-        yield from _dask_blocks(client, data, overrides, pts, sites, variables, rtol,
-                                chunk_size, backend, ctx, seconds)
+        yield from _dask_blocks(client, data, overrides, pts, sites, _VARS, rtol, chunk_size,
+                                backend, ctx, seconds)
 
     try:
         for idx, s_block, b_block in results():

@@ -288,16 +288,26 @@ def _site_rows(model: Model, zs: np.ndarray) -> np.ndarray:
 
 
 def _tip_row(model: Model, sc: Scenario) -> np.ndarray:
-    """Weights (ng/mL per ug) over the spinal cells giving the CSF concentration at the tip."""
-    from csfmodel.model import _hat_weights
-
-    n = model.system.n_spinal
-    w = np.zeros(n)
+    """Weights (ng/mL per ug) over the spinal cells giving the CSF concentration at the tip
+    (zero without an intrathecal dose)."""
     sites = [d.site_z for d in sc.doses if hasattr(d, "site_z")]
     if sites:
-        k, h = _hat_weights(model.grid, sites[0])
-        w[k] = results._NG_PER_ML * h / model.system.volume[k]
-    return w
+        return _site_rows(model, sites[:1])[0]
+    return np.zeros(model.system.n_spinal)
+
+
+def _with_spinal_rows(obs: tuple, layout: list, name: str, rows: np.ndarray) -> tuple:
+    """CSR rows ``obs`` (``ptr, idx, weights`` per member) with ``rows`` appended as the
+    variable ``name`` of ``layout``: ``(members, k, n)`` weights over the spinal cells."""
+    ptr, idx, weights = obs
+    n_members, k, n = rows.shape
+    ptr = np.concatenate([ptr, ptr[-1] + n * np.arange(1, k + 1)])
+    idx = np.concatenate([idx, np.tile(np.arange(n), k)])
+    weights = np.ascontiguousarray(np.concatenate([weights, rows.reshape(n_members, -1)],
+                                                  axis=1))
+    start = layout[-1][2] if layout else 0
+    layout.append((name, start, start + k))
+    return ptr, idx, weights
 
 
 def assemble_chunk(scenarios: Sequence[Scenario], variables: Sequence[str], *,
@@ -336,23 +346,11 @@ def assemble_chunk(scenarios: Sequence[Scenario], variables: Sequence[str], *,
                  for f in SYSTEM_FIELDS}
         ptr, idx, weights, layout = _observables(members, stack["volume"], variables, n_cord)
         if tip:
-            n = models[0].system.n_spinal
-            ptr = np.append(ptr, ptr[-1] + n)
-            idx = np.concatenate([idx, np.arange(n)])
-            weights = np.ascontiguousarray(np.concatenate(
-                [weights, np.stack([_tip_row(mem[1], mem[3]) for mem in members])], axis=1))
-            layout.append((TIP, layout[-1][2] if layout else 0,
-                           (layout[-1][2] if layout else 0) + 1))
+            ptr, idx, weights = _with_spinal_rows((ptr, idx, weights), layout, TIP, np.stack(
+                [_tip_row(mem[1], mem[3]) for mem in members])[:, None, :])
         if sites is not None:
-            n = models[0].system.n_spinal
-            n_sites = len(sites[0])
-            rows = np.stack([_site_rows(mem[1], sites[mem[0]]) for mem in members])
-            ptr = np.concatenate([ptr, ptr[-1] + n * np.arange(1, n_sites + 1)])
-            idx = np.concatenate([idx, np.tile(np.arange(n), n_sites)])
-            weights = np.ascontiguousarray(np.concatenate(
-                [weights, rows.reshape(len(members), -1)], axis=1))
-            start = layout[-1][2] if layout else 0
-            layout.append((SITES, start, start + n_sites))
+            ptr, idx, weights = _with_spinal_rows((ptr, idx, weights), layout, SITES, np.stack(
+                [_site_rows(mem[1], sites[mem[0]]) for mem in members]))
         used, local = np.unique([mem[2] for mem in members], return_inverse=True)
         cord_of = {mem[2]: mem[1].system for mem in members}
         out.append(([mem[0] for mem in members], stack,

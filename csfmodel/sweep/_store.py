@@ -199,7 +199,6 @@ def write_chunk(path: str | Path, ds: xr.Dataset, layout: Layout, start: int,
                       vals.astype(np.dtypes.StringDType()) if vals.dtype.kind in "UO" else vals))
     with _quiet():
         arrays = _arrays(str(path), [k for k, _, _ in items] + [DONE])
-
         _write_together(arrays, items)
         arrays[DONE][tuple(reg[d] for d in layout.dims)] = 1
 

@@ -47,12 +47,13 @@ def _applies(sc: dict, table: str, key: str, written: Any) -> bool:
 class _DynamicArm:
     """A simulated arm and the exact sensitivities of its CSF and plasma curves."""
 
-    def __init__(self, sc: dict, keys: list[str], sample_z: float | None):
+    def __init__(self, sc: dict, keys: list[str], site: tuple[str, float] | None):
         from csfmodel.api import prepare
         from csfmodel.fitting import solve_sensitivities
         from csfmodel.fitting._parameters import resolve
 
         prep = prepare(sc)
+        sample_z = None if site is None else prep.scenario.anatomy.level_z(*site)
         params = resolve(prep.scenario, keys) if keys else []
         res = solve_sensitivities(prep, params)
         vals, dvals = res.concentrations(("csf_concentration", "plasma_concentration"))
@@ -131,8 +132,6 @@ def row_values_and_derivatives(rows: list[Row], overrides: dict,
     ``overrides`` are the scenario overrides of the run (the fitted values included);
     ``fitted`` maps each fitted parameter's name to ``(table, key, written value)``.
     """
-    from csfmodel.api import prepare
-
     needed: dict[str, dict] = {}
     for row in rows:
         design, _ = _measure_of(row.id)
@@ -149,9 +148,7 @@ def row_values_and_derivatives(rows: list[Row], overrides: dict,
         if plateau:
             arms[arm] = _PlateauArm(sc, keys)
         else:
-            site = _sample_site(arm)
-            z = prepare(sc).scenario.anatomy.level_z(*site) if site is not None else None
-            arms[arm] = _DynamicArm(sc, keys, z)
+            arms[arm] = _DynamicArm(sc, keys, _sample_site(arm))
 
     def measure_all(runs: dict[str, Any]) -> np.ndarray:
         return np.array([float(_measure_of(r.id)[1](runs, r)[0]) for r in rows])
