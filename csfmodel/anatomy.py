@@ -294,6 +294,20 @@ class Anatomy:
 
     @cached_property
     def _segment_edges(self) -> np.ndarray:
+        # the same for every anatomy of the same levels and conus (a sweep of the
+        # physiology builds thousands): computed once per such geometry
+        key = (self.cervical_length, self.thoracic_length, self.lumbar_length,
+               self.sacral_s1_length, self.sacral_s2_length, self.conus_level,
+               self.conus_fraction)
+        edges = _SEGMENT_EDGES.get(key)
+        if edges is None:
+            edges = self._compute_segment_edges()
+            if len(_SEGMENT_EDGES) >= 256:
+                _SEGMENT_EDGES.pop(next(iter(_SEGMENT_EDGES)))
+            _SEGMENT_EDGES[key] = edges
+        return edges
+
+    def _compute_segment_edges(self) -> np.ndarray:
         z_ct = self.level_z("C7", 0.75)
         z_tl = self.level_z("T10", 0.5)
         z_ls = self.level_z("T12", 0.5)
@@ -368,6 +382,10 @@ class Anatomy:
                                 given.get("spinal_bulk_flow", self.spinal_bulk_flow),
                                 f"0 <= flow < csf_production ({self.csf_production} mL/min)")
         self.segment_edges()
+
+
+#: cord segment edges by (level lengths, conus level and fraction), read-only arrays
+_SEGMENT_EDGES: dict[tuple, np.ndarray] = {}
 
 
 def default_anatomy() -> Anatomy:

@@ -4,6 +4,7 @@ piecewise-constant schedule of jumps and rates every backend consumes."""
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -266,6 +267,11 @@ def build_schedule(model: Model, events: DoseEvents, t_end: float) -> Schedule:
                     t_end=float(t_end))
 
 
+#: a rate step's fields but its rate (schedules equal in these share times and jumps)
+_step_but_rate = operator.attrgetter(*(f.name for f in dataclasses.fields(RateStep)
+                                       if f.name != "rate"))
+
+
 def build_schedules(model: Model, events: Sequence[DoseEvents], t_end: float
                     ) -> list[Schedule]:
     """:func:`build_schedule` of many event lists on one model (a sweep's chunk).
@@ -278,7 +284,7 @@ def build_schedules(model: Model, events: Sequence[DoseEvents], t_end: float
     """
     groups: dict[tuple, list[int]] = {}
     for k, ev in enumerate(events):
-        key = (tuple(ev.boluses), tuple(dataclasses.replace(st, rate=0.0) for st in ev.steps))
+        key = (tuple(ev.boluses), tuple(_step_but_rate(st) for st in ev.steps))
         groups.setdefault(key, []).append(k)
     out: list[Schedule | None] = [None] * len(events)
     for members in groups.values():

@@ -88,6 +88,9 @@ NON_GEOMETRIC_FIELDS = ("dispersion", "dispersion_caudal_fraction", "spinal_bulk
                         "cisternal_volume", "cortical_sas_volume", "ventricular_volume")
 #: of those, the fields that shape an intrathecal bolus deposit (the dose schedule)
 _DEPOSIT_FIELDS = ("injection_spread", "injection_mixing")
+#: the Anatomy fields that do enter the grid
+_GEOMETRIC_FIELDS = tuple(f.name for f in dataclasses.fields(Anatomy)
+                          if f.name not in NON_GEOMETRIC_FIELDS)
 
 
 # ------------------------------------------------------------------ scenarios
@@ -168,8 +171,7 @@ def scenario_sets(base: Scenario | dict | str | Path,
 
 # ------------------------------------------------------------------ assembly
 def _geometry_key(anatomy: Anatomy, resolution: float) -> tuple:
-    return (dataclasses.replace(anatomy, **{f: 0.0 for f in NON_GEOMETRIC_FIELDS}),
-            float(resolution))
+    return tuple(getattr(anatomy, f) for f in _GEOMETRIC_FIELDS) + (float(resolution),)
 
 
 class _Assembly:
@@ -186,23 +188,25 @@ class _Assembly:
     rates in one pass). Models and schedules live as long as the chunk.
     """
 
-    def __init__(self, grids: dict[tuple, Grid] | None = None) -> None:
-        self.grids: dict[tuple, Grid] = {} if grids is None else grids
+    def __init__(self, grids: dict[tuple, tuple[int, Grid]] | None = None) -> None:
+        self.grids: dict[tuple, tuple[int, Grid]] = {} if grids is None else grids
         self.schedule_list: list[Schedule] = []
         self.events: dict[tuple, DoseEvents] = {}
 
-    def grid(self, sc: Scenario) -> tuple[tuple, Grid]:
+    def grid(self, sc: Scenario) -> tuple[int, Grid]:
+        """The scenario's grid and its number (unique in this process: a cheap key)."""
         key = _geometry_key(sc.anatomy, sc.simulation.resolution)
         if key not in self.grids:
             if len(self.grids) >= _MAX_GRIDS:
                 self.grids.pop(next(iter(self.grids)))
-            self.grids[key] = make_grid(sc.anatomy, sc.simulation.resolution)
-        return key, self.grids[key]
+            self.grids[key] = (next(_GRID_NUMBERS),
+                               make_grid(sc.anatomy, sc.simulation.resolution))
+        return self.grids[key]
 
-    def build_all(self, scenarios: Sequence[Scenario]) -> list[tuple[tuple, Model, int]]:
-        """``(geometry key, model, schedule index)`` of each scenario."""
+    def build_all(self, scenarios: Sequence[Scenario]) -> list[tuple[int, Model, int]]:
+        """``(grid number, model, schedule index)`` of each scenario."""
         keyed = [self.grid(sc) for sc in scenarios]
-        by_grid: dict[tuple, list[int]] = {}
+        by_grid: dict[int, list[int]] = {}
         for pos, (gkey, _) in enumerate(keyed):
             by_grid.setdefault(gkey, []).append(pos)
         models: list[Model] = [None] * len(scenarios)       # type: ignore[list-item]
@@ -230,7 +234,7 @@ class _Assembly:
                 self.schedule_list.append(schedule)
         return [(gkey, m, i) for (gkey, _), m, i in zip(keyed, models, sidx)]
 
-    def build(self, sc: Scenario) -> tuple[tuple, Model, int]:
+    def build(self, sc: Scenario) -> tuple[int, Model, int]:
         """:meth:`build_all` of one scenario."""
         return self.build_all([sc])[0]
 
@@ -244,8 +248,10 @@ class _Assembly:
 #: grids kept between chunks (one per geometry of the sweep; a sweep over the anatomy
 #: makes new ones)
 _MAX_GRIDS = 16
-#: grids shared by the chunks solved in this process (a worker keeps them between tasks)
-_GRIDS: dict[tuple, Grid] = {}
+#: grids shared by the chunks solved in this process (a worker keeps them between tasks),
+#: by geometry: ``(number, grid)``
+_GRIDS: dict[tuple, tuple[int, Grid]] = {}
+_GRID_NUMBERS = itertools.count()
 
 
 def merge_schedules(a: Schedule, b: Schedule) -> Schedule:
@@ -342,8 +348,8 @@ def assemble_chunk(scenarios: Sequence[Scenario], variables: Sequence[str], *,
     for members in groups.values():
         models = [mem[1] for mem in members]
         n_cord = max(m.system.n_cord for m in models)
-        stack = {f: np.stack([a[f] for a in (padded_system(m.system, n_cord) for m in models)])
-                 for f in SYSTEM_FIELDS}
+        padded = [padded_system(m.system, n_cord) for m in models]
+        stack = {f: np.stack([a[f] for a in padded]) for f in SYSTEM_FIELDS}
         ptr, idx, weights, layout = _observables(members, stack["volume"], variables, n_cord)
         if tip:
             ptr, idx, weights = _with_spinal_rows((ptr, idx, weights), layout, TIP, np.stack(

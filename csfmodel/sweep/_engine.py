@@ -59,9 +59,22 @@ _STAT_ATTRS = {
 
 # ------------------------------------------------------------------ one chunk
 def _sets(base: dict, keys: Sequence[str], raw: Sequence[Sequence[Any]]) -> list[dict]:
+    """The chunk's scenario dicts: the base with each scenario's values of ``keys``.
+
+    Only the tables that ``keys`` write into are copied (parsing copies the whole
+    dict into the scenario's ``source`` and never writes into it): a deep copy of
+    the base per scenario cost more than parsing the swept values.
+    """
+    base = copy.deepcopy(base)
+    tables = {k.split(".", 1)[0].split("[", 1)[0] for k in keys}
     out = []
     for k in range(len(raw[0]) if raw else 1):
-        d = copy.deepcopy(base)
+        d = dict(base)
+        for t in tables:
+            if isinstance(d.get(t), dict):
+                d[t] = dict(d[t])
+            elif isinstance(d.get(t), list):
+                d[t] = [dict(x) if isinstance(x, dict) else x for x in d[t]]
         for key, vals in zip(keys, raw):
             _set(d, key, vals[k])
         out.append(d)

@@ -47,13 +47,16 @@ def _reduce(values: np.ndarray, dt_min: np.ndarray, dt_h: np.ndarray, win: np.nd
             dtw: np.ndarray, thr: float, cord_a: int, cord_b: int
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Peak, index of the peak, AUC (per min), window average and time above ``thr``
-    (h, rows ``[cord_a, cord_b)``) of ``values`` ``(n, times, rows)``, in one pass.
+    (h, rows ``[cord_a, cord_b)``) of ``values`` ``(n, times, rows)``.
 
     The definitions of :mod:`csfmodel.metrics` term by term: the first index of the
-    peak (``argmax``), trapezoids ``dt * (y[i+1] + y[i]) / 2``, the window
-    ``[t0, t_end]`` with its ends interpolated linearly (``metrics.cavg``: ``win`` =
-    ``(k0, w0, k1, w1, first inner, end inner)``, ``dtw`` its steps in h, last entry the
-    window's length) and the crossings of ``metrics._time_above``.
+    peak (``argmax``; a NaN, which makes the AUC NaN, is found again in a second pass
+    over that column only), trapezoids ``dt / 2 * (y[i+1] + y[i])`` (the same number
+    as ``dt * (y[i+1] + y[i]) / 2``: halving is exact), the window ``[t0, t_end]``
+    with its ends interpolated linearly (``metrics.cavg``: ``win`` = ``(k0, w0, k1,
+    w1, first inner, end inner)``, ``dtw`` its steps in h, last entry the window's
+    length) and the crossings of ``metrics._time_above`` (a column whose samples all
+    stay below ``thr`` contributes 0 without a pass).
     """
     n, m, r = values.shape
     peak = np.empty((n, r))
@@ -63,38 +66,53 @@ def _reduce(values: np.ndarray, dt_min: np.ndarray, dt_h: np.ndarray, win: np.nd
     above = np.zeros((n, max(cord_b - cord_a, 0)))
     k0, k1, ia, ib = int(win[0]), int(win[2]), int(win[4]), int(win[5])
     w0, w1 = win[1], win[3]
+    half = dt_min / 2.0
     for s in range(n):
+        v = values[s]
+        p, a_s, acc = peak[s], arg[s], area[s]
         for j in range(r):
-            peak[s, j] = values[s, 0, j]
+            p[j] = v[0, j]
         for i in range(1, m):
+            h = half[i - 1]
             for j in range(r):
-                y, y0 = values[s, i, j], values[s, i - 1, j]
-                p = peak[s, j]
-                if y > p or (y != y and p == p):
-                    peak[s, j] = y
-                    arg[s, j] = i
-                area[s, j] += dt_min[i - 1] * (y + y0) / 2.0
-            for j in range(cord_a, cord_b):
-                a, b = values[s, i - 1, j], values[s, i, j]
+                y = v[i, j]
+                if y > p[j]:
+                    p[j] = y
+                    a_s[j] = i
+                acc[j] += h * (y + v[i - 1, j])
+        for j in range(r):
+            if acc[j] != acc[j]:                # a NaN: argmax semantics (first NaN)
+                p[j], a_s[j] = v[0, j], 0
+                for i in range(1, m):
+                    y, q = v[i, j], p[j]
+                    if y > q or (y != y and q == q):
+                        p[j], a_s[j] = y, i
+        for j in range(cord_a, cord_b):
+            if p[j] < thr:                      # never reaches it (a NaN peak does not skip)
+                continue
+            tot = 0.0
+            for i in range(1, m):
+                a, b = v[i - 1, j], v[i, j]
                 if a >= thr or b >= thr:
                     d = dt_h[i - 1]
                     frac = (thr - a) / (b - a) if b != a else 0.0
                     if a >= thr and b >= thr:
-                        above[s, j - cord_a] += d
+                        tot += d
                     elif a >= thr:
-                        above[s, j - cord_a] += frac * d
+                        tot += frac * d
                     else:
-                        above[s, j - cord_a] += (1.0 - frac) * d
+                        tot += (1.0 - frac) * d
+            above[s, j - cord_a] = tot
         for j in range(r):
-            prev = (1 - w0) * values[s, k0, j] + w0 * values[s, k0 + 1, j]
-            acc = 0.0
+            prev = (1 - w0) * v[k0, j] + w0 * v[k0 + 1, j]
+            ac = 0.0
             for q in range(ia, ib):
-                y = values[s, q, j]
-                acc += dtw[q - ia] * (y + prev) / 2.0
+                y = v[q, j]
+                ac += dtw[q - ia] * (y + prev) / 2.0
                 prev = y
-            last = (1 - w1) * values[s, k1, j] + w1 * values[s, k1 + 1, j]
-            acc += dtw[ib - ia] * (last + prev) / 2.0
-            avg[s, j] = acc / dtw[-1]
+            last = (1 - w1) * v[k1, j] + w1 * v[k1 + 1, j]
+            ac += dtw[ib - ia] * (last + prev) / 2.0
+            avg[s, j] = ac / dtw[-1]
     return peak, arg, area, avg, above
 
 
