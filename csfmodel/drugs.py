@@ -71,8 +71,8 @@ CNS_CONSTANTS: dict[str, float] = {
     # cerebellum in the basal cisterns; ependyma). The cortical value lies between the
     # cortex's exposed surface (~720 cm^2: the total over a gyrification index of ~2.5,
     # Zilles 1988 Anat Embryol 179:173) and its whole folded surface, which the sulcal
-    # CSF reaches too (1843 +- 196 cm^2 for both hemispheres, Donahue 2018 J Neurosci
-    # 38:1547; 973 cm^2 per hemisphere at mid-thickness, Van Essen 2012 Cereb Cortex
+    # CSF reaches too (1843 +- 196 cm^2 for both hemispheres, Donahue 2018 PNAS
+    # 115:E5183; 973 cm^2 per hemisphere at mid-thickness, Van Essen 2012 Cereb Cortex
     # 22:2241). The route comparison scales with these areas (docs/route_comparison.md)
     "brain_area_cisternal": 150.0,
     "brain_area_cortical": 1500.0,
