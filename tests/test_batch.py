@@ -301,7 +301,7 @@ def test_patients_with_different_conus_levels_share_one_kernel_call():
     the longest with inert cells, one group, each member equal to its single run (1e-12
     of peak), and the padded arrays solve like the unpadded ones."""
     from csfmodel.sweep._batch import assemble_chunk, parse_chunk
-    from csfmodel.sweep._rows import padded_schedule, padded_system
+    from csfmodel.sweep._observables import padded_schedule, padded_system
 
     params = {"patient.conus_level": ["T12", "L1", "L2"]}
     sets, _ = sweep.scenario_sets(BASE, params)

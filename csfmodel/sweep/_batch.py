@@ -64,7 +64,7 @@ from csfmodel.model import (
     make_grid,
 )
 from csfmodel.scenario import Scenario, parse_scenario
-from csfmodel.sweep._rows import (
+from csfmodel.sweep._observables import (
     _SITES_ATTRS,
     SITES,
     TIP,
