@@ -268,9 +268,11 @@ def _filter(c: np.ndarray, t: np.ndarray, t_half: float, ce0: np.ndarray | float
         return c.copy()
     k = np.log(2.0) / t_half
     a, b, lin = _filter_coeffs(np.diff(t), k)
-    flat = np.ascontiguousarray(c.reshape(len(c), -1))
-    first = np.broadcast_to(np.asarray(ce0, float), c.shape[1:]).reshape(-1)
-    return _filter_loop(flat, a, b, lin, np.ascontiguousarray(first)).reshape(c.shape)
+    # fresh, writable, C-ordered float arrays: one compiled signature of the loop
+    flat = np.array(c.reshape(len(c), -1), dtype=float, order="C")
+    first = np.array(np.broadcast_to(np.asarray(ce0, float), c.shape[1:]).reshape(-1),
+                     dtype=float, order="C")
+    return _filter_loop(flat, a, b, lin, first).reshape(c.shape)
 
 
 @numba.njit(cache=True, nogil=True)

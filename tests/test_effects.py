@@ -207,3 +207,23 @@ def test_effects_of_a_sweep_member():
     b = effects(single)
     assert a.attrs == b.attrs
     np.testing.assert_allclose(a.analgesia.values, b.analgesia.values, rtol=1e-10, atol=1e-14)
+
+
+def test_compiled_effect_site_filter_equals_the_recursion():
+    """The effect-site filter (compiled: sweeps filter thousands of columns) gives the
+    recursion Ce[i+1] = a Ce[i] + b C[i] + lin (C[i+1] - C[i]) exactly, along axis 0 of
+    any shape and for read-only input, from one compiled signature."""
+    from csfmodel.effects import _filter, _filter_coeffs, _filter_loop
+
+    rng = np.random.default_rng(3)
+    t = np.cumsum(rng.uniform(0.1, 2.0, 40))
+    ro = rng.random((40, 3))
+    ro.setflags(write=False)
+    for c in (rng.random(40), rng.random((40, 3)), rng.random((40, 2, 2)), ro):
+        a, b, lin = _filter_coeffs(np.diff(t), np.log(2.0) / 1.5)
+        ref = np.empty_like(c)
+        ref[0] = 0.25
+        for i in range(len(t) - 1):
+            ref[i + 1] = a[i] * ref[i] + b[i] * c[i] + lin[i] * (c[i + 1] - c[i])
+        np.testing.assert_array_equal(_filter(c, t, 1.5, 0.25), ref)
+    assert len(_filter_loop.signatures) == 1
