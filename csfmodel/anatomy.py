@@ -303,7 +303,7 @@ class Anatomy:
         if edges is None:
             edges = self._compute_segment_edges()
             if len(_SEGMENT_EDGES) >= 256:
-                _SEGMENT_EDGES.pop(next(iter(_SEGMENT_EDGES)))
+                _SEGMENT_EDGES.clear()          # one call, safe beside other threads
             _SEGMENT_EDGES[key] = edges
         return edges
 

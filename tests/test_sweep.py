@@ -388,3 +388,29 @@ def test_example_sweep_files_validate(name, size):
     root = Path(__file__).resolve().parents[1] / "examples" / "sweeps"
     sw = sweep.read_sweep(root / f"{name}.toml")
     assert sw.size == size
+
+
+def test_chunk_reductions_follow_the_metrics_definitions_with_nans():
+    """The sweep's one compiled reduction of a chunk equals the definitions it stands for
+    (numpy's argmax, whose first NaN wins; trapezoids; metrics._time_above) on columns
+    with NaNs in any place, columns that never reach the threshold and columns that
+    stay above it."""
+    from csfmodel.sweep._outputs import _reduce, _window
+
+    rng = np.random.default_rng(7)
+    t = np.cumsum(rng.uniform(1.0, 9.0, 300))
+    y = np.cumsum(rng.normal(0.0, 1.0, (5, 300, 6)), axis=1) + 5.0
+    y[0, 0, 1] = y[1, 150, 2] = y[2, 299, 3] = np.nan
+    y[3, :, 4] = 20.0                          # above the threshold throughout
+    y[4, :, 5] = -3.0                          # never reaches it
+    th = t / 60.0
+    win, dtw = _window(th, th[-1] - 1.0)
+    thr = 6.0
+    peak, arg, area, _, above = _reduce(y, np.diff(t), np.diff(th), win, dtw, thr, 2, 6)
+    np.testing.assert_array_equal(arg, np.argmax(y, axis=1))
+    np.testing.assert_array_equal(peak, np.take_along_axis(y, arg[:, None, :], 1)[:, 0])
+    ref_area = np.sum(np.diff(t)[None, :, None] * (y[:, 1:] + y[:, :-1]) / 2.0, axis=1)
+    np.testing.assert_allclose(area, ref_area, rtol=1e-13, equal_nan=True)
+    for s in range(5):
+        np.testing.assert_allclose(above[s], metrics._time_above(th, y[s][:, 2:6], thr),
+                                   rtol=1e-13, atol=1e-15)
