@@ -71,9 +71,10 @@ def _tangent_times(k, d_flags, d_tri, d_cord, d_rows, d_row_ptr, d_row_idx, d_cs
     row ``r`` (CSR pattern ``d_csr_ptr``/``d_csr_idx`` over those ``P m`` rows, for
     :func:`~csfmodel.solvers._numba_kernels._row_dot`), ``d_cols[k]`` the border columns
     (stored transposed, each contiguous); only the rows and columns listed
-    (``d_row_idx``/``d_col_idx`` from ``d_*_ptr[k]``) are not zero, ``d_block[k]``
-    the compartment block. ``d_flags[k]``: whether ``du``, the tridiagonal, the cord
-    block and the compartment block are not zero. Contiguous
+    (``d_row_idx``; ``d_col_idx`` rows ``(column, first, end)``: the span of its
+    nonzero entries, from ``d_*_ptr[k]``) are not zero, ``d_block[k]``
+    the compartment block. ``d_flags[k]``: whether ``du``, the tridiagonal (2: its
+    diagonal alone), the cord block and the compartment block are not zero. Contiguous
     loops over the parts that are there (no scattered COO updates).
     """
     n = d_tri.shape[2]
@@ -87,7 +88,11 @@ def _tangent_times(k, d_flags, d_tri, d_cord, d_rows, d_row_ptr, d_row_idx, d_cs
     else:
         for i in range(n_state):
             out[i] = 0.0
-    if d_flags[k, 1]:
+    if d_flags[k, 1] == 2:                  # the diagonal alone
+        dg = d_tri[k, 1]
+        for i in range(n):
+            out[i] += dg[i] * y[i]
+    elif d_flags[k, 1]:
         lo = d_tri[k, 0]
         dg = d_tri[k, 1]
         up = d_tri[k, 2]
@@ -106,11 +111,11 @@ def _tangent_times(k, d_flags, d_tri, d_cord, d_rows, d_row_ptr, d_row_idx, d_cs
             out[j] += c2s[j] * y[n + j]
             out[n + j] += cd[j] * y[n + j] + c2c[j] * y[j]
     for a in range(d_col_ptr[k], d_col_ptr[k + 1]):
-        col = d_col_idx[a]
+        col = d_col_idx[a, 0]
         yk = y[n_spatial + col]
         if yk != 0.0:
             bc = d_cols[k, col]
-            for i in range(n_spatial):
+            for i in range(d_col_idx[a, 1], d_col_idx[a, 2]):
                 out[i] += bc[i] * yk
     for a in range(d_row_ptr[k], d_row_ptr[k + 1]):
         row = d_row_idx[a]

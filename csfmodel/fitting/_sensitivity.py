@@ -268,9 +268,10 @@ def solve_sensitivities(prepared, params: list[Parameter], t_out: np.ndarray | N
 def _tangent_structure(systems: list[LinearSystem], rates: list[np.ndarray],
                        s: LinearSystem) -> tuple:
     """Each ``J_k`` in the structure the kernel applies it in
-    (:func:`csfmodel.fitting._kernel._tangent_times`): flags (rates, tridiagonal, cord,
-    block not zero), stacked parts, the border rows and columns that are not zero and
-    the CSR pattern of the border rows."""
+    (:func:`csfmodel.fitting._kernel._tangent_times`): flags (rates, tridiagonal (2: its
+    diagonal alone), cord, block not zero), stacked parts, the border rows and columns
+    that are not zero (each column with the span of its nonzero entries) and the CSR
+    pattern of the border rows."""
     from csfmodel.solvers._prepare import kernel_array
 
     P = len(systems)
@@ -291,11 +292,14 @@ def _tangent_structure(systems: list[LinearSystem], rates: list[np.ndarray],
         rows[k] = t.border_rows
         cols[k] = np.asarray(t.border_cols).T
         block[k] = t.block
-        flags[k] = (np.any(rates[k]), np.any(tri[k]), np.any(cord[k]), np.any(block[k]))
+        tri_kind = 0 if not np.any(tri[k]) else 2 if not np.any(tri[k, [0, 2]]) else 1
+        flags[k] = (np.any(rates[k]), tri_kind, np.any(cord[k]), np.any(block[k]))
         r = np.flatnonzero(np.any(rows[k] != 0, axis=1))
         c = np.flatnonzero(np.any(cols[k] != 0, axis=1))
         row_idx.extend(r)
-        col_idx.extend(c)
+        for j in c:                 # the column and the span of its nonzero entries
+            nz = np.flatnonzero(cols[k, j])
+            col_idx.append((j, nz[0], nz[-1] + 1))
         row_ptr.append(len(row_idx))
         col_ptr.append(len(col_idx))
 
@@ -307,7 +311,7 @@ def _tangent_structure(systems: list[LinearSystem], rates: list[np.ndarray],
     csr_idx = np.nonzero(flat)[1]
     return (ints(flags), kernel_array(tri), kernel_array(cord), kernel_array(flat),
             ints(row_ptr), ints(row_idx), ints(csr_ptr), ints(csr_idx), kernel_array(cols),
-            ints(col_ptr), ints(col_idx), kernel_array(block))
+            ints(col_ptr), ints(np.reshape(col_idx, (-1, 3))), kernel_array(block))
 
 
 def sensitivity(scenario: Scenario | dict | str | Path, parameters: list[str] | tuple[str, ...],
