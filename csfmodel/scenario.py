@@ -317,7 +317,9 @@ def _parse_dose(d: Any, i: int, anatomy: Anatomy) -> Regimen:
                 for req in ("at", "rate"):
                     if req not in st:
                         raise ScenarioError(f"{sk}.{req}", None, "a value", detail="missing")
-                at = _instant(convert(st["at"], "min", f"{sk}.at"))
+                at = convert(st["at"], "min", f"{sk}.at")
+                if 0 <= at < 1440:          # on the grid of dose times once in range
+                    at = _instant(at)       # (1e302 min would overflow the rounding)
                 if not 0 <= at < 1440:
                     raise ScenarioError(f"{sk}.at", st["at"], "a time of day in [0 h, 24 h)")
                 steps.append((at, _limited(st, "rate", "it_rate", sk, "ug/min")))

@@ -115,9 +115,10 @@ def test_program_and_rate_are_exclusive():
         parse_scenario(d)
 
 
-def test_program_step_outside_the_day():
+@pytest.mark.parametrize("at", ["25 h", "-1 min", "1.797693134862316e+302 min", "1e300 h"])
+def test_program_step_outside_the_day(at):
     d = _bad("dose.0.rate", _DELETE)
-    d["dose"][0]["program"] = [{"at": "25 h", "rate": "1 mg/day"}]
+    d["dose"][0]["program"] = [{"at": at, "rate": "1 mg/day"}]
     with pytest.raises(ScenarioError, match=r"dose\[0\]\.program\[0\]\.at"):
         parse_scenario(d)
 
