@@ -5,6 +5,7 @@ equations, are in ``_system.py``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -129,9 +130,17 @@ class _Step:
     shape: tuple[int, ...]
     size: int
     targets: tuple[tuple[str, tuple[np.ndarray, ...], np.ndarray, bool], ...]
+    #: the index arrays as given, where they are read-only (their values cannot change):
+    #: a later call passing the same objects matches without comparing values
+    r_given: Any = None
+    c_given: Any = None
 
     def matches(self, r, c, vt: tuple[int, ...]) -> bool:
-        return vt == self.vt and _same(r, self.r) and _same(c, self.c)
+        if vt != self.vt:
+            return False
+        if r is self.r_given and c is self.c_given:     # the same (read-only) index arrays
+            return True
+        return _same(r, self.r) and _same(c, self.c)
 
     @classmethod
     def of(cls, r, c, vt: tuple[int, ...], n: int, m: int) -> _Step:
@@ -168,8 +177,11 @@ class _Step:
         put("rows", (rr >= s) & (cc < s), rr - s, cc)
         put("cols", (rr < s) & (cc >= s), rr, cc - s)
         put("block", (rr >= s) & (cc >= s), rr - s, cc - s)
+        def frozen(a: Any) -> Any:
+            return a if isinstance(a, np.ndarray) and not a.flags.writeable else None
+
         return cls(r=r0, c=c0, vt=tuple(vt), shape=tuple(shape), size=int(rr.size),
-                   targets=tuple(targets))
+                   targets=tuple(targets), r_given=frozen(r), c_given=frozen(c))
 
 
 def _same(x, ref: np.ndarray) -> bool:
@@ -242,7 +254,9 @@ class _Assembler:
                 variants.pop(0)
             variants.append(step)
         self._pos = pos + 1
-        vals = np.broadcast_to(v, self.lead + step.shape).reshape(self.lead + (step.size,))
+        full = self.lead + step.shape
+        vals = (v if v.shape == full else np.broadcast_to(v, full)).reshape(
+            self.lead + (step.size,))
         for name, idx, sel, unique in step.targets:
             arr = getattr(self, name)
             if unique:

@@ -83,6 +83,7 @@ depots absorbed with ``ka * F`` into plasma and ``ka * (1 - F)`` eliminated
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -186,6 +187,18 @@ def _face(x: np.ndarray, i: int) -> np.ndarray:
     return x[..., i:i + 1] if np.ndim(x) == 2 else x[i]
 
 
+@functools.lru_cache(maxsize=64)
+def _index_arrays(n: int, m: int) -> tuple[np.ndarray, ...]:
+    """The state indices the equations address (interior faces' left and right cells,
+    the spinal cells, the cord-facing cells and the cord cells), read-only and the same
+    objects for every model of ``n`` spinal and ``m`` cord cells: the assembly's replay
+    plans recognise them by identity instead of comparing their values."""
+    out = (np.arange(n - 1), np.arange(1, n), np.arange(n), np.arange(m), n + np.arange(m))
+    for a in out:
+        a.setflags(write=False)
+    return out
+
+
 def _assemble(anatomy: Anatomy, drug: Drug, g: Grid, batch: int | None = None
               ) -> tuple[LinearSystem, dict]:
     """The equations: the system and the summary rates of ``anatomy`` and ``drug`` on ``g``.
@@ -216,14 +229,14 @@ def _assemble(anatomy: Anatomy, drug: Drug, g: Grid, batch: int | None = None
     plasma_u = v1 / fu        # exchange with unbound plasma concentration
 
     # spinal dispersion + bulk flow, interior faces
-    i = np.arange(n - 1)
+    i, ip1, cells, j, cord = _index_arrays(n, m)
     D = dispersion(anatomy, drug, zf)
     q = bulk_flow(anatomy, zf)
     G = D[..., 1:-1] * g.face_area[1:-1] / dz
-    asm.exchange(i, i + 1, G, V[:-1], V[1:])
+    asm.exchange(i, ip1, G, V[:-1], V[1:])
     qi = q[..., 1:-1]
-    asm.flux(i, i + 1, i, 0.5 * qi / V[:-1])
-    asm.flux(i, i + 1, i + 1, 0.5 * qi / V[1:])
+    asm.flux(i, ip1, i, 0.5 * qi / V[:-1])
+    asm.flux(i, ip1, ip1, 0.5 * qi / V[1:])
     # face z=0: cisterna <-> cell 0 (half-cell distance), bulk flow in
     g0 = _face(D, 0) * g.face_area[0] / (0.5 * dz)
     asm.exchange(C["cisterna"], 0, g0, cis, V[0])
@@ -231,22 +244,21 @@ def _assemble(anatomy: Anatomy, drug: Drug, g: Grid, batch: int | None = None
     asm.flux(C["cisterna"], 0, 0, 0.5 * _face(q, 0) / V[0])
     # spinal absorption of the bulk flow into venous blood
     absorb = anatomy.spinal_bulk_flow * dz / L
-    asm.flux(np.arange(n), C["plasma"], np.arange(n), absorb / V)
+    asm.flux(cells, C["plasma"], cells, absorb / V)
 
     # meninges: spinal CSF <-> plasma (unbound)
     centers = g.centers
     sac_area = anatomy.csf_area(centers) + anatomy.cord_area(centers)
     cl_men = drug.meningeal_p() * _perimeter(sac_area) * dz
-    asm.exchange(np.arange(n), C["plasma"], cl_men, V, plasma_u)
+    asm.exchange(cells, C["plasma"], cl_men, V, plasma_u)
 
     # cord: CSF <-> tissue, tissue <-> plasma across the BSCB
-    j = np.arange(m)
     cord_perim = _perimeter(g.cord_volume / dz)
     cl_cord = drug.tissue_conductance(cc["cord_depth"]) * cord_perim * dz
-    asm.exchange(j, n + j, cl_cord, V[:m], w_cord)
+    asm.exchange(j, cord, cl_cord, V[:m], w_cord)
     cl_bscb = drug.bbb_efflux * rho * g.cord_volume
-    asm.flux(n + j, C["plasma"], n + j, cl_bscb / w_cord)
-    asm.flux(C["plasma"], n + j, C["plasma"], cl_bscb * drug.kpuu_brain / plasma_u)
+    asm.flux(cord, C["plasma"], cord, cl_bscb / w_cord)
+    asm.flux(C["plasma"], cord, C["plasma"], cl_bscb * drug.kpuu_brain / plasma_u)
 
     # cranial CSF circulation
     qp, qsp = anatomy.csf_production, anatomy.spinal_bulk_flow
