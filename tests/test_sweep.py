@@ -346,19 +346,40 @@ def test_cli_on_a_local_cluster_of_processes_and_interrupt_resume(files, store, 
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_sweep_is_replaced(files, store, tmp_path):
-    """A worker process killed while computing: its tasks run elsewhere, the sweep completes."""
+    """A worker process killed while computing: its tasks run elsewhere, the sweep completes.
+
+    The worker kills itself (SIGKILL) as its first sweep task starts executing, so the
+    kill always falls inside the sweep however fast the machine is (a timer could fire
+    after a quick sweep had finished)."""
     import os
-    import signal
-    import threading
+
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class KillOnFirstTask(WorkerPlugin):
+        def __init__(self, address: str):
+            self.address, self.started = address, 0
+
+        def setup(self, worker):
+            self.worker = worker
+
+        def transition(self, key, start, finish, **kwargs):
+            if finish == "executing" and self.worker.address == self.address and \
+                    "csfmodel-sweep" in str(key):
+                self.started += 1
+                if self.started == 1:
+                    import signal
+
+                    os.kill(os.getpid(), signal.SIGKILL)
 
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0") as lc, distributed.Client(lc) as c:
         pids = c.run(os.getpid)
-        victim = next(iter(pids.values()))
-        threading.Timer(3.0, os.kill, (victim, signal.SIGKILL)).start()
+        victim, victim_pid = next(iter(pids.items()))
+        c.register_plugin(KillOnFirstTask(victim))
         sw = sweep.read_sweep(files / "sweep.toml")
         sw.chunk_size = 1
         out = sweep.run_sweep(sw, tmp_path / "k.zarr", client=c)
+        assert victim_pid not in c.run(os.getpid).values()        # it did die mid-sweep
     got, ref = xr.open_zarr(out).load(), xr.open_zarr(store).load()
     assert int(got.scenario_done.sum()) == 6
     np.testing.assert_array_equal(got.brain_concentration_max.values,
