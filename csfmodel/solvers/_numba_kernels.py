@@ -322,6 +322,157 @@ def _solve_shifted(c, border_rows, active_cols, row_ptr, row_idx, pivot_inv, fwd
             x[i] -= acc
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _solve_spatial2(pivot_inv, fwd_mult, back_mult, cord_gain, cord_feed, cord_pivot_inv, r, x,
+                    r2, x2, n, n_cord):
+    """:func:`_solve_spatial` for two right-hand sides at once (``r -> x``, ``r2 -> x2``).
+
+    The same operations in the same order for each (the results are bit-identical to
+    two single solves); the two systems' recurrences are interleaved in scalar
+    registers, four independent chains per sweep instead of two. A sweep is bound by
+    the latency of its multiply-add chain, so the pair costs ~0.6 of two single
+    solves (the sensitivity kernel pairs the solves that do not depend on each other).
+    """
+    for i in range(n_cord):
+        x[i] = (r[i] + cord_feed[i] * r[n + i]) * pivot_inv[i]
+        x2[i] = (r2[i] + cord_feed[i] * r2[n + i]) * pivot_inv[i]
+    for i in range(n_cord, n):
+        x[i] = r[i] * pivot_inv[i]
+        x2[i] = r2[i] * pivot_inv[i]
+    p = n // 2
+    nf = p            # rows 0..p-1
+    nb = n - 1 - p    # rows n-1..p+1
+    gf = hf = gb = hb = 0.0
+    if nf > 0:
+        gf = x[0]
+        hf = x2[0]
+    if nb > 0:
+        gb = x[n - 1]
+        hb = x2[n - 1]
+    common = min(nf, nb)
+    for s in range(1, common):
+        i = s
+        i2 = n - 1 - s
+        fi = fwd_mult[i]
+        fi2 = fwd_mult[i2]
+        gf = x[i] - fi * gf
+        x[i] = gf
+        gb = x[i2] - fi2 * gb
+        x[i2] = gb
+        hf = x2[i] - fi * hf
+        x2[i] = hf
+        hb = x2[i2] - fi2 * hb
+        x2[i2] = hb
+    for i in range(max(common, 1), nf):
+        gf = x[i] - fwd_mult[i] * gf
+        x[i] = gf
+        hf = x2[i] - fwd_mult[i] * hf
+        x2[i] = hf
+    for s in range(max(common, 1), nb):
+        i2 = n - 1 - s
+        gb = x[i2] - fwd_mult[i2] * gb
+        x[i2] = gb
+        hb = x2[i2] - fwd_mult[i2] * hb
+        x2[i2] = hb
+    xp = x[p]
+    xp2 = x2[p]
+    if p > 0:
+        xp -= fwd_mult[p] * x[p - 1]
+        xp2 -= fwd_mult[p] * x2[p - 1]
+    if p < n - 1:
+        xp -= back_mult[p] * x[p + 1]
+        xp2 -= back_mult[p] * x2[p + 1]
+    x[p] = xp
+    x2[p] = xp2
+    up = dn = xp
+    up2 = dn2 = xp2
+    for s in range(1, common + 1):
+        i = p - s
+        i2 = p + s
+        bi = back_mult[i]
+        bi2 = back_mult[i2]
+        up = x[i] - bi * up
+        x[i] = up
+        dn = x[i2] - bi2 * dn
+        x[i2] = dn
+        up2 = x2[i] - bi * up2
+        x2[i] = up2
+        dn2 = x2[i2] - bi2 * dn2
+        x2[i2] = dn2
+    for i in range(p - common - 1, -1, -1):
+        up = x[i] - back_mult[i] * up
+        x[i] = up
+        up2 = x2[i] - back_mult[i] * up2
+        x2[i] = up2
+    for i2 in range(p + common + 1, n):
+        dn = x[i2] - back_mult[i2] * dn
+        x[i2] = dn
+        dn2 = x2[i2] - back_mult[i2] * dn2
+        x2[i2] = dn2
+    for j in range(n_cord):
+        x[n + j] = r[n + j] * cord_pivot_inv[j] + cord_gain[j] * x[j]
+        x2[n + j] = r2[n + j] * cord_pivot_inv[j] + cord_gain[j] * x2[j]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _solve_shifted2(c, border_rows, active_cols, row_ptr, row_idx, pivot_inv, fwd_mult,
+                    back_mult, cord_gain, cord_feed, cord_pivot_inv, border_sol, schur_inv, r, x,
+                    r2, x2, t, w, t2, w2):
+    """:func:`_solve_shifted` for two right-hand sides (``r -> x``, ``r2 -> x2``):
+    bit-identical to two single solves, ~0.6 of their cost (:func:`_solve_spatial2`)."""
+    n = pivot_inv.shape[0]
+    n_cord = cord_pivot_inv.shape[0]
+    n_spatial = n + n_cord
+    m = schur_inv.shape[0]
+    n_active = active_cols.shape[0]
+    _solve_spatial2(pivot_inv, fwd_mult, back_mult, cord_gain, cord_feed, cord_pivot_inv, r, x,
+                    r2, x2, n, n_cord)
+    for k in range(m):
+        t[k] = r[n_spatial + k]
+        t2[k] = r2[n_spatial + k]
+        if row_ptr[k + 1] > row_ptr[k]:
+            t[k] += c * _row_dot(border_rows, k, row_ptr, row_idx, x, n_spatial)
+            t2[k] += c * _row_dot(border_rows, k, row_ptr, row_idx, x2, n_spatial)
+    for k in range(m):
+        acc = 0.0
+        acc2 = 0.0
+        for l2 in range(m):
+            acc += schur_inv[k, l2] * t[l2]
+            acc2 += schur_inv[k, l2] * t2[l2]
+        w[k] = acc
+        x[n_spatial + k] = acc
+        w2[k] = acc2
+        x2[n_spatial + k] = acc2
+    if n_active == 1:
+        a0 = active_cols[0]
+        w0 = w[a0]
+        v0 = w2[a0]
+        for i in range(n_spatial):
+            x[i] -= border_sol[i, 0] * w0
+            x2[i] -= border_sol[i, 0] * v0
+    elif n_active == 2:
+        a0 = active_cols[0]
+        a1 = active_cols[1]
+        w0 = w[a0]
+        w1 = w[a1]
+        v0 = w2[a0]
+        v1 = w2[a1]
+        for i in range(n_spatial):
+            b0 = border_sol[i, 0]
+            b1 = border_sol[i, 1]
+            x[i] -= b0 * w0 + b1 * w1
+            x2[i] -= b0 * v0 + b1 * v1
+    else:
+        for i in range(n_spatial):
+            acc = 0.0
+            acc2 = 0.0
+            for a in range(n_active):
+                acc += border_sol[i, a] * w[active_cols[a]]
+                acc2 += border_sol[i, a] * w2[active_cols[a]]
+            x[i] -= acc
+            x2[i] -= acc2
+
+
 @njit(cache=True, error_model="numpy")
 def _jacobian_times(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, border_rows,
                     border_cols, block, active_cols, row_ptr, row_idx, y, u, out):
