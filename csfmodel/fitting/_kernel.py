@@ -258,12 +258,13 @@ def integrate_sensitivities(lower, diag, upper, cord_diag, csf_to_cord, cord_to_
     s = np.zeros((P, n_state))
     F = np.empty((n_stages, n_state))
     G = np.empty((P, n_stages, n_state))
-    ybuf = np.empty((2, n_state))       # the state's stages, in turn
-    y1 = ybuf[0]
+    ybuf = np.empty((n_stages, n_state))    # the state's stages Y_1 .. Y_{s-1}
+    ys = ybuf[1]                            # the first implicit stage
+    y1 = ybuf[n_stages - 1]                 # the last: the new state (stiffly accurate)
+    js = np.empty(P, np.int64)
     s1 = np.empty((P, n_state))
     rs = np.empty((P, n_state))
     qs = np.empty((P, n_state))
-    ys = np.empty(n_state)
     rhs = np.empty(n_state)
     est = np.empty(n_state)
     q = np.empty(n_state)
@@ -361,67 +362,82 @@ def integrate_sensitivities(lower, diag, upper, cord_diag, csf_to_cord, cord_to_
             cord_pivot_inv = c_cord_pivot_inv[slot]
             border_sol = c_border_sol[slot]
             schur_inv = c_schur_inv[slot]
-            # the state's first implicit stage: (I - cJ) Y = y + h a F_0 + c u
-            _stage_rhs(y, u, c, F, stage_coeffs, 1, h, rhs)
-            _solve_shifted(c, border_rows, active_cols, row_ptr, row_idx, pivot_inv, fwd_mult,
-                           back_mult, cord_gain, cord_feed, cord_pivot_inv, border_sol,
-                           schur_inv, rhs, ybuf[0], work_t, work_w)
-            Y = ybuf[0]
-            for i in range(n_state):
-                F[1, i] = (Y[i] - rhs[i]) * ic + u[i]
-                ys[i] = Y[i]
-            cur = 0
-            for stage in range(1, n_stages):
-                Y = ybuf[cur]
-                nxt = 1 - cur
-                # each sensitivity's stage: (I - cJ) S = s + h sum a G + c (J_k Y + u_k)
-                for k in range(P):
-                    _tangent_times(k, d_flags, d_tri, d_cord, d_rows, d_row_ptr, d_row_idx,
-                                   d_csr_ptr, d_csr_idx, d_cols, d_col_ptr, d_col_idx, d_block,
-                                   Y, du[k], qs[k])
-                    _stage_rhs(s[k], qs[k], c, G[k], stage_coeffs, stage, h, rs[k])
-                # the state's next solve, which does not depend on them: its next stage,
-                # or after the last one the error estimate h sum (b - b_hat) F
-                if stage + 1 < n_stages:
-                    _stage_rhs(y, u, c, F, stage_coeffs, stage + 1, h, rhs)
-                    target = ybuf[nxt]
-                else:
-                    _error_rhs(F, error_weights, h, rhs)
-                    target = est
-                # the 1 + P independent solves in pairs (two recurrences interleaved)
-                if P == 0:
+            # the step's solves as jobs: the state's stages 1 .. s-1 (Y_j in ybuf[j]) and
+            # its error estimate (jp = s), each sensitivity's stages 1 .. s-1 (js[k]).
+            # A job is ready when what it reads is solved (the state's stage j reads
+            # F_0 .. F_{j-1}; a sensitivity's stage j reads Y_j and its own G_0 ..
+            # G_{j-1}); ready jobs are solved two at a time, the state's first (it is
+            # the critical path), then the sensitivities at the lowest stage
+            jp = 1
+            for k in range(P):
+                js[k] = 1
+            while True:
+                ja = -2
+                jb = -2
+                if jp <= n_stages:
+                    ja = -1
+                for _ in range(2):
+                    pick = -2
+                    low = n_stages
+                    for k in range(P):
+                        if js[k] < low and js[k] < jp and k != ja:
+                            pick = k
+                            low = js[k]
+                    if pick == -2:
+                        break
+                    if ja == -2:
+                        ja = pick
+                    else:
+                        jb = pick
+                        break
+                if ja == -2:
+                    break
+                # right-hand sides: the state's (I - cJ) Y_j = y + h sum a F + c u, or the
+                # error estimate h sum (b - b_hat) F; a sensitivity's
+                # (I - cJ) S_j = s + h sum a G + c (J_k Y_j + u_k)
+                for slot in range(2):
+                    job = ja if slot == 0 else jb
+                    if job == -1:
+                        if jp < n_stages:
+                            _stage_rhs(y, u, c, F, stage_coeffs, jp, h, rhs)
+                        else:
+                            _error_rhs(F, error_weights, h, rhs)
+                    elif job >= 0:
+                        _tangent_times(job, d_flags, d_tri, d_cord, d_rows, d_row_ptr,
+                                       d_row_idx, d_csr_ptr, d_csr_idx, d_cols, d_col_ptr,
+                                       d_col_idx, d_block, ybuf[js[job]], du[job], qs[job])
+                        _stage_rhs(s[job], qs[job], c, G[job], stage_coeffs, js[job], h,
+                                   rs[job])
+                ra = rhs if ja == -1 else rs[ja]
+                xa = (ybuf[jp] if jp < n_stages else est) if ja == -1 else s1[ja]
+                if jb == -2:
                     _solve_shifted(c, border_rows, active_cols, row_ptr, row_idx, pivot_inv,
                                    fwd_mult, back_mult, cord_gain, cord_feed, cord_pivot_inv,
-                                   border_sol, schur_inv, rhs, target, work_t, work_w)
+                                   border_sol, schur_inv, ra, xa, work_t, work_w)
                 else:
                     _solve_shifted2(c, border_rows, active_cols, row_ptr, row_idx, pivot_inv,
                                     fwd_mult, back_mult, cord_gain, cord_feed, cord_pivot_inv,
-                                    border_sol, schur_inv, rhs, target, rs[0], s1[0], work_t,
+                                    border_sol, schur_inv, ra, xa, rs[jb], s1[jb], work_t,
                                     work_w, work_t2, work_w2)
-                for k in range(1, P, 2):
-                    if k + 1 < P:
-                        _solve_shifted2(c, border_rows, active_cols, row_ptr, row_idx,
-                                        pivot_inv, fwd_mult, back_mult, cord_gain, cord_feed,
-                                        cord_pivot_inv, border_sol, schur_inv, rs[k], s1[k],
-                                        rs[k + 1], s1[k + 1], work_t, work_w, work_t2, work_w2)
-                    else:
-                        _solve_shifted(c, border_rows, active_cols, row_ptr, row_idx,
-                                       pivot_inv, fwd_mult, back_mult, cord_gain, cord_feed,
-                                       cord_pivot_inv, border_sol, schur_inv, rs[k], s1[k],
-                                       work_t, work_w)
-                if stage + 1 < n_stages:
-                    Fn = F[stage + 1]
-                    for i in range(n_state):
-                        Fn[i] = (target[i] - rhs[i]) * ic + u[i]
-                for k in range(P):
-                    Gks = G[k, stage]
-                    s1k = s1[k]
-                    rk = rs[k]
-                    qk = qs[k]
-                    for i in range(n_state):
-                        Gks[i] = (s1k[i] - rk[i]) * ic + qk[i]
-                cur = nxt
-            y1 = ybuf[1 - cur]          # the last stage: the new state (stiffly accurate)
+                # stage derivatives from the stage equations: F_j = (Y_j - rhs) / c + u,
+                # G_j = (S_j - rhs) / c + J_k Y_j + u_k
+                for slot in range(2):
+                    job = ja if slot == 0 else jb
+                    if job == -1:
+                        if jp < n_stages:
+                            Fj = F[jp]
+                            Yj = ybuf[jp]
+                            for i in range(n_state):
+                                Fj[i] = (Yj[i] - rhs[i]) * ic + u[i]
+                        jp += 1
+                    elif job >= 0:
+                        Gj = G[job, js[job]]
+                        s1k = s1[job]
+                        rk = rs[job]
+                        qk = qs[job]
+                        for i in range(n_state):
+                            Gj[i] = (s1k[i] - rk[i]) * ic + qk[i]
+                        js[job] += 1
             for q_ in range(2 + m):
                 pk_new[q_] = peak[q_]
             p_s = 0.0
