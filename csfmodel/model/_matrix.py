@@ -254,6 +254,15 @@ class _Assembler:
                 variants.pop(0)
             variants.append(step)
         self._pos = pos + 1
+        if v.ndim == 0:
+            # one value for every entry (and every system of a batch): added as it is
+            for name, idx, _, unique in step.targets:
+                arr = getattr(self, name)
+                if unique:
+                    arr[(Ellipsis, *idx)] += v
+                else:
+                    np.add.at(arr, (Ellipsis, *idx), v)
+            return
         full = self.lead + step.shape
         vals = (v if v.shape == full else np.broadcast_to(v, full)).reshape(
             self.lead + (step.size,))
