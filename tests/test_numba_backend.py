@@ -122,8 +122,8 @@ def test_structured_solve_matches_dense():
         assert np.allclose(x, expected, rtol=1e-11, atol=1e-11 * np.abs(expected).max())
         # 1^T (I - cJ) = 1^T: the solve conserves the total exactly (to round-off)
         assert x.sum() == pytest.approx(r.sum(), rel=1e-12, abs=1e-12 * np.abs(r).sum())
-        # two right-hand sides at once (the sensitivity kernel's pairs): each the single
-        # solve's result to the bit
+        # two and three right-hand sides at once (the sensitivity kernel's groups): each
+        # the single solve's result to the bit
         r2 = rng.standard_normal(nst)
         x2 = np.empty(nst)
         kernels._solve_shifted(c, s.border_rows, act, ptr, idx, *arrs, r2, x2, np.empty(m),
@@ -133,6 +133,15 @@ def test_structured_solve_matches_dense():
                                 np.empty(m), np.empty(m), np.empty(m), np.empty(m))
         np.testing.assert_array_equal(xa, x)
         np.testing.assert_array_equal(xb, x2)
+        r3 = rng.standard_normal(nst)
+        x3 = np.empty(nst)
+        kernels._solve_shifted(c, s.border_rows, act, ptr, idx, *arrs, r3, x3, np.empty(m),
+                               np.empty(m))
+        xa, xb, xc = np.empty(nst), np.empty(nst), np.empty(nst)
+        kernels._solve_shifted3(c, s.border_rows, act, ptr, idx, *arrs, r, xa, r2, xb, r3, xc,
+                                *(np.empty(m) for _ in range(6)))
+        for got, single in ((xa, x), (xb, x2), (xc, x3)):
+            np.testing.assert_array_equal(got, single)
     y = rng.standard_normal(nst)
     u = rng.standard_normal(nst)
     out = np.empty(nst)

@@ -28,10 +28,12 @@ out of the error test, ``errconS = false``): the state is then the backend's own
 discrete solution and the sensitivities its exact derivative along those steps,
 which converges to the derivative of the exact solution as ``rtol`` falls, and each
 parameter costs three structured solves per step (one per implicit stage). Solves that
-do not depend on each other run in pairs (the state's next stage or its error estimate
-beside the sensitivities of the stage just solved; the sensitivities two by two,
-:func:`~csfmodel.solvers._numba_kernels._solve_shifted2`): a solve's sweeps are bound by
-the latency of their recurrences, and two interleaved cost ~0.6 of two apart. With
+do not depend on each other run together, up to three at a time (the state's next stage
+or its error estimate beside the sensitivities of the stage just solved; a step's solves
+are scheduled as jobs, each ready when what it reads is solved;
+:func:`~csfmodel.solvers._numba_kernels._solve_shifted2` and ``_solve_shifted3``): a
+solve's sweeps are bound by the latency of their recurrences, and two or three
+interleaved cost ~0.6 or ~0.55 of as many apart, bit for bit the same numbers. With
 ``control_all`` each sensitivity, scaled by its parameter (``θ_k s_k``, the change of
 the output for a 100 % change of the parameter), also enters the error test
 against the same scale (one more solve per parameter and step, and more steps).
@@ -57,6 +59,7 @@ from csfmodel.solvers._numba_kernels import (
     _row_dot,
     _solve_shifted,
     _solve_shifted2,
+    _solve_shifted3,
 )
 from csfmodel.solvers._tableaus import INTERP_SLACK, INTERP_WINDOW
 
@@ -252,6 +255,8 @@ def integrate_sensitivities(lower, diag, upper, cord_diag, csf_to_cord, cord_to_
     work_w = np.empty(m)
     work_t2 = np.empty(m)
     work_w2 = np.empty(m)
+    work_t3 = np.empty(m)
+    work_w3 = np.empty(m)
     n_stages = stage_coeffs.shape[0]
     c1 = stage_coeffs[1, 0] + stage_coeffs[1, 1]
     y = np.zeros(n_state)
@@ -366,37 +371,40 @@ def integrate_sensitivities(lower, diag, upper, cord_diag, csf_to_cord, cord_to_
             # its error estimate (jp = s), each sensitivity's stages 1 .. s-1 (js[k]).
             # A job is ready when what it reads is solved (the state's stage j reads
             # F_0 .. F_{j-1}; a sensitivity's stage j reads Y_j and its own G_0 ..
-            # G_{j-1}); ready jobs are solved two at a time, the state's first (it is
-            # the critical path), then the sensitivities at the lowest stage
+            # G_{j-1}); ready jobs are solved up to three at a time, the state's first
+            # (it is the critical path), then the sensitivities at the lowest stage
             jp = 1
             for k in range(P):
                 js[k] = 1
             while True:
                 ja = -2
                 jb = -2
+                jc = -2
                 if jp <= n_stages:
                     ja = -1
-                for _ in range(2):
+                for _ in range(3):
                     pick = -2
                     low = n_stages
                     for k in range(P):
-                        if js[k] < low and js[k] < jp and k != ja:
+                        if js[k] < low and js[k] < jp and k != ja and k != jb:
                             pick = k
                             low = js[k]
                     if pick == -2:
                         break
                     if ja == -2:
                         ja = pick
-                    else:
+                    elif jb == -2:
                         jb = pick
+                    else:
+                        jc = pick
                         break
                 if ja == -2:
                     break
                 # right-hand sides: the state's (I - cJ) Y_j = y + h sum a F + c u, or the
                 # error estimate h sum (b - b_hat) F; a sensitivity's
                 # (I - cJ) S_j = s + h sum a G + c (J_k Y_j + u_k)
-                for slot in range(2):
-                    job = ja if slot == 0 else jb
+                for slot in range(3):
+                    job = ja if slot == 0 else (jb if slot == 1 else jc)
                     if job == -1:
                         if jp < n_stages:
                             _stage_rhs(y, u, c, F, stage_coeffs, jp, h, rhs)
@@ -414,15 +422,20 @@ def integrate_sensitivities(lower, diag, upper, cord_diag, csf_to_cord, cord_to_
                     _solve_shifted(c, border_rows, active_cols, row_ptr, row_idx, pivot_inv,
                                    fwd_mult, back_mult, cord_gain, cord_feed, cord_pivot_inv,
                                    border_sol, schur_inv, ra, xa, work_t, work_w)
-                else:
+                elif jc == -2:
                     _solve_shifted2(c, border_rows, active_cols, row_ptr, row_idx, pivot_inv,
                                     fwd_mult, back_mult, cord_gain, cord_feed, cord_pivot_inv,
                                     border_sol, schur_inv, ra, xa, rs[jb], s1[jb], work_t,
                                     work_w, work_t2, work_w2)
+                else:
+                    _solve_shifted3(c, border_rows, active_cols, row_ptr, row_idx, pivot_inv,
+                                    fwd_mult, back_mult, cord_gain, cord_feed, cord_pivot_inv,
+                                    border_sol, schur_inv, ra, xa, rs[jb], s1[jb], rs[jc],
+                                    s1[jc], work_t, work_w, work_t2, work_w2, work_t3, work_w3)
                 # stage derivatives from the stage equations: F_j = (Y_j - rhs) / c + u,
                 # G_j = (S_j - rhs) / c + J_k Y_j + u_k
-                for slot in range(2):
-                    job = ja if slot == 0 else jb
+                for slot in range(3):
+                    job = ja if slot == 0 else (jb if slot == 1 else jc)
                     if job == -1:
                         if jp < n_stages:
                             Fj = F[jp]

@@ -473,6 +473,200 @@ def _solve_shifted2(c, border_rows, active_cols, row_ptr, row_idx, pivot_inv, fw
             x2[i] -= acc2
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _solve_spatial3(pivot_inv, fwd_mult, back_mult, cord_gain, cord_feed, cord_pivot_inv, r, x,
+                    r2, x2, r3, x3, n, n_cord):
+    """:func:`_solve_spatial` for three right-hand sides at once, as
+    :func:`_solve_spatial2` does for two (six independent chains per sweep; ~0.55 of
+    three single solves, against ~0.6 of two for a pair)."""
+    for i in range(n_cord):
+        x[i] = (r[i] + cord_feed[i] * r[n + i]) * pivot_inv[i]
+        x2[i] = (r2[i] + cord_feed[i] * r2[n + i]) * pivot_inv[i]
+        x3[i] = (r3[i] + cord_feed[i] * r3[n + i]) * pivot_inv[i]
+    for i in range(n_cord, n):
+        x[i] = r[i] * pivot_inv[i]
+        x2[i] = r2[i] * pivot_inv[i]
+        x3[i] = r3[i] * pivot_inv[i]
+    p = n // 2
+    nf = p            # rows 0..p-1
+    nb = n - 1 - p    # rows n-1..p+1
+    gf = hf = kf = gb = hb = kb = 0.0
+    if nf > 0:
+        gf = x[0]
+        hf = x2[0]
+        kf = x3[0]
+    if nb > 0:
+        gb = x[n - 1]
+        hb = x2[n - 1]
+        kb = x3[n - 1]
+    common = min(nf, nb)
+    for s in range(1, common):
+        i = s
+        i2 = n - 1 - s
+        fi = fwd_mult[i]
+        fi2 = fwd_mult[i2]
+        gf = x[i] - fi * gf
+        x[i] = gf
+        gb = x[i2] - fi2 * gb
+        x[i2] = gb
+        hf = x2[i] - fi * hf
+        x2[i] = hf
+        hb = x2[i2] - fi2 * hb
+        x2[i2] = hb
+        kf = x3[i] - fi * kf
+        x3[i] = kf
+        kb = x3[i2] - fi2 * kb
+        x3[i2] = kb
+    for i in range(max(common, 1), nf):
+        gf = x[i] - fwd_mult[i] * gf
+        x[i] = gf
+        hf = x2[i] - fwd_mult[i] * hf
+        x2[i] = hf
+        kf = x3[i] - fwd_mult[i] * kf
+        x3[i] = kf
+    for s in range(max(common, 1), nb):
+        i2 = n - 1 - s
+        gb = x[i2] - fwd_mult[i2] * gb
+        x[i2] = gb
+        hb = x2[i2] - fwd_mult[i2] * hb
+        x2[i2] = hb
+        kb = x3[i2] - fwd_mult[i2] * kb
+        x3[i2] = kb
+    xp = x[p]
+    xp2 = x2[p]
+    xp3 = x3[p]
+    if p > 0:
+        xp -= fwd_mult[p] * x[p - 1]
+        xp2 -= fwd_mult[p] * x2[p - 1]
+        xp3 -= fwd_mult[p] * x3[p - 1]
+    if p < n - 1:
+        xp -= back_mult[p] * x[p + 1]
+        xp2 -= back_mult[p] * x2[p + 1]
+        xp3 -= back_mult[p] * x3[p + 1]
+    x[p] = xp
+    x2[p] = xp2
+    x3[p] = xp3
+    up = dn = xp
+    up2 = dn2 = xp2
+    up3 = dn3 = xp3
+    for s in range(1, common + 1):
+        i = p - s
+        i2 = p + s
+        bi = back_mult[i]
+        bi2 = back_mult[i2]
+        up = x[i] - bi * up
+        x[i] = up
+        dn = x[i2] - bi2 * dn
+        x[i2] = dn
+        up2 = x2[i] - bi * up2
+        x2[i] = up2
+        dn2 = x2[i2] - bi2 * dn2
+        x2[i2] = dn2
+        up3 = x3[i] - bi * up3
+        x3[i] = up3
+        dn3 = x3[i2] - bi2 * dn3
+        x3[i2] = dn3
+    for i in range(p - common - 1, -1, -1):
+        up = x[i] - back_mult[i] * up
+        x[i] = up
+        up2 = x2[i] - back_mult[i] * up2
+        x2[i] = up2
+        up3 = x3[i] - back_mult[i] * up3
+        x3[i] = up3
+    for i2 in range(p + common + 1, n):
+        dn = x[i2] - back_mult[i2] * dn
+        x[i2] = dn
+        dn2 = x2[i2] - back_mult[i2] * dn2
+        x2[i2] = dn2
+        dn3 = x3[i2] - back_mult[i2] * dn3
+        x3[i2] = dn3
+    for j in range(n_cord):
+        x[n + j] = r[n + j] * cord_pivot_inv[j] + cord_gain[j] * x[j]
+        x2[n + j] = r2[n + j] * cord_pivot_inv[j] + cord_gain[j] * x2[j]
+        x3[n + j] = r3[n + j] * cord_pivot_inv[j] + cord_gain[j] * x3[j]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _solve_border3(c, border_rows, active_cols, row_ptr, row_idx, border_sol, schur_inv, r, x,
+                   r2, x2, r3, x3, t, w, t2, w2, t3, w3, n_spatial):
+    """The border part of :func:`_solve_shifted` for three right-hand sides whose
+    spatial part is solved (one pass over ``border_sol`` for the three)."""
+    m = schur_inv.shape[0]
+    n_active = active_cols.shape[0]
+    for k in range(m):
+        t[k] = r[n_spatial + k]
+        t2[k] = r2[n_spatial + k]
+        t3[k] = r3[n_spatial + k]
+        if row_ptr[k + 1] > row_ptr[k]:
+            t[k] += c * _row_dot(border_rows, k, row_ptr, row_idx, x, n_spatial)
+            t2[k] += c * _row_dot(border_rows, k, row_ptr, row_idx, x2, n_spatial)
+            t3[k] += c * _row_dot(border_rows, k, row_ptr, row_idx, x3, n_spatial)
+    for k in range(m):
+        acc = 0.0
+        acc2 = 0.0
+        acc3 = 0.0
+        for l2 in range(m):
+            acc += schur_inv[k, l2] * t[l2]
+            acc2 += schur_inv[k, l2] * t2[l2]
+            acc3 += schur_inv[k, l2] * t3[l2]
+        w[k] = acc
+        x[n_spatial + k] = acc
+        w2[k] = acc2
+        x2[n_spatial + k] = acc2
+        w3[k] = acc3
+        x3[n_spatial + k] = acc3
+    if n_active == 1:
+        a0 = active_cols[0]
+        w0 = w[a0]
+        v0 = w2[a0]
+        z0 = w3[a0]
+        for i in range(n_spatial):
+            x[i] -= border_sol[i, 0] * w0
+            x2[i] -= border_sol[i, 0] * v0
+            x3[i] -= border_sol[i, 0] * z0
+    elif n_active == 2:
+        a0 = active_cols[0]
+        a1 = active_cols[1]
+        w0 = w[a0]
+        w1 = w[a1]
+        v0 = w2[a0]
+        v1 = w2[a1]
+        z0 = w3[a0]
+        z1 = w3[a1]
+        for i in range(n_spatial):
+            b0 = border_sol[i, 0]
+            b1 = border_sol[i, 1]
+            x[i] -= b0 * w0 + b1 * w1
+            x2[i] -= b0 * v0 + b1 * v1
+            x3[i] -= b0 * z0 + b1 * z1
+    else:
+        for i in range(n_spatial):
+            acc = 0.0
+            acc2 = 0.0
+            acc3 = 0.0
+            for a in range(n_active):
+                acc += border_sol[i, a] * w[active_cols[a]]
+                acc2 += border_sol[i, a] * w2[active_cols[a]]
+                acc3 += border_sol[i, a] * w3[active_cols[a]]
+            x[i] -= acc
+            x2[i] -= acc2
+            x3[i] -= acc3
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _solve_shifted3(c, border_rows, active_cols, row_ptr, row_idx, pivot_inv, fwd_mult,
+                    back_mult, cord_gain, cord_feed, cord_pivot_inv, border_sol, schur_inv, r, x,
+                    r2, x2, r3, x3, t, w, t2, w2, t3, w3):
+    """:func:`_solve_shifted` for three right-hand sides, bit-identical to three single
+    solves (:func:`_solve_spatial3`)."""
+    n = pivot_inv.shape[0]
+    n_cord = cord_pivot_inv.shape[0]
+    _solve_spatial3(pivot_inv, fwd_mult, back_mult, cord_gain, cord_feed, cord_pivot_inv, r, x,
+                    r2, x2, r3, x3, n, n_cord)
+    _solve_border3(c, border_rows, active_cols, row_ptr, row_idx, border_sol, schur_inv, r, x,
+                   r2, x2, r3, x3, t, w, t2, w2, t3, w3, n + n_cord)
+
+
 @njit(cache=True, error_model="numpy")
 def _jacobian_times(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, border_rows,
                     border_cols, block, active_cols, row_ptr, row_idx, y, u, out):
