@@ -87,22 +87,26 @@ def _reduce(values: np.ndarray, dt_min: np.ndarray, dt_h: np.ndarray, win: np.nd
                     y, q = v[i, j], p[j]
                     if y > q or (y != y and q == q):
                         p[j], a_s[j] = y, i
-        for j in range(cord_a, cord_b):
-            if p[j] < thr:                      # never reaches it (a NaN peak does not skip)
-                continue
-            tot = 0.0
-            for i in range(1, m):
+        # time above: along time in the outer loop (the samples of a time are contiguous),
+        # each column's sum in the same order as a column-by-column pass; the crossing
+        # fraction is computed at crossings only (a division per sample cost more than
+        # the rest of the reduction)
+        ab = above[s]
+        for i in range(1, m):
+            d = dt_h[i - 1]
+            for j in range(cord_a, cord_b):
+                if p[j] < thr:                  # never reaches it (a NaN peak does not skip)
+                    continue
                 a, b = v[i - 1, j], v[i, j]
-                if a >= thr or b >= thr:
-                    d = dt_h[i - 1]
-                    frac = (thr - a) / (b - a) if b != a else 0.0
-                    if a >= thr and b >= thr:
-                        tot += d
-                    elif a >= thr:
-                        tot += frac * d
+                if a >= thr:
+                    if b >= thr:
+                        ab[j - cord_a] += d
                     else:
-                        tot += (1.0 - frac) * d
-            above[s, j - cord_a] = tot
+                        frac = (thr - a) / (b - a) if b != a else 0.0
+                        ab[j - cord_a] += frac * d
+                elif b >= thr:
+                    frac = (thr - a) / (b - a) if b != a else 0.0
+                    ab[j - cord_a] += (1.0 - frac) * d
         for j in range(r):
             prev = (1 - w0) * v[k0, j] + w0 * v[k0 + 1, j]
             ac = 0.0
