@@ -254,8 +254,9 @@ class _Assembler:
                 variants.pop(0)
             variants.append(step)
         self._pos = pos + 1
-        if v.ndim == 0:
-            # one value for every entry (and every system of a batch): added as it is
+        if v.size == 1 or (self.lead and v.shape == self.lead + (1,)):
+            # one value for every entry (of each system of a batch): added as it is,
+            # broadcast by the addition itself
             for name, idx, _, unique in step.targets:
                 arr = getattr(self, name)
                 if unique:
