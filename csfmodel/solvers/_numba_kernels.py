@@ -33,6 +33,12 @@ well-mixed compartments. Every implicit stage of the time stepper solves
    (CSR pattern ``row_ptr``/``row_idx``), an ``m x m`` product and an update
    with ``border_sol``.
 
+A solve is bound by the latency of its sweeps' multiply-add chains rather than by
+arithmetic, so independent right-hand sides are cheaper solved together:
+:func:`_solve_shifted2` and :func:`_solve_shifted3` interleave the recurrences of two
+or three (bit-identical to single solves; the sensitivity kernel,
+:mod:`csfmodel.fitting._kernel`, groups a step's independent solves this way).
+
 A factorization depends only on ``c``; a small cache keyed by the step size
 holds the factorizations of the step sizes in use (steps are ``gap / 2^k`` of
 the interval between two dose events, so only a handful of sizes occur).
