@@ -254,25 +254,20 @@ class _Assembler:
                 variants.pop(0)
             variants.append(step)
         self._pos = pos + 1
-        if v.size == 1 or (self.lead and v.shape == self.lead + (1,)):
-            # one value for every entry (of each system of a batch): added as it is,
-            # broadcast by the addition itself
-            for name, idx, _, unique in step.targets:
-                arr = getattr(self, name)
-                if unique:
-                    arr[(Ellipsis, *idx)] += v
-                else:
-                    np.add.at(arr, (Ellipsis, *idx), v)
-            return
-        full = self.lead + step.shape
-        vals = (v if v.shape == full else np.broadcast_to(v, full)).reshape(
-            self.lead + (step.size,))
+        # one value for every entry (of each system of a batch) is added as it is,
+        # broadcast by the addition itself; others are laid out over the entries
+        one = v.size == 1 or (self.lead and v.shape == self.lead + (1,))
+        if not one:
+            full = self.lead + step.shape
+            vals = (v if v.shape == full else np.broadcast_to(v, full)).reshape(
+                self.lead + (step.size,))
         for name, idx, sel, unique in step.targets:
             arr = getattr(self, name)
+            add = v if one else vals[..., sel]
             if unique:
-                arr[(Ellipsis, *idx)] += vals[..., sel]
+                arr[(Ellipsis, *idx)] += add
             else:
-                np.add.at(arr, (Ellipsis, *idx), vals[..., sel])
+                np.add.at(arr, (Ellipsis, *idx), add)
 
     def flux(self, src, dst, k, coef) -> None:
         """Add ``flux(src -> dst) = coef * y[k]`` (conservative by construction)."""
