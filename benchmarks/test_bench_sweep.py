@@ -1,9 +1,10 @@
 """Sweeps on Dask against the in-process batch kernel (5 mm, 7 days, summaries).
 
 - ``sweep-throughput``: the same N scenarios (default 4096; ``CSFMODEL_BENCH_SWEEP_N``)
-  solved by the batch kernel alone in this process (assembly done before timing: the
-  reference) and end to end by :func:`csfmodel.sweep.run_sweep` on a local Dask cluster
-  of processes (parse, assemble, solve, reduce and write to zarr on the workers).
+  solved by the batch kernel alone in this process (assembly done before timing,
+  keeping the summary rows a sweep's kernel keeps: the reference) and end to end by
+  :func:`csfmodel.sweep.run_sweep` on a local Dask cluster of processes (parse,
+  assemble, solve, reduce and write to zarr on the workers).
   ``extra_info["ratio_to_kernel"]`` is the sweep's throughput over the kernel's
   (target >= 0.9), ``ratio_to_same_work`` over the same tasks' work (parse, assemble,
   solve, outputs, Dataset) in this process without Dask or the store;
@@ -57,17 +58,25 @@ def cluster():
 
 
 def test_sweep_kernel_reference(benchmark):
-    """The batch kernel alone on N scenarios (chunks of 64), all threads of this process."""
-    from csfmodel.sweep._batch import assemble_chunk
-    from csfmodel.sweep._outputs import observed
+    """The batch kernel alone on N scenarios (chunks of 64), all threads of this process,
+    keeping what a sweep's kernel keeps (the summary rows of the sweep's outputs)."""
+    import dataclasses
+
+    from csfmodel.sweep._batch import assemble_chunk, parse_chunk
+    from csfmodel.sweep._outputs import observed, summary_of
 
     sw = _sweep(N).checked()
     cols = sw.columns()
     sets = sweep._engine._sets(scenario_dict("5mm"), [c.key for c in cols],
                                [c.raw for c in cols])
+    scs, _ = parse_chunk(sets[:CHUNK], 0)
+    first = assemble_chunk(scs, observed(sw.outputs), tip=True)
+    summary = summary_of(first.layout, sw.outputs, first.records, scs[0].simulation.duration)
+    half_life = np.unique(summary.effect_half_life)
+    assert len(half_life) == 1                   # one drug and BBB: one effect half-life
     run = kernel_reference(
         sets, CHUNK, lambda scs: assemble_chunk(scs, observed(sw.outputs), tip=True),
-        summary=False)
+        summary=dataclasses.replace(summary, effect_half_life=float(half_life[0])))
 
     benchmark.group = "sweep-throughput"
     benchmark.extra_info.update(scenarios=N, threads=numba.get_num_threads())

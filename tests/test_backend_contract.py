@@ -27,6 +27,7 @@ from csfmodel.solvers import (
     Solution,
     SolverOptions,
     Stats,
+    Summary,
     _prepare,
     get_backend,
     register,
@@ -225,6 +226,16 @@ def test_batch_equals_single_runs(backend, problem):
     expected = summarize(sol.values, t_out)
     np.testing.assert_allclose(summ.values, expected, rtol=1e-9,
                                atol=1e-12 * np.abs(expected).max())
+    # more rows: window mean, time above a threshold, peak of an effect site per member
+    spec = Summary(window=t_out[-1] / 3, threshold=0.3 * float(expected[:, 0].max()),
+                   effect_row=1, effect_half_life=[30.0, 0.0])
+    summ = solve_batch(systems, schedules, t_out, backend=backend, observables=obs,
+                       summary=spec)
+    assert summ.rows == Summary.ROWS and summ.values.shape == (2, 7, 4)
+    expected = summarize(sol.values, t_out, spec)
+    np.testing.assert_allclose(summ.values, expected, rtol=1e-9,
+                               atol=1e-12 * np.abs(expected).max())
+    assert expected[:, 5].max() > 0 and expected[1, 6, 1] == expected[1, 0, 1]
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)

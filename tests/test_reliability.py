@@ -156,7 +156,8 @@ def test_numba_kernel_gives_up_on_non_finite_values_instead_of_looping(prepared)
                 np.ascontiguousarray(schedule.rates), float(schedule.t_end), t_out,
                 np.zeros(s.n_state), empty_i, empty_i, np.zeros(0), tab.gamma, tab.A,
                 tab.error_weights, 5e-5, 1e-12, np.inf, np.inf, True, out, st, np.zeros((4, 0)),
-                np.zeros(k.RESUME_SIZE + 2 + s.block.shape[0]), len(t_out))
+                np.zeros(k.SPEC_SIZE), np.zeros(k.RESUME_SIZE + 2 + s.block.shape[0]),
+                len(t_out))
     assert st[k.ST_FAILED] == 1.0
     assert st[k.ST_ROWS] < len(t_out)
 

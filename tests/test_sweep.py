@@ -411,27 +411,61 @@ def test_example_sweep_files_validate(name, size):
     assert sw.size == size
 
 
-def test_chunk_reductions_follow_the_metrics_definitions_with_nans():
-    """The sweep's one compiled reduction of a chunk equals the definitions it stands for
-    (numpy's argmax, whose first NaN wins; trapezoids; metrics._time_above) on columns
-    with NaNs in any place, columns that never reach the threshold and columns that
-    stay above it."""
-    from csfmodel.sweep._outputs import _reduce, _window
+def test_summary_rows_follow_the_metrics_and_effects_definitions():
+    """The kernel's reductions along time (run here over stored series, the same compiled
+    arithmetic) equal the definitions they stand for: numpy's argmax and trapezoids,
+    metrics.cavg over the final window, metrics._time_above (columns that never reach
+    the threshold, stay above it, or cross it) and the peak of effects._filter; on an
+    irregular time grid, with windows that start on a sample, between samples, inside
+    the last interval and before the run."""
+    from csfmodel.effects import _filter
+    from csfmodel.solvers import Summary
+    from csfmodel.solvers._prepare import summarize
 
     rng = np.random.default_rng(7)
     t = np.cumsum(rng.uniform(1.0, 9.0, 300))
     y = np.cumsum(rng.normal(0.0, 1.0, (5, 300, 6)), axis=1) + 5.0
-    y[0, 0, 1] = y[1, 150, 2] = y[2, 299, 3] = np.nan
     y[3, :, 4] = 20.0                          # above the threshold throughout
     y[4, :, 5] = -3.0                          # never reaches it
-    th = t / 60.0
-    win, dtw = _window(th, th[-1] - 1.0)
     thr = 6.0
-    peak, arg, area, _, above = _reduce(y, np.diff(t), np.diff(th), win, dtw, thr, 2, 6)
-    np.testing.assert_array_equal(arg, np.argmax(y, axis=1))
-    np.testing.assert_array_equal(peak, np.take_along_axis(y, arg[:, None, :], 1)[:, 0])
-    ref_area = np.sum(np.diff(t)[None, :, None] * (y[:, 1:] + y[:, :-1]) / 2.0, axis=1)
-    np.testing.assert_allclose(area, ref_area, rtol=1e-13, equal_nan=True)
-    for s in range(5):
-        np.testing.assert_allclose(above[s], metrics._time_above(th, y[s][:, 2:6], thr),
-                                   rtol=1e-13, atol=1e-15)
+    half_lives = np.array([0.0, 17.0, 60.0, 300.0, 1e-9])
+    for window in (t[-1] - t[200], t[-1] - t[200] - 0.3, 0.5 * (t[-1] - t[-2]), 1e6):
+        s = Summary(window=window, threshold=thr, effect_row=2, effect_half_life=half_lives)
+        assert s.rows == Summary.ROWS
+        out = summarize(y, t, s)
+        arg = np.argmax(y, axis=1)
+        np.testing.assert_array_equal(out[:, 0], np.take_along_axis(y, arg[:, None], 1)[:, 0])
+        np.testing.assert_array_equal(out[:, 1], t[arg])
+        ref_area = np.sum(np.diff(t)[None, :, None] * (y[:, 1:] + y[:, :-1]) / 2.0, axis=1)
+        np.testing.assert_allclose(out[:, 2], ref_area, rtol=1e-13)
+        np.testing.assert_array_equal(out[:, 3], y[:, -1])
+        for k in range(5):
+            da = xr.DataArray(y[k], dims=("time", "row"), coords={"time": t / 60.0})
+            start = max(t[-1] - window, t[0]) / 60.0
+            np.testing.assert_allclose(out[k, 4], metrics.cavg(da, start=start).values,
+                                       rtol=1e-12)
+            np.testing.assert_allclose(out[k, 5] / 60.0,
+                                       metrics._time_above(t / 60.0, y[k], thr),
+                                       rtol=1e-12, atol=1e-12)
+            ce = _filter(y[k, :, 2], t / 60.0, half_lives[k] / 60.0)
+            np.testing.assert_allclose(out[k, 6, 2], ce.max(), rtol=1e-12)
+            assert np.all(out[k, 6, [0, 1, 3, 4, 5]] == 0.0)
+    # only the rows asked for, in their order; one half-life for all members
+    s = Summary(threshold=thr)
+    assert s.rows == ("max", "time_of_max", "integral", "final", "time_above")
+    np.testing.assert_array_equal(summarize(y, t, s)[:, 4], out[:, 5])
+    one = Summary(effect_row=2, effect_half_life=60.0)
+    np.testing.assert_array_equal(summarize(y, t, one)[2, 4],
+                                  summarize(y, t, Summary(effect_row=2,
+                                                          effect_half_life=half_lives))[2, 4])
+
+
+def test_summary_arguments_are_checked():
+    from csfmodel.solvers import Summary
+
+    for kw, key in [({"window": -1.0}, "summary.window"),
+                    ({"threshold": float("nan")}, "summary.threshold"),
+                    ({"effect_row": -2}, "summary.effect_row"),
+                    ({"effect_half_life": [1.0, -1.0]}, "summary.effect_half_life")]:
+        with pytest.raises(ScenarioError, match=key.replace(".", r"\.")):
+            Summary(**kw)

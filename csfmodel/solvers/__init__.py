@@ -20,7 +20,7 @@ settings are constructor arguments (``get_backend("jax", block_size=64)``).
 Layout (one module per concept):
 
 ``_options``
-    options, statistics, solutions, the two exceptions;
+    options, statistics, summaries, solutions, the two exceptions;
 ``_tableaus``
     the time-stepping methods as data (ESDIRK tableaus), shared by numba and jax;
 ``_prepare``
@@ -50,6 +50,7 @@ from csfmodel.solvers._options import SolveInterrupted as SolveInterrupted
 from csfmodel.solvers._options import SolverFailure as SolverFailure
 from csfmodel.solvers._options import SolverOptions as SolverOptions
 from csfmodel.solvers._options import Stats as Stats
+from csfmodel.solvers._options import Summary as Summary
 from csfmodel.solvers._options import split_options as split_options
 from csfmodel.solvers._prepare import SYSTEM_FIELDS as SYSTEM_FIELDS
 from csfmodel.solvers._prepare import check_batch_inputs as check_batch_inputs
@@ -63,7 +64,7 @@ from csfmodel.solvers._tableaus import TABLEAUS as TABLEAUS
 
 __all__ = ["Backend", "BatchSolution", "BACKENDS", "METHODS", "SYSTEM_FIELDS", "Sink",
            "SolveInterrupted", "SolverFailure", "SolverOptions", "Solution", "Stats",
-           "TABLEAUS", "available_backends", "check_batch_inputs", "check_inputs",
+           "Summary", "TABLEAUS", "available_backends", "check_batch_inputs", "check_inputs",
            "get_backend", "register", "solve", "solve_batch", "split_options"]
 
 
@@ -76,7 +77,7 @@ def solve(system, schedule, t_out, options: SolverOptions | None = None, *,
 
 def solve_batch(systems, schedules, t_out, options: SolverOptions | None = None, *,
                 backend: str | Backend = "numba", schedule_index=None, y0=None,
-                observables=None, summary: bool = False) -> BatchSolution:
+                observables=None, summary: bool | Summary = False) -> BatchSolution:
     """Solve many systems of one grid size with ``backend``; see :meth:`Backend.solve_batch`."""
     return get_backend(backend).solve_batch(systems, schedules, t_out, options,
                                             schedule_index=schedule_index, y0=y0,

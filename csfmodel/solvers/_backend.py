@@ -39,6 +39,7 @@ from csfmodel.solvers._options import (
     SolveInterrupted,
     SolverOptions,
     Stats,
+    Summary,
 )
 from csfmodel.solvers._prepare import BatchProblem, check_inputs, prepare_batch, summarize
 from csfmodel.solvers._tableaus import METHODS
@@ -180,7 +181,7 @@ class Backend:
     # ------------------------------------------------------------------ batches
     def solve_batch(self, systems, schedules, t_out, options: SolverOptions | None = None, *,
                     schedule_index=None, y0=None, observables=None,
-                    summary: bool = False) -> BatchSolution:
+                    summary: bool | Summary = False) -> BatchSolution:
         """Solve many parameter sets of the same grid size.
 
         Parameters
@@ -205,13 +206,15 @@ class Backend:
             member with the same pattern) or a dense ``(n_obs, n_state)`` matrix;
             default the full state.
         summary
-            Keep only the summaries of the observables (max, time of max,
-            integral, final; :attr:`~csfmodel.solvers.BatchSolution.SUMMARY`).
+            Keep only summaries of the observables along time: ``True`` for max,
+            time of max, integral and final value, or a :class:`Summary` for
+            more rows (window mean, time above a threshold, peak effect site).
 
         Returns
         -------
         BatchSolution
-            ``values`` ``(B, len(t_out), n)`` or, with ``summary``, ``(B, 4, n)``.
+            ``values`` ``(B, len(t_out), n)`` or, with ``summary``,
+            ``(B, len(rows), n)`` (``rows``: the names of the summary's rows).
         """
         opts = self.resolve(options)
         problem = prepare_batch(systems, schedules, t_out, schedule_index=schedule_index,
@@ -219,14 +222,15 @@ class Backend:
         opts = self._choose(opts, problem.n_state, problem.schedules, problem.t_out)
         values, stats = self._solve_batch(problem, opts)
         return BatchSolution(t=problem.t_out, values=values, stats=tuple(stats), options=opts,
-                             backend=self.name, summary=problem.summary)
+                             backend=self.name, summary=problem.summary is not None,
+                             rows=() if problem.summary is None else problem.summary.rows)
 
     def _solve_batch(self, problem: BatchProblem, options: SolverOptions
                      ) -> tuple[np.ndarray, list[Stats]]:
         """Default: one :meth:`_solve` per member, observables and summaries on the host."""
         B, T = problem.size, len(problem.t_out)
-        rows = 4 if problem.summary else T
-        values = np.empty((B, rows, problem.n_values))
+        summary = problem.summary
+        values = np.empty((B, T if summary is None else len(summary.rows), problem.n_values))
         stats = []
         for b in range(B):
             y0 = None if problem.y0 is None else problem.y0[b]
@@ -236,7 +240,8 @@ class Backend:
             except SolveInterrupted:
                 raise SolveInterrupted(values[:, :0]) from None
             vals = problem.observe(b, states)
-            values[b] = summarize(vals[None], problem.t_out)[0] if problem.summary else vals
+            values[b] = vals if summary is None else \
+                summarize(vals[None], problem.t_out, summary, members=[b])[0]
             stats.append(st)
         return values, stats
 

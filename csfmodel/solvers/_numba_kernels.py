@@ -731,9 +731,42 @@ def _project_observables(y, ob, obs_ptr, obs_idx, obs_w):
         ob[q] = acc
 
 
+#: rows of a summary (``summary`` ``(rows, n_obs)``): the first four always, the
+#: others when ``summary`` has :data:`SUMMARY_ROWS` rows (see :func:`_record_summary`)
+SUMMARY_ROWS = 7
+#: entries of a summary's specification ``spec``: window start t0 (min), its first
+#: interpolation interval k0 and weight w0, its inner samples [ia, ib), the weight w1
+#: of its end in the last interval, the threshold, the effect-site row and its
+#: elimination rate ke (1/min; inf: the effect site follows the row)
+SPEC_SIZE = 9
+#: scratch of the extended summary: the window's previous value and running integral
+#: per observable, then the effect-site value and the coefficients of the last interval
+@njit(cache=True, inline="always")
+def summary_scratch_size(n_obs):
+    return 2 * n_obs + 4
+
+
 @njit(cache=True, error_model="numpy", inline="always")
-def _record_summary(io, t_out, vals, summary, prev):
-    """Update max / time of max / trapezoidal integral / final value with output ``io``."""
+def _record_summary(io, t_out, vals, summary, prev, spec, aux):
+    """Update a summary with the observables ``vals`` at output ``io`` (outputs in order).
+
+    Rows 0-3: maximum, time of its first occurrence (min), trapezoidal integral over
+    ``t_out`` (x min), final value. With :data:`SUMMARY_ROWS` rows also (the
+    definitions of :mod:`csfmodel.metrics` and :mod:`csfmodel.effects`, in minutes):
+
+    4. the mean over the window ``[t0, t_end]``: trapezoids over the samples inside,
+       both ends interpolated linearly (``spec[0:6]``, from :func:`summary_spec`);
+    5. the time at or above ``spec[6]``: whole intervals where both ends are at or
+       above it, the linearly interpolated part of an interval that crosses it;
+    6. the maximum of the effect-site value of row ``spec[7]``,
+       ``dCe/dt = ke (C - Ce)``, ``Ce(0) = 0``, solved exactly for ``C`` linear between
+       samples: ``Ce' = a Ce + (1 - a) C_i + l (C_{i+1} - C_i)`` with ``a = exp(-ke dt)``
+       and ``l = 1 - (1 - a) / (ke dt)`` (``ke dt / 2`` below 1e-8); in column
+       ``spec[7]`` only.
+
+    ``prev`` holds the previous output's values, ``aux``
+    (:func:`summary_scratch_size`) the window's and effect site's running state.
+    """
     n_obs = vals.shape[0]
     if io == 0:
         for q in range(n_obs):
@@ -748,9 +781,94 @@ def _record_summary(io, t_out, vals, summary, prev):
                 summary[0, q] = v
                 summary[1, q] = t_out[io]
             summary[2, q] += dt * (v + prev[q])
+    if summary.shape[0] >= SUMMARY_ROWS:
+        _record_extended(io, t_out, vals, summary, prev, spec, aux)
     for q in range(n_obs):
         summary[3, q] = vals[q]
         prev[q] = vals[q]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _record_extended(io, t_out, vals, summary, prev, spec, aux):
+    """Rows 4-6 of :func:`_record_summary`."""
+    n_obs = vals.shape[0]
+    n_out = t_out.shape[0]
+    t0, k0, w0, ia, ib, w1 = spec[0], int(spec[1]), spec[2], int(spec[3]), int(spec[4]), spec[5]
+    thr, er, ke = spec[6], int(spec[7]), spec[8]
+    if io == 0:
+        for q in range(n_obs):
+            summary[4, q] = 0.0
+            summary[5, q] = 0.0
+            summary[6, q] = 0.0
+            aux[n_obs + q] = 0.0
+        aux[2 * n_obs] = 0.0
+        aux[2 * n_obs + 1] = -1.0
+        if ke == np.inf and er >= 0:
+            aux[2 * n_obs] = vals[er]
+            summary[6, er] = vals[er]
+        return
+    # window mean: its start (interpolated in [k0, k0 + 1]), the inner samples, its end
+    if io == k0 + 1:
+        for q in range(n_obs):
+            aux[q] = (1 - w0) * prev[q] + w0 * vals[q]
+    if ia <= io < ib:
+        d = t_out[io] - (t0 if io == ia else t_out[io - 1])
+        for q in range(n_obs):
+            y = vals[q]
+            aux[n_obs + q] += d * (y + aux[q]) / 2.0
+            aux[q] = y
+    if io == n_out - 1:
+        d = t_out[io] - (t_out[ib - 1] if ib > ia else t0)
+        length = t_out[io] - t0
+        for q in range(n_obs):
+            last = (1 - w1) * prev[q] + w1 * vals[q]
+            ac = aux[n_obs + q] + d * (last + aux[q]) / 2.0
+            summary[4, q] = ac / length if length > 0 else last
+    # time at or above the threshold
+    if thr < np.inf:
+        d = t_out[io] - t_out[io - 1]
+        for q in range(n_obs):
+            a, b = prev[q], vals[q]
+            if a >= thr:
+                if b >= thr:
+                    summary[5, q] += d
+                else:
+                    frac = (thr - a) / (b - a) if b != a else 0.0
+                    summary[5, q] += frac * d
+            elif b >= thr:
+                frac = (thr - a) / (b - a) if b != a else 0.0
+                summary[5, q] += (1.0 - frac) * d
+    # effect site
+    if er >= 0:
+        j = 2 * n_obs
+        if ke == np.inf:
+            ce = vals[er]
+        else:
+            dt = t_out[io] - t_out[io - 1]
+            if dt != aux[j + 1]:
+                kh = ke * dt
+                a = np.exp(-kh)
+                aux[j + 1] = dt
+                aux[j + 2] = a
+                aux[j + 3] = 1.0 - (1.0 - a) / kh if kh > 1e-8 else 0.5 * kh
+            a = aux[j + 2]
+            ce = a * aux[j] + (1.0 - a) * prev[er] + aux[j + 3] * (vals[er] - prev[er])
+        aux[j] = ce
+        if ce > summary[6, er]:
+            summary[6, er] = ce
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def summarize_series(values, t_out, summary, spec):
+    """:func:`_record_summary` over stored series ``values`` ``(B, T, n_obs)`` into
+    ``summary`` ``(B, rows, n_obs)`` (``spec`` ``(B, SPEC_SIZE)``): the summaries of a
+    backend that returns series, the same arithmetic as inside the kernel."""
+    B, T, n_obs = values.shape
+    prev = np.zeros(n_obs)
+    aux = np.zeros(summary_scratch_size(n_obs))
+    for b in range(B):
+        for io in range(T):
+            _record_summary(io, t_out, values[b, io], summary[b], prev, spec[b], aux)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -838,7 +956,7 @@ def _ladder_after_reject(err, h, k, nsub, j, gap):
 def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, border_rows, border_cols,
               block, volume, active_cols, row_ptr, row_idx, times, jumps, rates, t_end, t_out, y0,
               obs_ptr, obs_idx, obs_w, gamma, stage_coeffs, error_weights, rtol, atol_floor,
-              max_step, first_step, adaptive, out, stats, summary, resume, io_stop):
+              max_step, first_step, adaptive, out, stats, summary, spec, resume, io_stop):
     """Integrate ``dy/dt = J y + u`` with jumps over ``[0, t_end]``.
 
     Writes the state (or the observables ``o_*``, CSR rows over the state) at
@@ -890,6 +1008,7 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, border_ro
     obf1 = np.empty(n_obs)
     obt = np.empty(n_obs)
     prev = np.zeros(n_obs)
+    aux = np.zeros(summary_scratch_size(n_obs))
     summarize = summary.shape[1] > 0 and n_obs > 0
     y1 = np.empty(n_state)
     est = np.empty(n_state)
@@ -947,7 +1066,7 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, border_ro
         while io < n_out and t_out[io] <= t:
             if summarize:
                 _project_observables(y, ob0, obs_ptr, obs_idx, obs_w)
-                _record_summary(io, t_out, ob0, summary, prev)
+                _record_summary(io, t_out, ob0, summary, prev, spec, aux)
             else:
                 _write_row(y, out, io - row0, obs_ptr, obs_idx, obs_w)
             io += 1
@@ -1126,7 +1245,7 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, border_ro
                             if summarize:
                                 for q in range(n_obs):
                                     obt[q] = _hermite(th, h, ob0[q], ob1[q], obf0[q], obf1[q])
-                                _record_summary(io, t_out, obt, summary, prev)
+                                _record_summary(io, t_out, obt, summary, prev, spec, aux)
                             else:
                                 for q in range(n_obs):
                                     out[io - row0, q] = _hermite(th, h, ob0[q], ob1[q], obf0[q],
@@ -1183,7 +1302,7 @@ def integrate_batch(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, bor
                     border_cols, block, volume, active_cols, row_ptr, row_idx, times, jumps, rates,
                     s_ptr, s_of, t_end, t_out, y0s, obs_ptr, obs_idx, obs_w, gamma, stage_coeffs,
                     error_weights, rtol, atol_floor, max_step, first_step, adaptive, out, stats,
-                    summary, n_threads):
+                    summary, spec, n_threads):
     """:func:`integrate` for a batch of parameter sets, in parallel over the batch
     (``n_threads``: the number of numba threads, ``numba.get_num_threads()``).
 
@@ -1215,7 +1334,7 @@ def integrate_batch(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, bor
                       active_cols, row_ptr, row_idx, times[a0:a1], jumps[a0:a1],
                       rates[a0:a1], t_end[b], t_out, y0, obs_ptr, obs_idx, obs_w[b], gamma,
                       stage_coeffs, error_weights, rtol[b], atol_floor[b], max_step,
-                      first_step, adaptive, out[b], st, summary[b],
+                      first_step, adaptive, out[b], st, summary[b], spec[b],
                       np.zeros(RESUME_SIZE + 2 + block.shape[1]), t_out.shape[0])
             for q in range(N_STATS):
                 stats[b, q] = st[q]

@@ -24,8 +24,8 @@ import numpy as np
 
 from csfmodel.errors import ScenarioError
 
-__all__ = ["SolverOptions", "Stats", "Solution", "BatchSolution", "SolveInterrupted",
-           "SolverFailure", "split_options"]
+__all__ = ["SolverOptions", "Stats", "Solution", "BatchSolution", "Summary",
+           "SolveInterrupted", "SolverFailure", "split_options"]
 
 
 def _number(name: str, value: Any, allowed: str, *, upper: float = math.inf,
@@ -167,6 +167,81 @@ class Solution:
 
 
 @dataclass(frozen=True, eq=False)
+class Summary:
+    r"""What a batch keeps of its observables instead of their time series.
+
+    Given to ``solve_batch(..., summary=Summary(...))`` (``summary=True`` is
+    ``Summary()``). Every backend computes the same rows with the same arithmetic
+    (numba inside its kernel, as each output time is reached; the others from the
+    series they return), over the output times :math:`t_0 < \dots < t_{T-1}`
+    (min) of each observable :math:`y`:
+
+    ``max``, ``time_of_max``, ``integral``, ``final``
+        :math:`\max_i y_i`, the first :math:`t_i` where it occurs,
+        :math:`\sum_i (t_{i+1} - t_i)(y_i + y_{i+1})/2` (x min), :math:`y_{T-1}`;
+    ``window_mean`` (with ``window``)
+        the mean over :math:`[t_{T-1} - w, t_{T-1}]` (``w`` = ``window``, min;
+        clipped to the run): trapezoids over the samples inside, both ends
+        interpolated linearly (:func:`csfmodel.metrics.cavg`);
+    ``time_above`` (with ``threshold``)
+        minutes with :math:`y \ge` ``threshold``, :math:`y` linear between samples
+        (:func:`csfmodel.metrics.segment_coverage`);
+    ``effect_max`` (with ``effect_row``)
+        in column ``effect_row`` only (0 elsewhere): :math:`\max_i C_e(t_i)` of the
+        effect site :math:`dC_e/dt = k_e (y - C_e)`, :math:`C_e(0) = 0`,
+        :math:`k_e = \ln 2 / t_{1/2}` with ``effect_half_life`` (min; one value or
+        one per member; 0: :math:`C_e = y`), exact for :math:`y` linear between
+        samples (:func:`csfmodel.effects.effect_site`).
+
+    Attributes
+    ----------
+    window
+        Length (min) of the final window of ``window_mean``; ``None``: no such row.
+    threshold
+        Level of ``time_above`` (the observables' units); ``None``: no such row.
+    effect_row
+        Observable whose effect site is followed; ``None``: no such row.
+    effect_half_life
+        Half-life (min) of that effect site: a number or ``(B,)`` per member.
+    """
+
+    window: float | None = None
+    threshold: float | None = None
+    effect_row: int | None = None
+    effect_half_life: Any = 0.0
+
+    #: every row a summary can have, in the order of the kernel's rows
+    ROWS: ClassVar[tuple[str, ...]] = ("max", "time_of_max", "integral", "final",
+                                       "window_mean", "time_above", "effect_max")
+
+    def __post_init__(self) -> None:
+        if self.window is not None and not (float(self.window) >= 0.0):
+            raise ScenarioError("summary.window", self.window, "a length >= 0 (min)")
+        if self.threshold is not None and math.isnan(float(self.threshold)):
+            raise ScenarioError("summary.threshold", self.threshold, "a number")
+        if self.effect_row is not None and int(self.effect_row) < 0:
+            raise ScenarioError("summary.effect_row", self.effect_row, "a row number >= 0")
+        hl = np.asarray(self.effect_half_life, float)
+        if not np.all(hl >= 0.0) or not np.all(np.isfinite(hl)):
+            raise ScenarioError("summary.effect_half_life", self.effect_half_life,
+                                "half-lives >= 0 (min)")
+
+    @property
+    def extended(self) -> bool:
+        """Whether rows beyond the first four are asked for."""
+        return (self.window is not None or self.threshold is not None
+                or self.effect_row is not None)
+
+    @property
+    def rows(self) -> tuple[str, ...]:
+        """The rows of ``BatchSolution.values`` this summary gives, in order."""
+        extra = (("window_mean",) if self.window is not None else ()) + \
+            (("time_above",) if self.threshold is not None else ()) + \
+            (("effect_max",) if self.effect_row is not None else ())
+        return self.ROWS[:4] + extra
+
+
+@dataclass(frozen=True, eq=False)
 class BatchSolution:
     """The result of :func:`csfmodel.solvers.solve_batch`.
 
@@ -176,11 +251,13 @@ class BatchSolution:
         Output times (min), shared by the batch.
     values
         ``(B, len(t), n)``: states (ug) or, with observables, the observables;
-        with ``summary``, ``(B, 4, n)``: the rows of :attr:`SUMMARY`.
+        with ``summary``, ``(B, len(rows), n)``: the rows named by :attr:`rows`.
     stats
         Step statistics, one per member.
     options, backend, summary
         As in :class:`Solution`; whether ``values`` holds summaries.
+    rows
+        The names of the summary rows (:attr:`Summary.rows`); empty for series.
     """
 
     t: np.ndarray
@@ -189,6 +266,7 @@ class BatchSolution:
     options: SolverOptions
     backend: str
     summary: bool = False
+    rows: tuple[str, ...] = ()
 
     #: rows of a summary: maximum over the output times, time of the (first) maximum
     #: (min), trapezoidal integral over the output times (x min), final value

@@ -26,6 +26,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from csfmodel.errors import ScenarioError
+from csfmodel.solvers._options import Summary
 
 __all__ = ["SYSTEM_FIELDS", "SINK_BYTES", "kernel_array", "check_inputs", "check_batch_inputs",
            "check_schedule", "stack_systems", "border_pattern", "atol_floor", "BatchProblem",
@@ -234,7 +235,8 @@ class BatchProblem:
         ``None`` (the full state) or CSR rows ``(ptr, idx, weights)`` over the
         state, ``weights`` ``(nnz,)`` shared or ``(B, nnz)`` one row per member.
     summary
-        Whether only summaries (:func:`summarize`) are wanted.
+        The summaries wanted instead of series (:class:`~csfmodel.solvers.Summary`,
+        :func:`summarize`), or ``None``.
     totals
         ``(B,)`` amount dosed to each member plus its initial amount (ug).
     """
@@ -245,7 +247,7 @@ class BatchProblem:
     t_out: np.ndarray
     y0: np.ndarray | None
     observables: tuple[np.ndarray, np.ndarray, np.ndarray] | None
-    summary: bool
+    summary: Summary | None
     totals: np.ndarray
 
     @property
@@ -337,7 +339,7 @@ def _as_csr(observables, n_state: int, B: int):
 
 
 def prepare_batch(systems, schedules, t_out, *, schedule_index=None, y0=None,
-                  observables=None, summary: bool = False) -> BatchProblem:
+                  observables=None, summary: bool | Summary = False) -> BatchProblem:
     """Check and normalize the inputs of ``solve_batch`` (see :class:`BatchProblem`).
 
     ``systems``: as for :func:`stack_systems`. ``schedules``: one shared
@@ -371,28 +373,87 @@ def prepare_batch(systems, schedules, t_out, *, schedule_index=None, y0=None,
         if not np.all(np.isfinite(y0)):
             raise ScenarioError("y0", "non-finite entries", "a finite initial state (ug)")
         y0 = kernel_array(np.broadcast_to(y0, (B, n_state)))
-    if summary and observables is None:
-        raise ValueError("summary needs observables")
+    observables = _as_csr(observables, n_state, B)
+    summary = _as_summary(summary, observables, B)
     totals = np.array([s.total_dosed() for s in schedules])[sidx]
     totals = totals + (np.abs(y0).sum(axis=1) if y0 is not None else 0.0)
     return BatchProblem(stack=stack, schedules=schedules, schedule_index=sidx, t_out=t_out,
-                        y0=y0, observables=_as_csr(observables, n_state, B),
-                        summary=bool(summary), totals=totals)
+                        y0=y0, observables=observables, summary=summary, totals=totals)
 
 
-def summarize(values: np.ndarray, t_out: np.ndarray) -> np.ndarray:
-    """Per member and observable: max, time of the first max, trapezoidal integral, final.
+def _as_summary(summary: bool | Summary | None, observables, B: int) -> Summary | None:
+    """``summary`` of ``solve_batch`` as a :class:`Summary` (``None``: series)."""
+    if summary is None or summary is False:
+        return None
+    if summary is True:
+        summary = Summary()
+    if not isinstance(summary, Summary):
+        raise ScenarioError("summary", summary, "True, False or a csfmodel.solvers.Summary")
+    if observables is None:
+        raise ValueError("summary needs observables")
+    n_obs = len(observables[0]) - 1
+    if summary.effect_row is not None and summary.effect_row >= n_obs:
+        raise ScenarioError("summary.effect_row", summary.effect_row,
+                            f"an observable row, 0 to {n_obs - 1}")
+    if np.ndim(summary.effect_half_life) not in (0, 1) or \
+            np.size(summary.effect_half_life) not in (1, B):
+        raise ScenarioError("summary.effect_half_life", np.shape(summary.effect_half_life),
+                            f"one half-life (min) or one per member ({B})")
+    return summary
 
-    ``values`` ``(B, T, n)`` -> ``(B, 4, n)`` (the rows of
-    :attr:`csfmodel.solvers.BatchSolution.SUMMARY`).
+
+def summary_spec(summary: Summary, t_out: np.ndarray, B: int) -> np.ndarray:
+    """The kernel's description of ``summary`` per member, ``(B, SPEC_SIZE)``: the
+    window's start, interpolation and inner samples over ``t_out`` (min), the
+    threshold, the effect-site row and each member's ``ke`` (1/min)."""
+    from csfmodel.solvers._numba_kernels import SPEC_SIZE
+
+    t = np.asarray(t_out, float)
+    spec = np.zeros((B, SPEC_SIZE))
+    t1 = t[-1]
+    t0 = t1 if summary.window is None else max(t1 - float(summary.window), t[0])
+    if len(t) > 1:
+        def at(x: float) -> tuple[int, float]:
+            k = int(np.clip(np.searchsorted(t, x, side="right") - 1, 0, len(t) - 2))
+            return k, (x - t[k]) / (t[k + 1] - t[k]) if t[k + 1] > t[k] else 0.0
+
+        inner = np.flatnonzero((t > t0) & (t < t1))
+        ia, ib = (int(inner[0]), int(inner[-1]) + 1) if len(inner) else (0, 0)
+        k0, w0 = at(t0)
+        spec[:, :6] = [t0, k0, w0, ia, ib, at(t1)[1]]
+    spec[:, 6] = np.inf if summary.threshold is None else float(summary.threshold)
+    spec[:, 7] = -1 if summary.effect_row is None else int(summary.effect_row)
+    hl = np.broadcast_to(np.asarray(summary.effect_half_life, float), (B,))
+    with np.errstate(divide="ignore"):
+        spec[:, 8] = np.where(hl > 0, np.log(2.0) / np.where(hl > 0, hl, 1.0), np.inf)
+    return spec
+
+
+def summary_rows(summary: Summary) -> np.ndarray:
+    """Indices of ``summary.rows`` among the kernel's rows (:attr:`Summary.ROWS`)."""
+    return np.array([Summary.ROWS.index(r) for r in summary.rows])
+
+
+def summarize(values: np.ndarray, t_out: np.ndarray, summary: Summary | None = None,
+              members: np.ndarray | None = None) -> np.ndarray:
+    """The rows of ``summary`` (default: ``Summary()``) from series.
+
+    ``values`` ``(B, T, n)`` -> ``(B, len(summary.rows), n)``: the numba kernel's own
+    arithmetic (:func:`~csfmodel.solvers._numba_kernels.summarize_series`) applied to
+    stored series, for the backends that return series. ``members``: the batch
+    members ``values`` are (for a per-member ``effect_half_life``; default all).
     """
-    B, T, n = values.shape
-    out = np.empty((B, 4, n))
-    arg = np.argmax(values, axis=1)
-    out[:, 0] = np.take_along_axis(values, arg[:, None, :], axis=1)[:, 0]
-    out[:, 1] = np.asarray(t_out)[arg]
-    dt = 0.5 * np.diff(t_out)
-    out[:, 2] = np.einsum("t,btn->bn", dt, values[:, 1:] + values[:, :-1]) if T > 1 else 0.0
-    out[:, 3] = values[:, -1]
-    return out
+    from csfmodel.solvers._numba_kernels import SUMMARY_ROWS, summarize_series
 
+    summary = Summary() if summary is None else summary
+    values = np.ascontiguousarray(values, dtype=float)
+    B, T, n = values.shape
+    t = np.ascontiguousarray(t_out, dtype=float)
+    if T == 0:
+        raise ValueError("summaries need at least one output time")
+    out = np.zeros((B, SUMMARY_ROWS if summary.extended else 4, n))
+    spec = summary_spec(summary, t, B if members is None else
+                        int(np.size(summary.effect_half_life)))
+    summarize_series(values, t, out, spec if members is None else
+                     np.ascontiguousarray(spec[np.asarray(members) % len(spec)]))
+    return out[:, summary_rows(summary)] if summary.extended else out

@@ -316,8 +316,8 @@ class ExpmBackend(Backend):
     def _solve_batch(self, problem, options):
         """One member at a time; members with the same matrix share their exponentials."""
         B, T = problem.size, len(problem.t_out)
-        rows = 4 if problem.summary else T
-        values = np.empty((B, rows, problem.n_values))
+        summary = problem.summary
+        values = np.empty((B, T if summary is None else len(summary.rows), problem.n_values))
         U, coeffs = input_basis(problem.schedules)
         plans = [make_plan(s.times, problem.t_out, options.max_step) for s in problem.schedules]
         shared: dict[bytes, Propagators] = {}
@@ -335,6 +335,7 @@ class ExpmBackend(Backend):
             except SolveInterrupted:
                 raise SolveInterrupted(values[:, :0]) from None
             vals = problem.observe(b, states)
-            values[b] = summarize(vals[None], problem.t_out)[0] if problem.summary else vals
+            values[b] = vals if summary is None else \
+                summarize(vals[None], problem.t_out, summary, members=[b])[0]
             stats.append(_stats(plans[s], len(props.cache) - before))
         return values, stats

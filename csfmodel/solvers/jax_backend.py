@@ -605,8 +605,8 @@ class JaxBackend(Backend):
             raise SolverFailure("jax backend produced non-finite values")
         if not options.adaptive:
             st[:, 3:6] = np.nan
-        if problem.summary:
-            out = summarize(out, t_out)
+        if problem.summary is not None:
+            out = summarize(out, t_out, problem.summary)
         return out, [Stats.from_vector(row) for row in st]
 
     def _fail(self, st, reached, want, offset, t_reached) -> None:

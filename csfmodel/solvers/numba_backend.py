@@ -50,7 +50,13 @@ import numpy as np
 from csfmodel.solvers import _prepare
 from csfmodel.solvers._backend import Backend
 from csfmodel.solvers._options import SolveInterrupted, SolverFailure, Stats
-from csfmodel.solvers._prepare import atol_floor, border_pattern, kernel_array
+from csfmodel.solvers._prepare import (
+    atol_floor,
+    border_pattern,
+    kernel_array,
+    summary_rows,
+    summary_spec,
+)
 from csfmodel.solvers._tableaus import METHODS, TABLEAUS
 
 __all__ = ["NumbaBackend", "DEFAULT_RTOL", "EXPM_RTOL", "auto_method", "window_size",
@@ -237,7 +243,8 @@ class NumbaBackend(Backend):
                 io_stop = min(io_stop, done + max_rows)
                 buf = np.empty((io_stop - done, s.n_state)) if sink else out
                 resume[k.RESUME_ROW0] = done if sink else 0
-                k.integrate(*head, buf, st, np.zeros((4, 0)), resume, io_stop)
+                k.integrate(*head, buf, st, np.zeros((4, 0)), np.zeros(k.SPEC_SIZE), resume,
+                            io_stop)
                 if st[k.ST_FAILED]:
                     break
                 reached = int(resume[3])
@@ -283,8 +290,12 @@ class NumbaBackend(Backend):
             o_w = kernel_array(np.broadcast_to(w, (B, len(o_idx))))
         n_obs = problem.n_values
         t_out = problem.t_out
-        summ = np.zeros((B, 4, n_obs if problem.summary else 0))
-        out = np.empty((B, 0 if problem.summary else len(t_out), n_obs))
+        summary = problem.summary
+        rows = 0 if summary is None else k.SUMMARY_ROWS if summary.extended else 4
+        summ = np.zeros((B, max(rows, 4), n_obs if summary is not None else 0))
+        spec = (summary_spec(summary, t_out, B) if summary is not None else
+                np.zeros((B, k.SPEC_SIZE)))
+        out = np.empty((B, 0 if summary is not None else len(t_out), n_obs))
         st = np.zeros((B, k.N_STATS))
         compile_notice("integrate_batch")
         # the kernel deals the members round-robin to its threads (members differ in
@@ -300,10 +311,13 @@ class NumbaBackend(Backend):
                           float(np.inf if options.max_step is None else options.max_step),
                           float(np.inf if options.first_step is None
                                 else options.first_step),
-                          bool(options.adaptive), out, st, summ, numba.get_num_threads())
+                          bool(options.adaptive), out, st, summ, spec,
+                          numba.get_num_threads())
         for b, row in enumerate(st):
             _check_finished(row, len(t_out), float("nan"), f" (batch member {b})")
-        return (summ if problem.summary else out), [Stats.from_vector(row) for row in st]
+        if summary is not None and summary.extended:
+            summ = summ[:, summary_rows(summary)]
+        return (summ if summary is not None else out), [Stats.from_vector(row) for row in st]
 
 
 def _expm():

@@ -64,6 +64,7 @@ from csfmodel.model import (
     make_grid,
 )
 from csfmodel.scenario import Scenario, parse_scenario
+from csfmodel.solvers import Summary
 from csfmodel.sweep._observables import (
     _SITES_ATTRS,
     SITES,
@@ -336,21 +337,31 @@ class _Chunk:
     records: list
 
 
-def _solve_chunk(chunk: _Chunk, t_out: np.ndarray, backend, options, summary: bool,
+def _solve_chunk(chunk: _Chunk, t_out: np.ndarray, backend, options, summary: bool | Summary,
                  n_total: int):
     """Values ``(n, rows, n_obs)`` and step statistics of a chunk, one batch per group.
+
+    ``summary``: as for ``solve_batch`` (a per-scenario ``effect_half_life`` is given
+    to each group for its members).
 
     The backend's own host-side preparation (input checks, schedule tables: ~10 ms
     for 64 scenarios, a few % of the kernel's time) runs here too, so the sweep needs
     nothing but the registry's ``solve_batch``.
     """
     n_obs = chunk.layout[-1][2]
-    shape = (n_total, 4 if summary else len(t_out), n_obs)
+    if summary is True:
+        summary = Summary()
+    rows = len(t_out) if not summary else len(summary.rows)
+    shape = (n_total, rows, n_obs)
     values = None
     stats: list = [None] * n_total
+    per_member = bool(summary) and np.ndim(summary.effect_half_life) == 1
     for positions, stack, schedules, local, obs in chunk.groups:
         sol = backend.solve_batch(stack, schedules, t_out, options, schedule_index=local,
-                                  observables=obs, summary=summary)
+                                  observables=obs, summary=dataclasses.replace(
+                                      summary, effect_half_life=np.asarray(
+                                          summary.effect_half_life)[positions])
+                                  if per_member else summary)
         if len(chunk.groups) == 1 and positions == list(range(n_total)) and \
                 isinstance(sol.values, np.ndarray) and sol.values.shape == shape and \
                 sol.values.dtype == np.float64:

@@ -38,7 +38,7 @@ from csfmodel.errors import ScenarioError
 from csfmodel.sweep import _store
 from csfmodel.sweep._batch import NON_GEOMETRIC_FIELDS, _set, assemble_chunk, parse_chunk
 from csfmodel.sweep._design import Column, Sweep, read_sweep
-from csfmodel.sweep._outputs import chunk_variables, observed
+from csfmodel.sweep._outputs import chunk_variables, observed, summary_of
 
 __all__ = ["run_sweep", "chunk_dataset", "JOBQUEUE"]
 
@@ -88,21 +88,31 @@ def chunk_dataset(sets: Sequence[dict], first: int, payload: dict, *,
     With ``solve=False`` the values are zeros: the structure, for the store's template.
     """
     from csfmodel.solvers import SolverOptions, get_backend
+    from csfmodel.solvers._prepare import summarize
     from csfmodel.sweep._batch import _solve_chunk
 
     outputs = payload["outputs"]
     scs, t_out = parse_chunk(sets, first)
     chunk = assemble_chunk(scs, observed(outputs), tip=True)
     n, n_obs = len(scs), chunk.layout[-1][2]
+    duration = scs[0].simulation.duration
+    summary = summary_of(chunk.layout, outputs, chunk.records, duration)
+    series = None
     if solve:
         backend = get_backend(payload["backend"])
         options = backend.resolve(SolverOptions(rtol=payload["rtol"]))
-        values, stats = _solve_chunk(chunk, t_out, backend, options, False, n)
+        # the kernel reduces along time as it solves; series only when they are asked for
+        # (then reduced by the same arithmetic afterwards)
+        values, stats = _solve_chunk(chunk, t_out, backend, options,
+                                     False if outputs.series else summary, n)
+        if outputs.series:
+            series, values = values, summarize(values, t_out, summary)
     else:
-        values = np.zeros((n, len(t_out), n_obs))
+        values = np.zeros((n, len(summary.rows), n_obs))
+        series = np.zeros((n, len(t_out), n_obs)) if outputs.series else None
         stats = [SimpleNamespace(steps=0, max_error_estimate=0.0)] * n
-    variables = chunk_variables(values, t_out, chunk.layout, outputs, chunk.records,
-                                scs[0].simulation.duration)
+    variables = chunk_variables(values, summary, series, chunk.layout, outputs,
+                                chunk.records, duration)
     variables["solver_steps"] = ("scenario", np.array([s.steps for s in stats], np.int64),
                                  _STAT_ATTRS["solver_steps"])
     variables["solver_max_error_estimate"] = (

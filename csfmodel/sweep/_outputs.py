@@ -1,7 +1,9 @@
 """Per-scenario outputs of a sweep chunk, computed where the chunk was solved.
 
-From the time series of a chunk's observables ``(scenarios, times, rows)`` (the batch
-kernel's output on the worker) this module computes, vectorised over the chunk:
+The batch kernel reduces each scenario's observables along time as it solves
+(:class:`csfmodel.solvers.Summary`, described for a chunk by :func:`summary_of`); no
+time series is stored unless the sweep asks for it. From those rows this module
+builds, per scenario:
 
 - per variable (and the CSF at the catheter tip): Cmax, Tmax, AUC and final value
   (the same definitions and attrs as :func:`csfmodel.results.summaries`) and the
@@ -10,8 +12,9 @@ kernel's output on the worker) this module computes, vectorised over the chunk:
   (:func:`csfmodel.metrics.segment_coverage`), and the number of segments reaching it;
 - target:brain selectivity, AUC and Cmax ratios of the worst target segment
   (:func:`csfmodel.metrics.selectivity`);
-- the peak respiratory depression (:func:`csfmodel.effects.effects` on the brain
-  ECF concentration, morphine's published effect model).
+- the peak respiratory depression (:func:`csfmodel.effects.effects`: morphine's
+  published effect model on the peak of the brain effect site, the depression being
+  increasing in it).
 
 Each is the definition of the module cited (tests compare them with it on single runs).
 """
@@ -20,10 +23,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numba
 import numpy as np
 
 from csfmodel import results
+from csfmodel.solvers import Summary
 from csfmodel.sweep._batch import TIP, VARIABLES
 
 #: the tip observable, described like the variables of :data:`csfmodel.results.VARIABLES`
@@ -42,139 +45,66 @@ def _attrs(units: str, long_name: str, description: str) -> dict:
             "description": description}
 
 
-@numba.njit(cache=True, nogil=True)
-def _reduce(values: np.ndarray, dt_min: np.ndarray, dt_h: np.ndarray, win: np.ndarray,
-            dtw: np.ndarray, thr: float, cord_a: int, cord_b: int
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Peak, index of the peak, AUC (per min), window average and time above ``thr``
-    (h, rows ``[cord_a, cord_b)``) of ``values`` ``(n, times, rows)``.
-
-    The definitions of :mod:`csfmodel.metrics` term by term: the first index of the
-    peak (``argmax``; a NaN, which makes the AUC NaN, is found again in a second pass
-    over that column only), trapezoids ``dt / 2 * (y[i+1] + y[i])`` (the same number
-    as ``dt * (y[i+1] + y[i]) / 2``: halving is exact), the window ``[t0, t_end]``
-    with its ends interpolated linearly (``metrics.cavg``: ``win`` = ``(k0, w0, k1,
-    w1, first inner, end inner)``, ``dtw`` its steps in h, last entry the window's
-    length) and the crossings of ``metrics._time_above`` (a column whose samples all
-    stay below ``thr`` contributes 0 without a pass).
-    """
-    n, m, r = values.shape
-    peak = np.empty((n, r))
-    arg = np.zeros((n, r), np.int64)
-    area = np.zeros((n, r))
-    avg = np.empty((n, r))
-    above = np.zeros((n, max(cord_b - cord_a, 0)))
-    k0, k1, ia, ib = int(win[0]), int(win[2]), int(win[4]), int(win[5])
-    w0, w1 = win[1], win[3]
-    half = dt_min / 2.0
-    for s in range(n):
-        v = values[s]
-        p, a_s, acc = peak[s], arg[s], area[s]
-        for j in range(r):
-            p[j] = v[0, j]
-        for i in range(1, m):
-            h = half[i - 1]
-            for j in range(r):
-                y = v[i, j]
-                if y > p[j]:
-                    p[j] = y
-                    a_s[j] = i
-                acc[j] += h * (y + v[i - 1, j])
-        for j in range(r):
-            if acc[j] != acc[j]:                # a NaN: argmax semantics (first NaN)
-                p[j], a_s[j] = v[0, j], 0
-                for i in range(1, m):
-                    y, q = v[i, j], p[j]
-                    if y > q or (y != y and q == q):
-                        p[j], a_s[j] = y, i
-        # time above: along time in the outer loop (the samples of a time are contiguous),
-        # each column's sum in the same order as a column-by-column pass; the crossing
-        # fraction is computed at crossings only (a division per sample cost more than
-        # the rest of the reduction)
-        ab = above[s]
-        for i in range(1, m):
-            d = dt_h[i - 1]
-            for j in range(cord_a, cord_b):
-                if p[j] < thr:                  # never reaches it (a NaN peak does not skip)
-                    continue
-                a, b = v[i - 1, j], v[i, j]
-                if a >= thr:
-                    if b >= thr:
-                        ab[j - cord_a] += d
-                    else:
-                        frac = (thr - a) / (b - a) if b != a else 0.0
-                        ab[j - cord_a] += frac * d
-                elif b >= thr:
-                    frac = (thr - a) / (b - a) if b != a else 0.0
-                    ab[j - cord_a] += (1.0 - frac) * d
-        for j in range(r):
-            prev = (1 - w0) * v[k0, j] + w0 * v[k0 + 1, j]
-            ac = 0.0
-            for q in range(ia, ib):
-                y = v[q, j]
-                ac += dtw[q - ia] * (y + prev) / 2.0
-                prev = y
-            last = (1 - w1) * v[k1, j] + w1 * v[k1 + 1, j]
-            ac += dtw[ib - ia] * (last + prev) / 2.0
-            avg[s, j] = ac / dtw[-1]
-    return peak, arg, area, avg, above
-
-
-def _window(t_h: np.ndarray, t0: float) -> tuple[np.ndarray, np.ndarray]:
-    """``metrics._window`` of ``[t0, t_end]`` for :func:`_reduce`: interpolation indices
-    and weights of the ends, the inner samples, the steps (and the length last)."""
-    t1 = t_h[-1]
-    t0 = max(t0, t_h[0])
-
-    def at(x: float) -> tuple[int, float]:
-        k = int(np.clip(np.searchsorted(t_h, x, side="right") - 1, 0, len(t_h) - 2))
-        return k, (x - t_h[k]) / (t_h[k + 1] - t_h[k]) if t_h[k + 1] > t_h[k] else 0.0
-
-    inner = np.flatnonzero((t_h > t0) & (t_h < t1))
-    ia, ib = (int(inner[0]), int(inner[-1]) + 1) if len(inner) else (0, 0)
-    tw = np.concatenate([[t0], t_h[ia:ib], [t1]])
-    return (np.array([*at(t0), *at(t1), ia, ib], float),
-            np.append(np.diff(tw), t1 - t0))
-
-
-def chunk_variables(values: np.ndarray, t_min: np.ndarray, layout: list, outputs: Any,
-                    records: list[dict], duration_min: float) -> dict[str, tuple]:
-    """``{name: (dims, values, attrs)}`` of a chunk (``values`` ``(n, times, rows)``):
-    the reductions along time in one compiled pass over the chunk (:func:`_reduce`),
-    the effect model (a recursion along time) for the whole chunk at once."""
-    t_min = np.asarray(t_min, float)
-    t_h = t_min / 60.0
-    out: dict[str, tuple] = {}
-    tau = outputs.interval if outputs.interval is not None else min(24 * 60.0, duration_min)
+def summary_of(layout: list, outputs: Any, records: list[dict], duration_min: float
+               ) -> Summary:
+    """What the kernel keeps of a chunk's observables for ``outputs``
+    (:class:`csfmodel.solvers.Summary`): the average over the last ``interval``, the
+    time above ``threshold`` (used for the cord rows) and, for morphine, the peak of
+    the brain effect site with each scenario's residual half-life."""
     rows = {v: (a, b) for v, a, b in layout}
-    cord = rows.get("cord_concentration", (0, 0)) if outputs.threshold is not None else (0, 0)
-    thr = float(outputs.threshold) if outputs.threshold is not None else np.inf
-    win, dtw = _window(t_h, t_h[-1] - tau / 60.0)
-    values = np.ascontiguousarray(values, dtype=float)
-    peak_all, arg, area_all, avg, above = _reduce(values, np.diff(t_min), np.diff(t_h), win,
-                                                  dtw, thr, cord[0], cord[1])
+    effect_row, half_lives = None, 0.0
+    if "brain_concentration" in rows and outputs.effects:
+        resolved = _effects(records)
+        if resolved is not None:
+            effect_row = rows["brain_concentration"][0]
+            half_lives = np.array([60.0 * r.t_half_brain for r in resolved])
+    return Summary(window=_interval(outputs, duration_min),
+                   threshold=(float(outputs.threshold) if outputs.threshold is not None
+                              and "cord_concentration" in rows else None),
+                   effect_row=effect_row, effect_half_life=half_lives)
+
+
+def _interval(outputs: Any, duration_min: float) -> float:
+    """The window (min) of the steady-state averages."""
+    return outputs.interval if outputs.interval is not None else min(24 * 60.0, duration_min)
+
+
+def chunk_variables(summ: np.ndarray, summary: Summary, series: np.ndarray | None,
+                    layout: list, outputs: Any, records: list[dict], duration_min: float
+                    ) -> dict[str, tuple]:
+    """``{name: (dims, values, attrs)}`` of a chunk from the rows of ``summary``
+    (``summ`` ``(n, len(summary.rows), n_obs)``: computed by the kernel as it solved,
+    :func:`summary_of`) and, with ``outputs.series``, the series ``(n, times, n_obs)``."""
+    out: dict[str, tuple] = {}
+    tau = _interval(outputs, duration_min)
+    row = {name: k for k, name in enumerate(summary.rows)}
+    peak_all, area_all = summ[:, row["max"]], summ[:, row["integral"]]
     peak, area = {}, {}
     for v, a, b in layout:
         var = _var(v)
         dims = ("scenario",) + ((var.dim,) if var.dim else ())
         one = slice(a, b) if var.dim else a
         peak[v], area[v] = peak_all[:, a:b], area_all[:, a:b]
-        summ = {"max": peak_all[:, one], "tmax": t_min[arg[:, one]] / 60.0,
-                "auc": area_all[:, one] / 60.0, "final": values[:, -1, one]}
+        summ_v = {"max": peak_all[:, one], "tmax": summ[:, row["time_of_max"], one] / 60.0,
+                  "auc": area_all[:, one] / 60.0, "final": summ[:, row["final"], one]}
         for stat in results.SUMMARIES:
-            out[f"{v}_{stat}"] = (dims, summ[stat], results._summary_attrs(var, stat))
-        out[f"{v}_cavg_ss"] = (dims, avg[:, one],
+            out[f"{v}_{stat}"] = (dims, summ_v[stat], results._summary_attrs(var, stat))
+        out[f"{v}_cavg_ss"] = (dims, summ[:, row["window_mean"], one],
                                _attrs(var.units, f"Cavg,ss of {var.label}",
                                       f"average over the last {tau / 60:g} h of the run "
                                       f"(steady state of a periodic regimen): "
                                       f"{var.description}"))
-        if outputs.series and v != TIP:
-            y = values[:, :, a:b]
+        if series is not None and v != TIP:
+            y = series[:, :, a:b]
             out[v] = results.series(v, y if var.dim else y[:, :, 0], lead=("scenario",))
+    rows = {v: (a, b) for v, a, b in layout}
     if "cord_concentration" in rows:
-        if outputs.threshold is not None:
+        if summary.threshold is not None:
+            thr = summary.threshold
+            a, b = rows["cord_concentration"]
             reached = peak["cord_concentration"] >= thr
-            out["segment_time_above"] = (("scenario", "segment"), above, _attrs(
+            out["segment_time_above"] = (("scenario", "segment"),
+                                         summ[:, row["time_above"], a:b] / 60.0, _attrs(
                 "h", "time above threshold", f"time with the cord concentration (unbound) "
                 f"at or above {thr:g} ng/mL (segment_coverage)"))
             out["segment_reached"] = (("scenario", "segment"), reached.astype(np.int8), _attrs(
@@ -185,14 +115,16 @@ def chunk_variables(values: np.ndarray, t_min: np.ndarray, layout: list, outputs
                                               f"segments reaching {thr:g} ng/mL"))
         if "brain_concentration" in rows:
             out.update(_selectivity(peak, area, outputs.target))
-    if "brain_concentration" in rows and outputs.effects:
-        rd = _respiratory_depression(values[:, :, rows["brain_concentration"][0]], t_h,
-                                     records)
-        if rd is not None:
-            out["respiratory_depression_max"] = ("scenario", rd, _attrs(
-                "1", "peak respiratory depression", "largest fractional depression of "
-                "ventilation at fixed end-tidal PCO2 over the run (csfmodel.effects, "
-                "Dahan 2004)"))
+    if summary.effect_row is not None:
+        from csfmodel.effects import respiratory_depression
+
+        ce = summ[:, row["effect_max"], summary.effect_row]
+        rd = np.array([float(respiratory_depression(c, r))
+                       for c, r in zip(ce, _effects(records))])
+        out["respiratory_depression_max"] = ("scenario", rd, _attrs(
+            "1", "peak respiratory depression", "largest fractional depression of "
+            "ventilation at fixed end-tidal PCO2 over the run (csfmodel.effects, "
+            "Dahan 2004)"))
     return out
 
 
@@ -220,26 +152,22 @@ def _selectivity(peak: dict[str, np.ndarray], area: dict[str, np.ndarray], targe
                 "Cmax, unbound (metrics.selectivity)"))}
 
 
-def _respiratory_depression(brain: np.ndarray, t_h: np.ndarray, records: list[dict]
-                            ) -> np.ndarray | None:
-    """Peak of effects.respiratory_depression per scenario; None if not morphine."""
+def _effects(records: list[dict]) -> list | None:
+    """The resolved effect model (:func:`csfmodel.effects.resolve`) of each scenario;
+    None if not all are morphine (the drug whose effect model is published)."""
     from csfmodel._effect_inputs import EffectInputs
-    from csfmodel.effects import _filter, resolve, respiratory_depression
+    from csfmodel.effects import resolve
 
     if any(r["drug"] != "morphine" for r in records):
         return None
-    out = np.empty(len(records))
-    groups: dict[tuple, list[int]] = {}
-    for i, rec in enumerate(records):
-        key = tuple(sorted((k, v) for k, v in rec.items() if k != "catheter_sites_cm"))
-        groups.setdefault(key, []).append(i)
-    for members in groups.values():
-        rec = records[members[0]]
-        r = resolve(None, EffectInputs(
-            drug=rec["drug"], **{f: float(rec[n]) for f, n in EffectInputs._RECORD.items()}))
-        # the scenarios with the same effect inputs filtered together (along time)
-        ce = _filter(np.ascontiguousarray(brain[members].T), t_h, r.t_half_brain)
-        out[members] = np.max(respiratory_depression(ce, r), axis=0)
+    cache: dict[tuple, Any] = {}
+    out = []
+    for rec in records:
+        key = tuple(float(rec[n]) for n in EffectInputs._RECORD.values())
+        if key not in cache:
+            cache[key] = resolve(None, EffectInputs(
+                drug=rec["drug"], **{f: float(rec[n]) for f, n in EffectInputs._RECORD.items()}))
+        out.append(cache[key])
     return out
 
 
