@@ -1,12 +1,14 @@
 """Running a sweep on Dask into one zarr store (:func:`run_sweep`).
 
-The client validates the sweep, writes the store's template and submits one task
-per chunk of scenarios. A task (:func:`_task`) runs on a Dask worker: it builds
+The client validates the sweep, submits two tasks per chunk of scenarios and
+writes the store's template. A task (:func:`_compute`) runs on a Dask worker: it builds
 the chunk's scenarios from the base and the chunk's parameter values, parses and
 assembles them, runs the batch kernel (numba, or jax through the backend
-registry), computes the per-scenario outputs (:mod:`csfmodel.sweep._outputs`) and
-writes them into the chunk's region of the store, then the chunk's completion
-flags. The client only counts finished chunks (the progress bar).
+registry) which reduces them to the per-scenario outputs as it solves
+(:mod:`csfmodel.sweep._outputs`); a second task on the same worker
+(:func:`_write`) writes them into the chunk's region of the store, then the
+chunk's completion flags. The client writes a new store's template while the
+first chunks are computed, and counts finished chunks (the progress bar).
 
 Where the workers come from: a ``dask.distributed.LocalCluster`` of processes
 (one per core, one thread each, by default), a running scheduler (``scheduler=``),
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import importlib
 import json
 import logging
@@ -145,16 +148,39 @@ def _identity(x: Any) -> Any:
     return x
 
 
-def _task(payload: dict, start: int, stop: int, raw: list, store: str,
-          layout: _store.Layout) -> int:
-    """A Dask task: solve scenarios ``[start, stop)`` and write them into the store."""
+_GC_FROZEN: list[bool] = []
+
+
+def _freeze_gc() -> None:
+    """Once per process: move the objects alive now (modules, compiled kernels, the
+    worker's own state) out of the cyclic garbage collector's reach.
+
+    A chunk's parsing and assembly allocate enough objects to trigger full collections,
+    and each full collection walks every object of the worker process: ~0.1 ms per
+    scenario of the benchmark sweep, a quarter of the work beside the kernel (objects
+    made later are still collected as usual).
+    """
+    if not _GC_FROZEN:
+        _GC_FROZEN.append(True)
+        gc.collect()
+        gc.freeze()
+
+
+def _compute(payload: dict, start: int, stop: int, raw: list) -> xr.Dataset:
+    """A Dask task: the outputs of scenarios ``[start, stop)`` (:func:`chunk_dataset`)."""
     _threads(payload.get("numba_threads"))
+    _freeze_gc()
     ds = chunk_dataset(_sets(payload["base"], payload["keys"], raw), start, payload)
     z = payload.get("z")
     if z is not None and "z" in ds.dims and not np.array_equal(ds.z.values, z):
         raise ScenarioError(f"scenario[{start}]", "another grid along z", "scenarios sharing "
                             "one grid (the same spinal length and resolution) to record the "
                             "spinal CSF profile")
+    return ds
+
+
+def _write(ds: xr.Dataset, start: int, stop: int, store: str, layout: _store.Layout) -> int:
+    """A Dask task (on the worker holding ``ds``): write a chunk into the store."""
     _store.write_chunk(store, ds, layout, start, stop)
     return stop - start
 
@@ -347,14 +373,16 @@ def run_sweep(sweep: Sweep | str | Path, store: str | Path, *, resume: bool = Fa
     out.mkdir(parents=True, exist_ok=True)
     try:
         with _store.Lock(out):
-            if not existing:
-                _store.create(out, tmpl)
             done = _store.done_tasks(out, layout) if existing else set()
             todo = [i for i in range(len(layout.tasks)) if i not in done]
             n_done = sum(b - a for i, (a, b) in enumerate(layout.tasks) if i in done)
+            # a new store's template is written while the first chunks are computed
+            create = None if existing else (lambda: _store.create(out, tmpl))
             if todo:
                 _submit(sw, flat, payload, layout, out, todo, n_done, scheduler, workers,
-                        threads, client, progress)
+                        threads, client, progress, create)
+            elif create is not None:
+                create()
     except BaseException:
         if created and not (out / "zarr.json").exists():
             import shutil
@@ -366,25 +394,38 @@ def run_sweep(sweep: Sweep | str | Path, store: str | Path, *, resume: bool = Fa
 
 def _submit(sw: Sweep, flat: list[Column], payload: dict, layout: _store.Layout, out: Path,
             todo: list[int], n_done: int, scheduler: str | None, workers: int | None,
-            threads: int | None, client: Any, progress: bool | None) -> None:
+            threads: int | None, client: Any, progress: bool | None,
+            create: Any = None) -> None:
+    """Two tasks per chunk: compute (:func:`_compute`) and write (:func:`_write`, on the
+    worker holding the chunk, before the next chunk starts there: a higher priority).
+    ``create`` (a new store's template) runs here while the first chunks are computed;
+    the writes are submitted once it is done."""
     from distributed import as_completed
 
     ctx = contextlib.nullcontext(client) if client is not None else \
         _client(sw.cluster, scheduler, workers, threads)
     bar = _progress(sw.size, n_done, progress)
+    tag = f"csfmodel-sweep-{os.getpid()}-{id(layout)}"
     with ctx as c, bar:
         # the payload as a task of its own: workers fetch it once, and a worker lost with
         # it gets it computed again (scattered data would be lost with its worker)
         base = c.submit(_identity, payload, pure=False)
-        futures = []
-        for i in todo:
-            a, b = layout.tasks[i]
-            futures.append(c.submit(_task, base, a, b, [col.raw[a:b] for col in flat],
-                                    str(out), layout, key=f"csfmodel-sweep-{os.getpid()}-"
-                                    f"{id(layout)}-{i}", pure=False))
+        computed, written = [], []
         try:
-            for fut in as_completed(futures):
+            for i in todo:
+                a, b = layout.tasks[i]
+                computed.append(c.submit(_compute, base, a, b, [col.raw[a:b] for col in flat],
+                                         key=f"{tag}-{i}", pure=False))
+            if create is not None:
+                create()
+            for i, fut in zip(todo, computed):
+                a, b = layout.tasks[i]
+                written.append(c.submit(_write, fut, a, b, str(out), layout,
+                                        key=f"{tag}-write-{i}", pure=False, priority=1))
+            # a chunk's outputs are released from its worker once written
+            computed.clear()
+            for fut in as_completed(written):
                 bar.update(fut.result())
         except BaseException:
-            c.cancel(futures)
+            c.cancel(written + computed)
             raise
