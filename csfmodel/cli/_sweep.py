@@ -41,7 +41,7 @@ def register(subparsers) -> None:
                         "drug.X, dose[i].X); repeatable")
     s.add_argument("--product", action="store_true",
                    help="with --param: all combinations (default: zip the values)")
-    s.add_argument("--chunk-size", type=int, help="scenarios per task (default 64, or the "
+    s.add_argument("--chunk-size", type=int, help="scenarios per task (default 256, or the "
                                                    "sweep file's [run] chunk_size)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sweep)

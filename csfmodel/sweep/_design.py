@@ -297,7 +297,7 @@ class Sweep:
     parameters: list[Parameter]
     design: Design = field(default_factory=Design)
     outputs: Outputs = field(default_factory=Outputs)
-    chunk_size: int = 64
+    chunk_size: int = 256
     rtol: float | None = None
     backend: str = "numba"
     cluster: dict = field(default_factory=dict)
