@@ -205,6 +205,12 @@ class Anatomy:
             + [self.sacral_s1_length, self.sacral_s2_length]
         )
 
+    @property
+    def level_key(self) -> tuple[float, ...]:
+        """The fields :meth:`level_lengths` (hence every level's z) depends on."""
+        return (self.cervical_length, self.thoracic_length, self.lumbar_length,
+                self.sacral_s1_length, self.sacral_s2_length)
+
     def level_edges(self) -> np.ndarray:
         """z of the top of each vertebral level and of the end of the sac (cm)."""
         return self._level_edges

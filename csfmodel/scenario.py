@@ -641,11 +641,42 @@ def _overrides(table: dict, units: dict[str, str], key: str, skip: tuple[str, ..
 
 def parse_scenario(data: dict) -> Scenario:
     """Validate a scenario given as a dict (the parsed TOML) and convert units."""
-    if not isinstance(data, dict):
-        raise ScenarioError("scenario", data, "a table with [simulation], [patient], [drug], "
-                            "[[dose]]")
-    _check_keys(data, _SECTIONS, "")
-    sim_t = data.get("simulation", {})
+    return _parse(data, None)
+
+
+def parse_scenarios(sets: list[dict], first: int = 0) -> list[Scenario]:
+    """:func:`parse_scenario` of each dict, parsing a table shared by several of them
+    (the same object, as in a sweep's chunk: the base's untouched tables) once.
+
+    The scenarios' ``source`` dicts share their copies of the shared tables.
+
+    Raises
+    ------
+    ScenarioError
+        Of the first bad dict, its key prefixed ``scenario[i].`` (numbered from
+        ``first``).
+    """
+    memo: dict = {}
+    out = []
+    for k, d in enumerate(sets):
+        try:
+            out.append(_parse(d, memo))
+        except ScenarioError as exc:
+            raise ScenarioError(f"scenario[{first + k}].{exc.key}", exc.value, exc.allowed,
+                                detail=exc.detail) from None
+    return out
+
+
+def _once(memo: dict | None, key: tuple, make: Any) -> Any:
+    """``make()``, or its result for ``key`` (identities of live tables) in ``memo``."""
+    if memo is None:
+        return make()
+    if key not in memo:
+        memo[key] = make()
+    return memo[key]
+
+
+def _parse_simulation(sim_t: Any) -> SimulationOptions:
     if not isinstance(sim_t, dict):
         raise ScenarioError("simulation", sim_t, "a table")
     _check_keys(sim_t, ("duration", "output_interval", "resolution", "solver"), "simulation")
@@ -666,28 +697,47 @@ def parse_scenario(data: dict) -> Scenario:
     # above the scenario layer; plug-in backends may be registered after parsing)
     solver = _word(sim_t.get("solver", "numba"), "simulation.solver",
                    "the name of a registered backend such as 'numba'", lower=False)
-    sim = SimulationOptions(duration=dur, output_interval=dt, resolution=res, solver=solver)
+    return SimulationOptions(duration=dur, output_interval=dt, resolution=res, solver=solver)
 
-    pat = data.get("patient", {})
+
+def _parse_patient(pat: Any) -> Anatomy:
     if not isinstance(pat, dict):
         raise ScenarioError("patient", pat, "a table of anatomy overrides")
-    anatomy = Anatomy().with_overrides(_overrides(pat, PATIENT_UNITS, "patient"), "patient", pat)
+    return Anatomy().with_overrides(_overrides(pat, PATIENT_UNITS, "patient"), "patient", pat)
 
-    dr = data.get("drug", {"name": "morphine"})
+
+def _parse_drug(dr: Any) -> Drug:
     if not isinstance(dr, dict):
         raise ScenarioError("drug", dr, "a table with name = 'morphine' and overrides")
     drug = get_drug(dr.get("name", "morphine"))
-    drug = drug.with_overrides(_overrides(dr, DRUG_UNITS, "drug", skip=("name",)), "drug", dr)
+    return drug.with_overrides(_overrides(dr, DRUG_UNITS, "drug", skip=("name",)), "drug", dr)
 
+
+def _parse(data: dict, memo: dict | None) -> Scenario:
+    """:func:`parse_scenario`; with ``memo``, tables already parsed (by identity) reused."""
+    if not isinstance(data, dict):
+        raise ScenarioError("scenario", data, "a table with [simulation], [patient], [drug], "
+                            "[[dose]]")
+    _check_keys(data, _SECTIONS, "")
+    sim_t = data.get("simulation", {})
+    sim = _once(memo, ("simulation", id(sim_t)), lambda: _parse_simulation(sim_t))
+    pat = data.get("patient", {})
+    anatomy = _once(memo, ("patient", id(pat)), lambda: _parse_patient(pat))
+    dr = data.get("drug", {"name": "morphine"})
+    drug = _once(memo, ("drug", id(dr)), lambda: _parse_drug(dr))
     doses = data.get("dose", [])
     if not isinstance(doses, list):
         raise ScenarioError("dose", doses, "an array of tables written [[dose]]")
-    regimens = tuple(_parse_dose(d, i, anatomy) for i, d in enumerate(doses))
+    # a dose depends on the patient only through the vertebral levels (its site)
+    regimens = tuple(_once(memo, ("dose", id(d), i, anatomy.level_key),
+                           lambda d=d, i=i: _parse_dose(d, i, anatomy))
+                     for i, d in enumerate(doses))
     pump = None
     if "pump" in data:
         pump, regimens = parse_pump(data["pump"], regimens, doses, sim, drug.name)
     return Scenario(simulation=sim, anatomy=anatomy, drug=drug, doses=regimens, pump=pump,
-                    source=copy.deepcopy(data))
+                    source=copy.deepcopy(data, None if memo is None else
+                                         memo.setdefault("copies", {})))
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -172,3 +172,25 @@ def test_unknown_solver_is_refused_when_the_run_starts():
     with pytest.raises(ScenarioError) as exc:
         csfmodel.simulate(sc)
     assert exc.value.key == "simulation.solver" and "reference" in str(exc.value)
+
+
+def test_parse_scenarios_shares_tables_and_equals_one_by_one():
+    """A sweep chunk's dicts share the base's untouched tables: parsed once, the same
+    scenarios as parsing each dict alone; errors name the scenario."""
+    from csfmodel.scenario import parse_scenarios
+
+    drug = {"name": "morphine"}
+    bolus = {"route": "intrathecal", "type": "bolus", "site": "L2", "amount": "0.2 mg"}
+    sets = [{"simulation": {"duration": "2 h"}, "drug": drug,
+             "patient": {"dispersion": f"{x} cm^2/min", "lumbar_length": f"{y} cm"},
+             "dose": [{"route": "intrathecal", "type": "infusion", "site": "T10",
+                       "rate": f"{r} mg/day"}, bolus]}
+            for x, y, r in [(0.3, 17.0, 1.0), (0.5, 17.0, 2.0), (0.5, 19.0, 2.0)]]
+    got = parse_scenarios(sets)
+    assert got == [parse_scenario(d) for d in sets]
+    assert got[0].doses[1] is got[1].doses[1]          # same levels: parsed once
+    assert got[2].doses[1].site_z != got[1].doses[1].site_z    # longer lumbar: L2 moves
+    assert got[0].drug is got[2].drug
+    bad = [sets[0], {**sets[1], "drug": {"name": "morphine", "mw": "-1 g/mol"}}]
+    with pytest.raises(ScenarioError, match=r"scenario\[8\]\.drug"):
+        parse_scenarios(bad, first=7)

@@ -63,7 +63,7 @@ from csfmodel.model import (
     build_schedules,
     make_grid,
 )
-from csfmodel.scenario import Scenario, parse_scenario
+from csfmodel.scenario import Scenario, parse_scenarios
 from csfmodel.solvers import Summary
 from csfmodel.sweep._observables import (
     _SITES_ATTRS,
@@ -384,13 +384,7 @@ def parse_chunk(sets: Sequence[dict], first: int) -> tuple[list[Scenario], np.nd
         ``scenario[i].<key>`` for a bad value; all scenarios must share the duration
         and output interval.
     """
-    out = []
-    for k, d in enumerate(sets):
-        try:
-            out.append(parse_scenario(d))
-        except ScenarioError as exc:
-            raise ScenarioError(f"scenario[{first + k}].{exc.key}", exc.value, exc.allowed,
-                                detail=exc.detail) from None
+    out = parse_scenarios(list(sets), first)
     t = out[0].simulation.output_times()
     for k, sc in enumerate(out):
         tk = sc.simulation.output_times()

@@ -64,20 +64,25 @@ _STAT_ATTRS = {
 def _sets(base: dict, keys: Sequence[str], raw: Sequence[Sequence[Any]]) -> list[dict]:
     """The chunk's scenario dicts: the base with each scenario's values of ``keys``.
 
-    Only the tables that ``keys`` write into are copied per scenario (parsing copies
-    the whole dict into the scenario's ``source`` and never writes into it): ~7 us a
-    scenario of the benchmark sweep against ~20 us for a deep copy of the base.
+    Only the tables (and of ``[[dose]]``, the entries) that ``keys`` write into are
+    copied per scenario; the others are the same objects in every scenario of the
+    chunk, which :func:`csfmodel.scenario.parse_scenarios` parses once.
     """
     base = copy.deepcopy(base)
-    tables = {k.split(".", 1)[0].split("[", 1)[0] for k in keys}
+    tables: dict[str, set] = {}
+    for k in keys:
+        head = k.split(".", 1)[0]
+        name, _, index = head.partition("[")
+        tables.setdefault(name, set()).add(int(index[:-1]) if index[:-1].isdigit() else None)
     out = []
     for k in range(len(raw[0]) if raw else 1):
         d = dict(base)
-        for t in tables:
+        for t, items in tables.items():
             if isinstance(d.get(t), dict):
                 d[t] = dict(d[t])
             elif isinstance(d.get(t), list):
-                d[t] = [dict(x) if isinstance(x, dict) else x for x in d[t]]
+                d[t] = [dict(x) if isinstance(x, dict) and (i in items or None in items)
+                        else x for i, x in enumerate(d[t])]
         for key, vals in zip(keys, raw):
             _set(d, key, vals[k])
         out.append(d)
@@ -170,7 +175,13 @@ def _compute(payload: dict, start: int, stop: int, raw: list) -> xr.Dataset:
     """A Dask task: the outputs of scenarios ``[start, stop)`` (:func:`chunk_dataset`)."""
     _threads(payload.get("numba_threads"))
     _freeze_gc()
-    ds = chunk_dataset(_sets(payload["base"], payload["keys"], raw), start, payload)
+    enabled = gc.isenabled()
+    gc.disable()            # the chunk's objects are freed by reference counting
+    try:
+        ds = chunk_dataset(_sets(payload["base"], payload["keys"], raw), start, payload)
+    finally:
+        if enabled:
+            gc.enable()
     z = payload.get("z")
     if z is not None and "z" in ds.dims and not np.array_equal(ds.z.values, z):
         raise ScenarioError(f"scenario[{start}]", "another grid along z", "scenarios sharing "
