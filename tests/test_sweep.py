@@ -469,3 +469,16 @@ def test_summary_arguments_are_checked():
                     ({"effect_half_life": [1.0, -1.0]}, "summary.effect_half_life")]:
         with pytest.raises(ScenarioError, match=key.replace(".", r"\.")):
             Summary(**kw)
+
+
+def test_summary_of_one_output_time():
+    """A single output time: every reduction is of that one sample (no NaN, no zero)."""
+    from csfmodel.solvers import Summary
+    from csfmodel.solvers._prepare import summarize
+
+    y = np.array([[[3.0, 12.0]]])
+    out = summarize(y, np.array([60.0]), Summary(window=30.0, threshold=10.0, effect_row=1,
+                                                 effect_half_life=0.0))
+    np.testing.assert_array_equal(out[0], [[3.0, 12.0], [60.0, 60.0], [0.0, 0.0],
+                                           [3.0, 12.0], [3.0, 12.0], [0.0, 0.0],
+                                           [0.0, 12.0]])

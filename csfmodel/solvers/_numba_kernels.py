@@ -739,10 +739,13 @@ SUMMARY_ROWS = 7
 #: of its end in the last interval, the threshold, the effect-site row and its
 #: elimination rate ke (1/min; inf: the effect site follows the row)
 SPEC_SIZE = 9
-#: scratch of the extended summary: the window's previous value and running integral
-#: per observable, then the effect-site value and the coefficients of the last interval
+
+
 @njit(cache=True, inline="always")
 def summary_scratch_size(n_obs):
+    """Entries of the extended summary's scratch ``aux``: the window's previous value and
+    running integral per observable, then the effect-site value and the step and
+    coefficients of the last interval."""
     return 2 * n_obs + 4
 
 
@@ -806,6 +809,9 @@ def _record_extended(io, t_out, vals, summary, prev, spec, aux):
         if ke == np.inf and er >= 0:
             aux[2 * n_obs] = vals[er]
             summary[6, er] = vals[er]
+        if n_out == 1:                  # a window of no length: the value itself
+            for q in range(n_obs):
+                summary[4, q] = vals[q]
         return
     # window mean: its start (interpolated in [k0, k0 + 1]), the inner samples, its end
     if io == k0 + 1:
@@ -963,7 +969,9 @@ def integrate(lower, diag, upper, cord_diag, csf_to_cord, cord_to_csf, border_ro
     ``t_out`` into ``out`` and the step statistics into ``stats``. If ``summary``
     has columns (one per observable), ``out`` is left alone and ``summary`` gets
     each observable's maximum, time of maximum, trapezoidal integral over
-    ``t_out`` and final value (rows 0-3).
+    ``t_out`` and final value (rows 0-3) and, with :data:`SUMMARY_ROWS` rows, the
+    rows of :func:`_record_summary` that ``spec`` describes (summaries need the
+    whole run in one call: no windows).
 
     The run can be done in windows: it returns once the outputs before index
     ``io_stop`` are written (stepping exactly to ``t_out[io_stop - 1]``), with
