@@ -20,7 +20,7 @@ Nothing here imports scipy, numba or jax.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -452,8 +452,8 @@ def summarize(values: np.ndarray, t_out: np.ndarray, summary: Summary | None = N
     if T == 0:
         raise ValueError("summaries need at least one output time")
     out = np.zeros((B, SUMMARY_ROWS if summary.extended else 4, n))
-    spec = summary_spec(summary, t, B if members is None else
-                        int(np.size(summary.effect_half_life)))
-    summarize_series(values, t, out, spec if members is None else
-                     np.ascontiguousarray(spec[np.asarray(members) % len(spec)]))
+    half_life = np.asarray(summary.effect_half_life, float)
+    if members is not None and half_life.ndim == 1:
+        summary = replace(summary, effect_half_life=half_life[np.asarray(members)])
+    summarize_series(values, t, out, summary_spec(summary, t, B))
     return out[:, summary_rows(summary)] if summary.extended else out
