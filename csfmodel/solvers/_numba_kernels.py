@@ -74,6 +74,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from csfmodel.solvers._options import Summary
 from csfmodel.solvers._tableaus import INTERP_SLACK, INTERP_WINDOW
 
 #: number of cached factorizations (distinct step sizes) per scenario
@@ -732,8 +733,9 @@ def _project_observables(y, ob, obs_ptr, obs_idx, obs_w):
 
 
 #: rows of a summary (``summary`` ``(rows, n_obs)``): the first four always, the
-#: others when ``summary`` has :data:`SUMMARY_ROWS` rows (see :func:`_record_summary`)
-SUMMARY_ROWS = 7
+#: others when ``summary`` has :data:`SUMMARY_ROWS` rows (see :func:`_record_summary`;
+#: their names are :attr:`csfmodel.solvers.Summary.ROWS`)
+SUMMARY_ROWS = len(Summary.ROWS)
 #: entries of a summary's specification ``spec``: window start t0 (min), its first
 #: interpolation interval k0 and weight w0, its inner samples [ia, ib), the weight w1
 #: of its end in the last interval, the threshold, the effect-site row and its

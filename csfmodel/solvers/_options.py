@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from numbers import Real
 from typing import Any, ClassVar
 
@@ -227,18 +227,25 @@ class Summary:
                                 "half-lives >= 0 (min)")
 
     @property
-    def extended(self) -> bool:
-        """Whether rows beyond the first four are asked for."""
-        return (self.window is not None or self.threshold is not None
-                or self.effect_row is not None)
-
-    @property
     def rows(self) -> tuple[str, ...]:
         """The rows of ``BatchSolution.values`` this summary gives, in order."""
         extra = (("window_mean",) if self.window is not None else ()) + \
             (("time_above",) if self.threshold is not None else ()) + \
             (("effect_max",) if self.effect_row is not None else ())
         return self.ROWS[:4] + extra
+
+    @property
+    def extended(self) -> bool:
+        """Whether rows beyond the first four are asked for."""
+        return len(self.rows) > 4
+
+    def for_members(self, members: Any) -> Summary:
+        """This summary for the batch members ``members`` (indices) of the batch it was
+        made for: a per-member ``effect_half_life`` restricted to them."""
+        half_life = np.asarray(self.effect_half_life, float)
+        if half_life.ndim == 0:
+            return self
+        return replace(self, effect_half_life=half_life[np.asarray(members)])
 
 
 @dataclass(frozen=True, eq=False)
@@ -270,7 +277,7 @@ class BatchSolution:
 
     #: rows of a summary: maximum over the output times, time of the (first) maximum
     #: (min), trapezoidal integral over the output times (x min), final value
-    SUMMARY: ClassVar[tuple[str, ...]] = ("max", "time_of_max", "integral", "final")
+    SUMMARY: ClassVar[tuple[str, ...]] = Summary.ROWS[:4]
 
 
 class SolveInterrupted(Exception):

@@ -20,7 +20,7 @@ Nothing here imports scipy, numba or jax.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
@@ -429,9 +429,17 @@ def summary_spec(summary: Summary, t_out: np.ndarray, B: int) -> np.ndarray:
     return spec
 
 
-def summary_rows(summary: Summary) -> np.ndarray:
-    """Indices of ``summary.rows`` among the kernel's rows (:attr:`Summary.ROWS`)."""
-    return np.array([Summary.ROWS.index(r) for r in summary.rows])
+def summary_buffer(summary: Summary, B: int, n_obs: int) -> np.ndarray:
+    """Zeros for the kernel's summary rows of ``B`` members: the four basic rows, or all
+    of :attr:`Summary.ROWS` when more are asked for (see :func:`summary_values`)."""
+    return np.zeros((B, len(Summary.ROWS) if summary.extended else 4, n_obs))
+
+
+def summary_values(summary: Summary, buffer: np.ndarray) -> np.ndarray:
+    """The rows of ``summary`` (:attr:`Summary.rows`) from a :func:`summary_buffer`."""
+    if not summary.extended:
+        return buffer
+    return buffer[:, [Summary.ROWS.index(r) for r in summary.rows]]
 
 
 def summarize(values: np.ndarray, t_out: np.ndarray, summary: Summary | None = None,
@@ -443,7 +451,7 @@ def summarize(values: np.ndarray, t_out: np.ndarray, summary: Summary | None = N
     stored series, for the backends that return series. ``members``: the batch
     members ``values`` are (for a per-member ``effect_half_life``; default all).
     """
-    from csfmodel.solvers._numba_kernels import SUMMARY_ROWS, summarize_series
+    from csfmodel.solvers._numba_kernels import summarize_series
 
     summary = Summary() if summary is None else summary
     values = np.ascontiguousarray(values, dtype=float)
@@ -451,9 +459,8 @@ def summarize(values: np.ndarray, t_out: np.ndarray, summary: Summary | None = N
     t = np.ascontiguousarray(t_out, dtype=float)
     if T == 0:
         raise ValueError("summaries need at least one output time")
-    out = np.zeros((B, SUMMARY_ROWS if summary.extended else 4, n))
-    half_life = np.asarray(summary.effect_half_life, float)
-    if members is not None and half_life.ndim == 1:
-        summary = replace(summary, effect_half_life=half_life[np.asarray(members)])
+    out = summary_buffer(summary, B, n)
+    if members is not None:
+        summary = summary.for_members(members)
     summarize_series(values, t, out, summary_spec(summary, t, B))
-    return out[:, summary_rows(summary)] if summary.extended else out
+    return summary_values(summary, out)

@@ -54,8 +54,9 @@ from csfmodel.solvers._prepare import (
     atol_floor,
     border_pattern,
     kernel_array,
-    summary_rows,
+    summary_buffer,
     summary_spec,
+    summary_values,
 )
 from csfmodel.solvers._tableaus import METHODS, TABLEAUS
 
@@ -291,10 +292,10 @@ class NumbaBackend(Backend):
         n_obs = problem.n_values
         t_out = problem.t_out
         summary = problem.summary
-        rows = 0 if summary is None else k.SUMMARY_ROWS if summary.extended else 4
-        summ = np.zeros((B, max(rows, 4), n_obs if summary is not None else 0))
-        spec = (summary_spec(summary, t_out, B) if summary is not None else
-                np.zeros((B, k.SPEC_SIZE)))
+        if summary is None:            # series: no summary columns
+            summ, spec = np.zeros((B, 4, 0)), np.zeros((B, k.SPEC_SIZE))
+        else:
+            summ, spec = summary_buffer(summary, B, n_obs), summary_spec(summary, t_out, B)
         out = np.empty((B, 0 if summary is not None else len(t_out), n_obs))
         st = np.zeros((B, k.N_STATS))
         compile_notice("integrate_batch")
@@ -315,9 +316,8 @@ class NumbaBackend(Backend):
                           numba.get_num_threads())
         for b, row in enumerate(st):
             _check_finished(row, len(t_out), float("nan"), f" (batch member {b})")
-        if summary is not None and summary.extended:
-            summ = summ[:, summary_rows(summary)]
-        return (summ if summary is not None else out), [Stats.from_vector(row) for row in st]
+        values = summary_values(summary, summ) if summary is not None else out
+        return values, [Stats.from_vector(row) for row in st]
 
 
 def _expm():

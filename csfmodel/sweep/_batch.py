@@ -355,13 +355,10 @@ def _solve_chunk(chunk: _Chunk, t_out: np.ndarray, backend, options, summary: bo
     shape = (n_total, rows, n_obs)
     values = None
     stats: list = [None] * n_total
-    per_member = bool(summary) and np.ndim(summary.effect_half_life) == 1
     for positions, stack, schedules, local, obs in chunk.groups:
         sol = backend.solve_batch(stack, schedules, t_out, options, schedule_index=local,
-                                  observables=obs, summary=dataclasses.replace(
-                                      summary, effect_half_life=np.asarray(
-                                          summary.effect_half_life)[positions])
-                                  if per_member else summary)
+                                  observables=obs,
+                                  summary=summary.for_members(positions) if summary else False)
         if len(chunk.groups) == 1 and positions == list(range(n_total)) and \
                 isinstance(sol.values, np.ndarray) and sol.values.shape == shape and \
                 sol.values.dtype == np.float64:
