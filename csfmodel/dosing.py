@@ -25,6 +25,7 @@ delivers take ``drug / concentration`` from the reservoir, fill by fill.
 from __future__ import annotations
 
 import functools
+import operator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -274,9 +275,12 @@ def expand(regimens: list[Regimen] | tuple[Regimen, ...], t_end: float) -> DoseE
         ev.boluses += b
         ev.steps += s
         ev.requests += q
-    ev.boluses.sort(key=lambda x: x.time)
-    ev.requests.sort(key=lambda x: x.time)
+    ev.boluses.sort(key=_TIME)
+    ev.requests.sort(key=_TIME)
     return ev
+
+
+_TIME = operator.attrgetter("time")
 
 
 @functools.lru_cache(maxsize=512)

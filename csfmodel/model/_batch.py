@@ -62,6 +62,13 @@ def _stacked(objs: Sequence[Any], names: Sequence[str]) -> Any:
     return out
 
 
+def _numbers(v: Any) -> list:
+    """The entries of an array as Python numbers (``float``, or ``complex`` on the
+    complex-step path), as :func:`_scalar` makes them one by one."""
+    a = np.asarray(v).reshape(-1)
+    return [complex(x) for x in a] if np.iscomplexobj(a) else a.astype(float).tolist()
+
+
 def build_models(anatomies: Sequence[Anatomy], drugs: Sequence[Drug], grid: Grid
                  ) -> list[Model]:
     """The models of ``(anatomies[i], drugs[i])`` on one grid, assembled together.
@@ -90,11 +97,15 @@ def build_models(anatomies: Sequence[Anatomy], drugs: Sequence[Drug], grid: Grid
                                   grid, batch=b)
         arrays = {f.name: getattr(system, f.name) for f in fields(LinearSystem)
                   if isinstance(getattr(system, f.name), np.ndarray)}
-        per = {k: np.asarray(v).reshape(-1) if np.ndim(v) else v for k, v in rates.items()}
+        # each rate as one value per member (Python numbers, as ``_scalar`` makes them)
+        per = {name: _numbers(v) if np.ndim(v) else _scalar(v) if isinstance(v, np.ndarray)
+               else v for name, v in rates.items()}
+        varying = [name for name, v in per.items() if isinstance(v, list)]
         for i, k in enumerate(members):
             sys_i = LinearSystem(n_spinal=system.n_spinal, n_cord=system.n_cord,
                                  **{f: x[i] for f, x in arrays.items()})
-            r_i = {name: _scalar(v[i]) if np.ndim(v) else
-                   _scalar(v) if isinstance(v, np.ndarray) else v for name, v in per.items()}
+            r_i = dict(per)
+            for name in varying:
+                r_i[name] = per[name][i]
             built[k] = Model(anatomy=an[i], drug=dr[i], grid=grid, system=sys_i, rates=r_i)
     return [built[k] for k in which]   # type: ignore[misc]

@@ -71,7 +71,7 @@ from csfmodel.sweep._observables import (
     TIP,
     _observables,
     _site_rows,
-    _tip_row,
+    _tip_rows,
     _with_spinal_rows,
     padded_schedule,
     padded_system,
@@ -314,8 +314,8 @@ def assemble_chunk(scenarios: Sequence[Scenario], variables: Sequence[str], *,
         stack = {f: np.stack([a[f] for a in padded]) for f in SYSTEM_FIELDS}
         ptr, idx, weights, layout = _observables(members, stack["volume"], variables, n_cord)
         if tip:
-            ptr, idx, weights = _with_spinal_rows((ptr, idx, weights), layout, TIP, np.stack(
-                [_tip_row(mem[1], mem[3]) for mem in members])[:, None, :])
+            ptr, idx, weights = _with_spinal_rows((ptr, idx, weights), layout, TIP, _tip_rows(
+                [(mem[1], mem[3]) for mem in members])[:, None, :])
         if sites is not None:
             ptr, idx, weights = _with_spinal_rows((ptr, idx, weights), layout, SITES, np.stack(
                 [_site_rows(mem[1], sites[mem[0]]) for mem in members]))

@@ -48,13 +48,25 @@ def _site_rows(model: Model, zs: np.ndarray) -> np.ndarray:
     return w
 
 
-def _tip_row(model: Model, sc: Scenario) -> np.ndarray:
-    """Weights (ng/mL per ug) over the spinal cells giving the CSF concentration at the tip
-    (zero without an intrathecal dose)."""
-    sites = [d.site_z for d in sc.doses if hasattr(d, "site_z")]
-    if sites:
-        return _site_rows(model, sites[:1])[0]
-    return np.zeros(model.system.n_spinal)
+def _tip_rows(pairs: Sequence[tuple[Model, Scenario]]) -> np.ndarray:
+    """Weights ``(len(pairs), n_spinal)`` (ng/mL per ug) over the spinal cells giving the
+    CSF concentration at the catheter tip (the first intrathecal site) of each
+    ``(model, scenario)``; zero without an intrathecal dose. The models share a cell count;
+    the interpolation to a tip is worked out once per grid and tip."""
+    from csfmodel.model import _hat_weights
+
+    out = np.zeros((len(pairs), pairs[0][0].system.n_spinal) if pairs else (0, 0))
+    hats: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    for j, (model, sc) in enumerate(pairs):
+        z = next((d.site_z for d in sc.doses if hasattr(d, "site_z")), None)
+        if z is None:
+            continue
+        key = (id(model.grid), z)
+        if key not in hats:
+            hats[key] = _hat_weights(model.grid, float(z))
+        k, h = hats[key]
+        out[j, k] = results._NG_PER_ML * h / model.system.volume[k]
+    return out
 
 
 def _with_spinal_rows(obs: tuple, layout: list, name: str, rows: np.ndarray) -> tuple:
