@@ -375,10 +375,11 @@ _WITH = {"z": ("level",)}
 def _geometry_coords(geometries: Sequence[Geometry], dims: set[str]) -> dict[str, xr.Variable]:
     """Coordinates of ``dims`` from one geometry, or per scenario where members differ."""
     first = geometries[0]
-    uniform = all(first.same_as(g) for g in geometries[1:])
+    # a chunk's scenarios on one grid share their Geometry object: compared by identity
+    uniform = all(g is first or first.same_as(g) for g in geometries[1:])
     out: dict[str, xr.Variable] = {}
     if "z" in dims:
-        if not all(np.array_equal(first.z, g.z) for g in geometries[1:]):
+        if not all(g is first or np.array_equal(first.z, g.z) for g in geometries[1:]):
             from csfmodel.errors import ScenarioError
 
             raise ScenarioError("variables", "csf_concentration", "scenarios sharing one grid "
