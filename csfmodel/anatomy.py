@@ -147,14 +147,14 @@ class Anatomy:
     #: length, SV(z) falling linearly to zero at the closed end of the sac
     #: (``dispersion_exponent`` n, ``dispersion_caudal_fraction`` f; see
     #: :func:`csfmodel.model.dispersion`). Calibrated on all rows at once
-    #: (``csfmodel validate --refit``): 8.1 [4.9, 13.3] cm^2/min, pinned mostly by
+    #: (``csfmodel validate --refit``): 8.3 [4.8, 14.3] cm^2/min, pinned mostly by
     #: the lumbar:cisternal ratio under infusion (Moulin 1986), the hyperbaric T10
     #: curve (Caute 1988) and the tracer gradient (Kroin 1993); ~2e4 x morphine's
     #: molecular diffusivity, up to 1.5x more in the narrow thoracic SAS and ~2 % of it
     #: in the lumbar sac. Fine-anatomy models give > 1e3 x molecular (Stockman 2007 J
     #: Biomech Eng 129:666; nerve roots enhance it, Tangen 2015 J Biomech 48:2144;
     #: micro-mixing around roots in phantoms, Linninger 2023 Front Physiol 14:1244016).
-    dispersion: float = 8.1
+    dispersion: float = 8.3
     #: Exponent n of the stroke-length scaling of the dispersion: oscillatory shear
     #: dispersion grows as the square of the oscillation amplitude at a fixed
     #: frequency (Watson 1983 J Fluid Mech 133:233; the same scaling for the
@@ -166,25 +166,33 @@ class Anatomy:
     #: spinal CSF motion: Dreha-Kulaczewski 2015 J Neurosci 35:2485; posture
     #: changes, body motion) and so remains at the closed end of the sac, where the
     #: cardiac CSF motion vanishes (Haughton & Mardal 2014). Calibrated (``csfmodel validate
-    #: --refit``): 0.012 [0.003, 0.06], pinned by how slowly a hyperbaric dose held in
+    #: --refit``): 0.014 [0.003, 0.07], pinned by how slowly a hyperbaric dose held in
     #: the sacral sac reaches T10 (Caute 1988); 1 makes D uniform along z.
-    dispersion_caudal_fraction: float = 0.012
+    dispersion_caudal_fraction: float = 0.014
     #: Pulsatile exchange between ventricles and cisterna (aqueduct), mL/min
     #: (estimate; aqueductal stroke volume ~0.03 mL/beat, Baledent 2004).
     ventricular_mixing: float = 0.1
     #: Pulsatile exchange between basal cisterns and cortical SAS, mL/min (estimate).
     cranial_mixing: float = 0.5
     #: Injection-driven spread kappa: the injected volume V and its jet mix the dose
-    #: within minutes into kappa * V of the CSF nearest the tip (uniform
+    #: over minutes (``injection_mixing_time``) into kappa * V of the CSF nearest the tip (uniform
     #: concentration; see :func:`csfmodel.model.deposit`), so the spread grows with
     #: the injected volume, not with the injection rate (Khani 2022 Fluids Barriers
-    #: CNS 19:8). Calibrated (``csfmodel validate --refit``): 36 [23, 57], pinned by
+    #: CNS 19:8). Calibrated (``csfmodel validate --refit``): 34.6 [20.7, 57.8], pinned by
     #: the lumbar CSF 5 min to 1 h after ~1 mL injections (Sjostrom 1987, Nordberg
     #: 1984; Sjostrom's initial volume of distribution 22 +- 8 mL) and, with 2 mL,
     #: the CSF at T10 within minutes of a sacral injection (Caute 1988).
-    injection_spread: float = 36.0
+    injection_spread: float = 34.6
     #: Jet mixing dispersion during an injection, cm^2/min (estimate).
     injection_mixing: float = 2.0
+    #: Time constant of the injection-driven spread, min: the CSF volume a needle or
+    #: port injection has mixed into grows from V to kappa * V as 1 - exp(-t/tau)
+    #: (:func:`csfmodel.model.bolus_inputs`). tau is that of the pressure pulse an
+    #: injection makes, the outflow resistance times the craniospinal compliance,
+    #: R_out C: R_out 6-10 mmHg min/mL in healthy adults (Albeck 1991 J Neurosurg
+    #: 74:597), C ~1 mL/mmHg at an ICP of 10 mmHg (pressure-volume index ~25 mL,
+    #: Marmarou 1975 J Neurosurg 43:523): 6-10 min. Not fitted. 0 spreads at once.
+    injection_mixing_time: float = 8.0
     # ---- sizes ------------------------------------------------------------
     #: Brain mass, g (adult: Dekaban 1978 Ann Neurol 4:345, ~1400 g).
     brain_mass: float = 1400.0
@@ -421,18 +429,20 @@ PATIENT_PARAMETERS: dict[str, Bound] = {
     "spinal_bulk_flow": Bound("mL/min", 0.0, 0.2, "net spinal flow is small, "
                               "Enzmann & Pelc 1993; less than csf_production"),
     "dispersion": Bound("cm^2/min", 0.01, 100.0, "25x to 250000x morphine's molecular "
-                        "diffusivity; Stockman 2007, Sharp 2019; calibrated 8.1 [4.9, 13.3]"),
+                        "diffusivity; Stockman 2007, Sharp 2019; calibrated 8.3 [4.8, 14.3]"),
     "dispersion_exponent": Bound("1", 0.0, 4.0, "D ~ stroke length^n; n = 2 for "
                                  "oscillatory shear dispersion, Watson 1983"),
     "dispersion_caudal_fraction": Bound("1", 0.0, 1.0, "floor as a fraction of the "
                                         "foramen-magnum value (respiration, motion); "
-                                        "calibrated 0.012 [0.003, 0.06]"),
+                                        "calibrated 0.014 [0.003, 0.07]"),
     "ventricular_mixing": Bound("mL/min", 1e-3, 10.0, "aqueductal exchange; "
                                 "Baledent 2004: ~0.03 mL/beat"),
     "cranial_mixing": Bound("mL/min", 1e-3, 50.0, "cisternal-cortical exchange, estimate"),
     "injection_spread": Bound("1", 1.0, 100.0, "an injectate mixes into at least its own "
-                              "volume; calibrated 36 [23, 57]"),
+                              "volume; calibrated 34.6 [20.7, 57.8]"),
     "injection_mixing": Bound("cm^2/min", 0.01, 100.0, "jet mixing, estimate"),
+    "injection_mixing_time": Bound("min", 0.0, 60.0, "R_out C: 6-10 min (Albeck 1991, "
+                                   "Marmarou 1975); 0 spreads at once"),
     "brain_mass": Bound("g", 800.0, 2000.0, "adult brain, Dekaban 1978"),
     "body_weight": Bound("kg", 30.0, 250.0, "adult body weight"),
 }

@@ -48,11 +48,11 @@ __all__ = ["Drug", "DRUGS", "get_drug", "DRUG_UNITS", "DRUG_PARAMETERS", "CNS_CO
 CNS_CONSTANTS: dict[str, float] = {
     # lipid-route meningeal permeability per unit K_ob, cm/min. Calibrated
     # (``csfmodel validate --refit``, all rows at once): gives morphine P_men =
-    # 1.44e-3 [1.07e-3, 1.95e-3] cm/min, pinned by the CSF:plasma ratio and bolus
+    # 1.47e-3 [1.06e-3, 2.05e-3] cm/min, pinned by the CSF:plasma ratio and bolus
     # half-life of Moulin 1986 and the lumbar half-lives of Nordberg 1984; within
     # the 0.3e-3 to 3e-3 cm/min of Bernards & Hill 1990 (Anesthesiology 73:1214)
     # and 1992 (77:750)
-    "a_men": 2.06e-3,
+    "a_men": 2.17e-3,
     # aqueous limit of meningeal permeability, cm/min (Bernards & Hill 1992:
     # maximum near K_ob ~ 100-200 of ~2-3e-3 cm/min)
     "p_max": 2.5e-3,

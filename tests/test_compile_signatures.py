@@ -30,8 +30,10 @@ pytest.importorskip("numba")
 
 from csfmodel.solvers.numba_backend import compiled_signatures  # noqa: E402
 
-#: an infusion, an intrathecal and an IV bolus, all on whole minutes (exact as int32)
+#: an infusion, an intrathecal and an IV bolus, all on whole minutes (exact as int32; the
+#: bolus spreads over 16 min, laid down at multiples of 16/16 = 1 min)
 SCENARIO = {"simulation": {"duration": "4 h", "output_interval": "20 min", "resolution": "2 cm"},
+            "patient": {"injection_mixing_time": "16 min"},
             "dose": [{"route": "intrathecal", "type": "infusion", "site": "L2",
                       "rate": "0.5 mg/day"},
                      {"route": "intrathecal", "type": "bolus", "site": "T12", "amount": "0.1 mg",

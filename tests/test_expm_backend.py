@@ -51,11 +51,18 @@ def test_agrees_with_the_reference_on_the_examples(name):
     assert _relative_error(sol.states, ref, system.n_spinal) < 1e-9
     dosed = schedule.dosed(t_out)
     assert np.abs(sol.states.sum(axis=1) - dosed).max() <= 1e-12 * dosed.max()
-    # a regular output grid with every dose on it: one exponential, one step per output
-    assert sol.stats.factorizations == 1 and sol.stats.steps == len(t_out) - 1
+    # a regular output grid with every dose event on it: one exponential, one step per
+    # output (a needle bolus spreading over minutes adds its own event times)
+    if np.isin(schedule.times, t_out).all():
+        assert sol.stats.factorizations == 1 and sol.stats.steps == len(t_out) - 1
+    else:
+        assert sol.stats.steps > len(t_out) - 1
 
 
+#: the bolus spreads at once here (injection_mixing_time 0): the tests below count the
+#: steps between a known set of dose events (a spread over minutes adds 14 more)
 SMALL = {"simulation": {"duration": "5 h", "output_interval": "15 min", "resolution": "2 cm"},
+         "patient": {"injection_mixing_time": "0 min"},
          "dose": [{"route": "intrathecal", "type": "infusion", "site": "T10",
                    "rate": "1 mg/day", "start": "10 min", "duration": "200 min"},
                   {"route": "intrathecal", "type": "bolus", "site": "L3", "amount": "0.2 mg",

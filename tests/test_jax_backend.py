@@ -142,8 +142,10 @@ ORDER_CASES = {
 def test_second_order_in_dt(case):
     """Fixed steps h, h/2, ...: the error against the reference falls by 4 each halving."""
     doses, steps, finest = ORDER_CASES[case]
+    # the bolus spreads over 20 min: its stages (multiples of 20/16 = 1.25 min) are on
+    # every step grid below
     scen = {"simulation": {"duration": "3 h", "output_interval": "30 min", "resolution": "2 cm"},
-            "dose": doses}
+            "patient": {"injection_mixing_time": "20 min"}, "dose": doses}
     prep = prepare(scen)
     model, schedule, t_out = prep.model, prep.schedule, prep.t_out
     ref = reference_solve(model.system, schedule, t_out, rtol=1e-12)

@@ -351,6 +351,58 @@ def test_injected_volume_mixes_into_kappa_v_nearest_the_tip():
     assert z2 == pytest.approx(a.length) and z0 - z1 > 3 * (z2 - z0)
 
 
+def test_injection_spread_grows_over_the_mixing_time():
+    """A needle injection's inputs: a jump of the dose mixed into V, then rates that move
+    it (summing to 0 over the state at every stage) so that the distribution at s tau is
+    deposit() with kappa V replaced by V + (kappa - 1) V (1 - e^-s), and at 5 tau all of
+    deposit(); tau = 0 or a pump-sized volume is one jump of deposit()."""
+    from csfmodel.dosing import Bolus
+    from csfmodel.model import SPREAD_STAGES, bolus_inputs, deposit
+
+    a = Anatomy()
+    m = build_model(a, get_drug("morphine"), 0.5)
+    b = Bolus(0.0, "spinal", 300.0, a.level_z("L3", 1.0), 1.0, 4.0)
+    offsets, jumps, rates = bolus_inputs(m, b)
+    tau, kappa = a.injection_mixing_time, a.injection_spread
+    assert offsets == pytest.approx(tau * SPREAD_STAGES) and offsets[-1] == 5 * tau
+    assert np.abs(rates.sum(axis=1)).max() < 1e-12 * 300.0          # moves, adds nothing
+    assert jumps.sum() == pytest.approx(300.0, rel=1e-12)
+    laid = np.cumsum(np.vstack([jumps[:1], rates[:-1] * np.diff(offsets)[:, None]]), axis=0)
+    for s, y in zip(SPREAD_STAGES, laid):
+        want = deposit(m, b.site_z, 300.0, 1.0, 4.0, spread=1 + (kappa - 1) * (1 - np.exp(-s)))
+        assert np.abs(y - want).max() < 1e-9 * 300.0
+    assert np.abs(laid[-1] + jumps[-1] - deposit(m, b.site_z, 300.0, 1.0, 4.0)).max() < 1e-9
+    for anatomy, volume in ((replace(a, injection_mixing_time=0.0), 1.0), (a, 0.02)):
+        mm = build_model(anatomy, get_drug("morphine"), 0.5)
+        off, j, r = bolus_inputs(mm, replace(b, volume=volume))
+        assert len(off) == 1 and not r.any()
+        assert np.array_equal(j[0], deposit(mm, b.site_z, 300.0, volume, 4.0))
+
+
+def test_spreading_bolus_conserves_mass_and_reaches_t10_after_minutes():
+    """Caute 1988's design (2 mg in 2 mL at L5-S1): with the spread over tau the CSF at
+    mid-T10 rises for several minutes before it falls (at once it could only fall), and the
+    dose is accounted for at every output (amounts in every pool sum to the dose)."""
+    sc = {"simulation": {"duration": "1 h", "output_interval": "1 min", "resolution": "5 mm"},
+          "dose": [{"route": "intrathecal", "type": "bolus", "site": "L5", "amount": "2 mg",
+                    "volume": "2 mL", "injection_rate": "4 mL/min"}]}
+    ds = csfmodel.simulate(sc, solver="reference")
+    dosed = ds.amount_dosed.values
+    assert dosed == pytest.approx(np.full_like(dosed, 2.0), rel=1e-12)   # mg, from t = 0
+    err = np.abs(dosed - ds.amount_present.values - ds.amount_eliminated.values)
+    assert err.max() <= 1e-9 * 2.0
+    z = ds.level_z_top.sel(level="T10") + 0.5 * (ds.level_z_bottom.sel(level="T10")
+                                                 - ds.level_z_top.sel(level="T10"))
+    c = ds.csf_concentration.interp(z=float(z)).values
+    k = int(np.argmax(c))
+    assert 6 <= float(ds.time[k]) * 60 <= 25, float(ds.time[k]) * 60
+    assert c[1] < 0.5 * c[k]
+    instant = csfmodel.simulate({**sc, "patient": {"injection_mixing_time": "0 min"}},
+                                solver="reference")
+    ci = instant.csf_concentration.interp(z=float(z)).values
+    assert int(np.argmax(ci[1:])) == 0                     # at once: falls from the start
+
+
 @pytest.mark.parametrize("z", [0.0, 2.0, 35.0, 60.5])
 @pytest.mark.parametrize("volume,rate", [(0.02, 0.1), (2.0, 4.0), (10.0, 1.0), (20.0, np.inf)])
 def test_bolus_deposit_conserves_the_dose(z, volume, rate):

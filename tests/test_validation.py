@@ -111,10 +111,12 @@ def test_every_counted_row_within_a_factor_of_two(results):
         assert rid in by_id and len(why) > 20
         assert not by_id[rid].passed, f"{rid} passes now: take it off KNOWN_DISAGREEMENTS"
         assert by_id[rid].expected == why
-    # the new rows on rostral spread all pass, but the T10 peak time (see above)
+    # the new rows on rostral spread all pass, the T10 peak time included (the spread of
+    # the injection over minutes: the CSF at T10 rises to a peak at 10-15 min)
     new = [r for r in results if r.row.id.startswith(("moulin86", "caute88"))]
     assert len(new) == 10
-    assert [r.row.id for r in new if not r.passed] == ["caute88_iso_t10_tmax"]
+    assert all(r.passed for r in new), [(r.row.id, r.ratio) for r in new if not r.passed]
+    assert 10.0 <= by_id["caute88_iso_t10_tmax"].model * 60 <= 15.0
 
 
 def test_intrathecal_dose_starts_in_the_csf_and_mass_is_conserved():
@@ -253,9 +255,9 @@ def test_validate_command_passes_and_draws(tmp_path, capsys):
     fig = tmp_path / "validation.png"
     assert main(["validate", "--figure", str(fig)]) == 0
     out = capsys.readouterr().out
-    assert "23/26 modelled rows within a factor of 2" in out
-    assert "nordberg84_lumbar_1h_05" in out and out.count(" NO") == 3
-    assert out.count("NO (known)") == 3 and "known disagreement:" in out
+    assert "24/26 modelled rows within a factor of 2" in out
+    assert "nordberg84_lumbar_1h_05" in out and out.count(" NO") == 2
+    assert out.count("NO (known)") == 2 and "known disagreement:" in out
     assert fig.stat().st_size > 10_000
 
 
@@ -268,7 +270,7 @@ def test_validate_exits_nonzero_when_a_row_fails(tmp_path, capsys):
     _write(raw, p)
     assert main(["validate", "--data", str(p), "--no-figure"]) == 1
     cap = capsys.readouterr()
-    assert "22/26 modelled rows" in cap.out
+    assert "23/26 modelled rows" in cap.out
     assert "kroin93_tracer_gradient" in cap.err
     assert "sjostrom87_plasma_cmax" not in cap.err      # a known disagreement does not count
 

@@ -38,9 +38,10 @@ from csfmodel.model import (
     LinearSystem,
     Model,
     Schedule,
+    add_bolus,
+    bolus_inputs,
     build_models,
     build_schedule,
-    deposit,
 )
 from csfmodel.results import (
     CONCENTRATIONS,
@@ -152,15 +153,12 @@ def tangents(model: Model, schedule: Schedule, events: DoseEvents,
             for i, p in enumerate(params)]
 
 
-def _bolus_jump(model: Model, b, n_state: int, **change) -> np.ndarray:
-    """The jump of bolus ``b`` (complex where a value of ``change`` is)."""
-    b = dataclasses.replace(b, **change) if change else b
-    if b.target == "spinal":
-        return deposit(model, b.site_z, b.amount, b.volume, b.injection_rate, b.puncture)
-    y = np.zeros(n_state, complex if np.iscomplexobj(b.amount) else float)
-    idx = model.system.index("plasma" if b.target == "plasma" else b.target)
-    y[idx] = b.amount
-    return y
+def _bolus_derivative(model: Model, b, h: float, **change) -> tuple:
+    """The derivative of bolus ``b``'s inputs (:func:`~csfmodel.model.bolus_inputs`:
+    offsets, jumps, rates) along a complex step ``h`` in ``model`` or in ``change``."""
+    b = dataclasses.replace(b, time=0.0, source=0, **change)
+    offsets, jumps, rates = bolus_inputs(model, b)
+    return offsets, np.imag(jumps) / h, np.imag(rates) / h
 
 
 def _tangent(model: Model, schedule: Schedule, events: DoseEvents, p: Parameter,
@@ -177,14 +175,14 @@ def _tangent(model: Model, schedule: Schedule, events: DoseEvents, p: Parameter,
         arrays = {name: np.imag(getattr(mc.system, name)) / h for name in _SYSTEM_ARRAYS}
         dvol = np.imag(mc.system.volume) / h
         if p.section == "patient" and p.name in DEPOSIT_FIELDS:
-            shared: dict[Any, np.ndarray] = {}
+            shared: dict[Any, tuple] = {}
             for b in events.boluses:
                 if b.target != "spinal":
                     continue
                 key = dataclasses.replace(b, time=0.0, source=0)
                 if key not in shared:
-                    shared[key] = np.imag(_bolus_jump(mc, b, n_state)) / h
-                jumps[int(np.searchsorted(schedule.times, b.time))] += shared[key]
+                    shared[key] = _bolus_derivative(mc, key, h)
+                add_bolus(schedule.times, jumps, rates, b.time, shared[key])
         system = dataclasses.replace(model.system, **arrays, volume=dvol)
         return Tangent(system, jumps, rates)
     # dose values: the jumps or rates of that dose only
@@ -200,9 +198,8 @@ def _tangent(model: Model, schedule: Schedule, events: DoseEvents, p: Parameter,
                 continue
             key = dataclasses.replace(b, time=0.0, source=0)
             if key not in shared:
-                shared[key] = np.imag(_bolus_jump(model, b, n_state,
-                                                  **{p.name: p.value + 1j * h})) / h
-            jumps[int(np.searchsorted(schedule.times, b.time))] += shared[key]
+                shared[key] = _bolus_derivative(model, key, h, **{p.name: p.value + 1j * h})
+            add_bolus(schedule.times, jumps, rates, b.time, shared[key])
     system = dataclasses.replace(model.system, **zero,
                                  volume=np.zeros_like(model.system.volume))
     return Tangent(system, jumps, rates)

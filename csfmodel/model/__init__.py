@@ -14,14 +14,21 @@ Private modules, one concept each:
   profile (:func:`stroke_profile`, :func:`dispersion`) and :func:`bulk_flow`;
 * ``_batch.py``: :func:`build_models` (the equations of ``_system.py`` over a batch
   axis: many models sharing a grid in one pass);
-* ``_doses.py``: :func:`deposit` (an intrathecal bolus as a jump), :class:`Schedule`,
-  :func:`build_schedule` and :func:`build_schedules` (many at once, for sweeps).
+* ``_doses.py``: :func:`deposit` (an intrathecal bolus once spread),
+  :func:`bolus_inputs` (its spread over the mixing time, as jumps and rates),
+  :class:`Schedule`, :func:`build_schedule` and :func:`build_schedules` (many at once,
+  for sweeps).
 """
 
 from ._batch import build_models as build_models
+from ._doses import SPREAD_STAGES as SPREAD_STAGES
+from ._doses import STAGED_MIN_VOLUME as STAGED_MIN_VOLUME
 from ._doses import Schedule as Schedule
 from ._doses import _hat_weights as _hat_weights  # steady_state.input_vector
 from ._doses import _mixing_interval as _mixing_interval  # tests
+from ._doses import add_bolus as add_bolus
+from ._doses import bolus_inputs as bolus_inputs
+from ._doses import bolus_times as bolus_times
 from ._doses import build_schedule as build_schedule
 from ._doses import build_schedules as build_schedules
 from ._doses import deposit as deposit
@@ -38,10 +45,15 @@ from ._system import stroke_profile as stroke_profile
 
 __all__ = [
     "COMPARTMENTS",
+    "SPREAD_STAGES",
+    "STAGED_MIN_VOLUME",
     "Grid",
     "LinearSystem",
     "Schedule",
     "Model",
+    "add_bolus",
+    "bolus_inputs",
+    "bolus_times",
     "build_model",
     "build_models",
     "build_schedule",

@@ -32,7 +32,8 @@ __all__ = ["build_models", "BATCHED_ANATOMY_FIELDS"]
 #: models differing in these (and in the drug's numbers) are assembled together
 BATCHED_ANATOMY_FIELDS = ("dispersion", "dispersion_caudal_fraction", "spinal_bulk_flow",
                           "csf_production", "ventricular_mixing", "cranial_mixing",
-                          "injection_spread", "injection_mixing", "brain_mass", "body_weight",
+                          "injection_spread", "injection_mixing", "injection_mixing_time",
+                          "brain_mass", "body_weight",
                           "cisternal_volume", "cortical_sas_volume", "ventricular_volume")
 _DRUG_NUMBERS = tuple(f.name for f in fields(Drug) if f.name not in
                       ("name", "sources", "estimated", "meningeal_permeability"))

@@ -121,18 +121,33 @@ def _mixing_interval(anatomy: Anatomy, z0: float, mix_volume: float) -> tuple[fl
         lo, hi = lo - (hi - total), total
     if np.real(lo) < 0.0:
         lo, hi = 0.0, (total if np.real(hi - lo) > total else hi - lo)
-    # invert the cumulative CSF volume (piecewise quadratic in z) on a fine table
-    zt = np.linspace(0.0, L, 2049)
+    return _number(_z_at_volume(anatomy, lo, L)), _number(_z_at_volume(anatomy, hi, L))
+
+
+def _z_at_volume(anatomy: Anatomy, v, L: float):
+    """The z (cm) above which the spinal SAS holds ``v`` mL of CSF: the exact inverse of
+    the cumulative volume (piecewise quadratic: the area is piecewise linear between the
+    shape nodes), smooth in ``v`` between nodes, also for complex ``v``."""
     zn, an = anatomy._shape_nodes()
-    a = np.interp(zt, zn, an) * anatomy._area_scale()
-    vt = np.concatenate([[0.0], np.cumsum(0.5 * (a[1:] + a[:-1]) * np.diff(zt))])
-    vt *= total / vt[-1]
-    return _number(_interp(lo, vt, zt)), _number(_interp(hi, vt, zt))
+    a = an * anatomy._area_scale()
+    dz = np.diff(zn)
+    slope = np.diff(a) / dz
+    cum = np.concatenate([[0.0], np.cumsum(0.5 * (a[1:] + a[:-1]) * dz)])
+    if np.real(v) <= 0.0:
+        return 0.0
+    if np.real(v) >= cum[-1]:
+        return L
+    k = int(np.clip(np.searchsorted(cum, np.real(v), side="right") - 1, 0, len(dz) - 1))
+    rhs = v - cum[k]
+    # a_k d + slope_k d^2 / 2 = rhs, in the form that has no cancellation (nor 0/0 where
+    # the area is constant)
+    return zn[k] + 2.0 * rhs / (a[k] + np.sqrt(a[k] * a[k] + 2.0 * slope[k] * rhs))
 
 
 def deposit(model: Model, z: float, amount: float, volume: float = 0.0,
-            injection_rate: float = np.inf, puncture: bool = True) -> np.ndarray:
-    r"""Initial distribution of an intrathecal bolus, as a jump in the state.
+            injection_rate: float = np.inf, puncture: bool = True,
+            spread: float | None = None) -> np.ndarray:
+    r"""Distribution of an intrathecal bolus once its injection-driven spread is complete.
 
     Injection-driven spread: the injected volume ``V`` and its jet mix the dose
     within minutes into :math:`\kappa V` of CSF (``κ`` = ``injection_spread``),
@@ -156,12 +171,16 @@ def deposit(model: Model, z: float, amount: float, volume: float = 0.0,
     mixed concentration ``amount / (κ V)`` with it, i.e. less than
     ``1 / κ`` (a few %) of the dose even if all of it left at the injection
     site; see docs/validation.md ("No puncture loss").
+
+    ``spread`` replaces κ (the distribution part of the way through the spread, see
+    :func:`bolus_inputs`, which spreads a needle injection over minutes).
     """
     g = model.grid
     an = model.anatomy
+    kappa = an.injection_spread if spread is None else spread
     y = np.zeros(model.system.n_state, complex if any(np.iscomplexobj(v) for v in (
-        amount, volume, injection_rate, an.injection_spread, an.injection_mixing)) else float)
-    mix = an.injection_spread * volume
+        amount, volume, injection_rate, kappa, an.injection_mixing)) else float)
+    mix = kappa * volume
     t_inj = volume / injection_rate if np.isfinite(injection_rate) else 0.0
     sigma = np.sqrt(2.0 * an.injection_mixing * t_inj)
     z1, z2 = _mixing_interval(an, z, mix) if np.real(mix) > 0 else (z, z)
@@ -227,6 +246,100 @@ def deposit(model: Model, z: float, amount: float, volume: float = 0.0,
     return y
 
 
+#: injected volumes (mL) from which the injection-driven spread takes
+#: ``injection_mixing_time`` to complete (needle and catheter-port injections, 0.5-4
+#: mL); smaller ones (pump boluses of tens of uL raise the CSF pressure by < 0.1 mmHg
+#: and spread over ~1 cm) are spread at once
+STAGED_MIN_VOLUME = 0.1
+#: the times (in units of the mixing time) at which the spreading profile is laid
+#: down; the profile moves linearly in between, and what is left at the last
+#: (e^-5 = 0.7 % of the spread) is added at once there
+SPREAD_STAGES = np.array([0.0, 0.0625, 0.125, 0.25, 0.375, 0.5, 0.75, 1.0, 1.25, 1.5,
+                          2.0, 2.5, 3.0, 4.0, 5.0])
+
+
+def bolus_inputs(model: Model, bolus: Bolus) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""The inputs of one bolus: jumps and rates at times relative to its own.
+
+    Returns ``(offsets, jumps, rates)``: ``jumps[k]`` (ug per state) is added at
+    ``bolus.time + offsets[k]``, ``rates[k]`` (ug/min) acts from there to the next
+    offset (``rates[-1]`` is 0). A bolus into plasma or a compartment is one jump.
+
+    An intrathecal bolus spreads over the injection-driven mixing time
+    :math:`\tau` (``injection_mixing_time``): the CSF volume it has mixed into grows
+    from the injected volume to :math:`\kappa V`,
+
+    .. math:: V_{mix}(t) = V + (\kappa - 1) V (1 - e^{-t/\tau}),
+
+    its distribution at each time that of :func:`deposit` with :math:`\kappa V` replaced
+    by :math:`V_{mix}(t)`. The model's own transport acts on top. The distribution is
+    laid down at the times :data:`SPREAD_STAGES` x :math:`\tau` and moved linearly in
+    between: a jump of the first distribution, then rates (ug/min, summing to 0 over
+    the state: the spread moves the dose, it adds none), then what is left of the
+    spread as a jump at :math:`5\tau`. The time constant is that of the pressure
+    pulse an injection makes, :math:`\tau = R_{out} C` (outflow resistance times
+    craniospinal compliance: 6-10 min), over which the injected volume drives CSF
+    motion beyond the cardiac and respiratory one. Volumes below
+    :data:`STAGED_MIN_VOLUME`, or :math:`\tau = 0`, spread at once (one jump).
+    """
+    n = model.system.n_state
+    tau = model.anatomy.injection_mixing_time
+    if bolus.target != "spinal":
+        y = np.zeros(n, complex if np.iscomplexobj(bolus.amount) else float)
+        y[model.system.index("plasma" if bolus.target == "plasma" else bolus.target)] = \
+            bolus.amount
+        return np.zeros(1), y[None, :], np.zeros((1, n))
+
+    def at(spread=None):
+        return deposit(model, bolus.site_z, bolus.amount, bolus.volume, bolus.injection_rate,
+                       bolus.puncture, spread)
+
+    kappa = model.anatomy.injection_spread
+    if not (tau > 0 and np.real(bolus.volume) >= STAGED_MIN_VOLUME and np.real(kappa) > 1.0):
+        y = at()
+        return np.zeros(1), y[None, :], np.zeros((1, n), y.dtype)
+    offsets = float(tau) * SPREAD_STAGES
+    profiles = [at(1.0 + (kappa - 1.0) * (1.0 - np.exp(-s))) for s in SPREAD_STAGES]
+    jumps = np.zeros((len(offsets), n), profiles[0].dtype)
+    rates = np.zeros_like(jumps)
+    jumps[0] = profiles[0]
+    for k in range(len(offsets) - 1):
+        r = (profiles[k + 1] - profiles[k]) / (offsets[k + 1] - offsets[k])
+        r[np.argmax(np.abs(r))] -= r.sum()        # zero-sum to round-off: moves, adds none
+        rates[k] = r
+    jumps[-1] = at() - profiles[-1]
+    return offsets, jumps, rates
+
+
+def add_bolus(t: np.ndarray, jumps: np.ndarray, rates: np.ndarray | None, time: float,
+              inputs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """Add a bolus's :func:`bolus_inputs` at ``time`` into a schedule's ``jumps`` and
+    ``rates`` on its event times ``t`` (which hold every ``time + offset`` before the
+    end; the parts at or after the end are left out). ``rates`` may be None for a
+    bolus made of one jump."""
+    offsets, jd, rd = inputs
+    at = time + offsets
+    keep = int(np.searchsorted(at, t[-1], side="right")) if len(t) else 0
+    k = np.searchsorted(t, at[:keep])
+    jumps[k] += jd[:keep]
+    ends = np.append(k[1:], len(t))
+    for j in range(keep):
+        if np.any(rd[j]):
+            rates[k[j]:ends[j]] += rd[j]        # type: ignore[index]
+
+
+def bolus_times(boluses: Sequence[Bolus], model: Model) -> set[float]:
+    """Every time at which a bolus adds a jump or changes its rate (:func:`bolus_inputs`)."""
+    out: set[float] = set()
+    tau = model.anatomy.injection_mixing_time
+    for b in boluses:
+        out.add(b.time)
+        if b.target == "spinal" and tau > 0 and np.real(b.volume) >= STAGED_MIN_VOLUME and \
+                np.real(model.anatomy.injection_spread) > 1.0:
+            out.update(b.time + float(tau) * SPREAD_STAGES)
+    return out
+
+
 @dataclass(frozen=True)
 class Schedule:
     """Piecewise-constant inputs and jumps over [0, t_end].
@@ -261,10 +374,11 @@ class Schedule:
 
 def build_schedule(model: Model, events: DoseEvents, t_end: float) -> Schedule:
     """Turn expanded dose events into the jump/rate arrays every backend consumes."""
-    t = _event_times(events, t_end)
-    return Schedule(times=t, jumps=_jumps(model, events.boluses, t),
-                    rates=_rates(model, events.steps, t, [st.rate for st in events.steps]),
-                    t_end=float(t_end))
+    t = _event_times(model, events, t_end)
+    jumps, spreading = _jumps(model, events.boluses, t)
+    rates = _rates(model, events.steps, t, [st.rate for st in events.steps])
+    return Schedule(times=t, jumps=jumps, rates=rates + spreading if spreading is not None
+                    else rates, t_end=float(t_end))
 
 
 #: a rate step's fields but its rate (schedules equal in these share times and jumps)
@@ -289,45 +403,48 @@ def build_schedules(model: Model, events: Sequence[DoseEvents], t_end: float
     out: list[Schedule | None] = [None] * len(events)
     for members in groups.values():
         first = events[members[0]]
-        t = _event_times(first, t_end)
-        jumps = _jumps(model, first.boluses, t)
+        t = _event_times(model, first, t_end)
+        jumps, spreading = _jumps(model, first.boluses, t)
         rate = np.array([[st.rate for st in events[k].steps] for k in members])
         rates = _rates(model, first.steps, t, [rate[:, j, None, None]
                                                for j in range(len(first.steps))],
                        lead=(len(members),))
+        if spreading is not None:
+            rates += spreading
         for i, k in enumerate(members):
             out[k] = Schedule(times=t, jumps=jumps, rates=rates[i], t_end=float(t_end))
     return out    # type: ignore[return-value]
 
 
-def _event_times(events: DoseEvents, t_end: float) -> np.ndarray:
+def _event_times(model: Model, events: DoseEvents, t_end: float) -> np.ndarray:
     """The times at which a jump happens or an input rate changes, from 0 to ``t_end``."""
     times = {0.0}
-    times.update(b.time for b in events.boluses)
+    times.update(bolus_times(events.boluses, model))
     for st in events.steps:
         times.update((st.start, st.stop))
     return np.array(sorted(x for x in times if 0.0 <= x < t_end))
 
 
-def _jumps(model: Model, boluses: Sequence[Bolus], t: np.ndarray) -> np.ndarray:
-    """The jumps ``(len(t), n_state)`` of ``boluses`` (each distinct deposit made once)."""
+def _jumps(model: Model, boluses: Sequence[Bolus], t: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The jumps ``(len(t), n_state)`` of ``boluses`` (each distinct bolus's inputs worked
+    out once), and the rates of their spreading (None where none spreads over time)."""
     jumps = np.zeros((len(t), model.system.n_state))
-    plasma = model.system.index("plasma")
-    deposits: dict[Bolus, np.ndarray] = {}
+    rates = None
+    inputs: dict[Bolus, tuple] = {}
     for b in boluses:
-        k = int(np.searchsorted(t, b.time))
-        if b.target == "spinal":
-            key = dataclasses.replace(b, time=0.0, source=0)
-            if key not in deposits:
-                deposits[key] = deposit(model, b.site_z, b.amount, b.volume, b.injection_rate,
-                                        b.puncture)
-            d = deposits[key]
-            if np.iscomplexobj(d) and not np.iscomplexobj(jumps):   # complex step
-                jumps = jumps.astype(complex)
-            jumps[k] += d
-        else:
-            jumps[k, plasma if b.target == "plasma" else model.system.index(b.target)] += b.amount
-    return jumps
+        key = dataclasses.replace(b, time=0.0, source=0)
+        if key not in inputs:
+            inputs[key] = bolus_inputs(model, key)
+        got = inputs[key]
+        if np.iscomplexobj(got[1]) and not np.iscomplexobj(jumps):   # complex step
+            jumps = jumps.astype(complex)
+        if len(got[0]) > 1 and rates is None:
+            rates = np.zeros_like(jumps)
+        if rates is not None and np.iscomplexobj(got[2]) and not np.iscomplexobj(rates):
+            rates = rates.astype(complex)
+        add_bolus(t, jumps, rates, b.time, got)
+    return jumps, rates
 
 
 def _rates(model: Model, steps: Sequence[RateStep], t: np.ndarray, rate: Sequence[Any],

@@ -95,10 +95,11 @@ DEFAULT_VARIABLES = ("cord_concentration", "cisternal_csf_concentration",
 #: scenarios differing only in these share one grid (tested).
 NON_GEOMETRIC_FIELDS = ("dispersion", "dispersion_caudal_fraction", "spinal_bulk_flow",
                         "csf_production", "ventricular_mixing", "cranial_mixing",
-                        "injection_spread", "injection_mixing", "brain_mass", "body_weight",
+                        "injection_spread", "injection_mixing", "injection_mixing_time",
+                        "brain_mass", "body_weight",
                         "cisternal_volume", "cortical_sas_volume", "ventricular_volume")
 #: of those, the fields that shape an intrathecal bolus deposit (the dose schedule)
-_DEPOSIT_FIELDS = ("injection_spread", "injection_mixing")
+_DEPOSIT_FIELDS = ("injection_spread", "injection_mixing", "injection_mixing_time")
 #: the Anatomy fields that do enter the grid
 _GEOMETRIC_FIELDS = tuple(f.name for f in dataclasses.fields(Anatomy)
                           if f.name not in NON_GEOMETRIC_FIELDS)

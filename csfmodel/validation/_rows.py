@@ -153,8 +153,6 @@ KNOWN_DISAGREEMENTS: dict[str, str] = {
                               "minutes; the puncture loss that did is removed",
     "sjostrom87_plasma_tmax": "plasma after IT morphine rises slowly (meningeal route): "
                               "no early peak",
-    "caute88_iso_t10_tmax": "the injection-driven mixing is instantaneous in the model, so "
-                            "the T10 maximum is the first sample (5 min; observed 5-15 min)",
 }
 
 #: Rows left out of the joint fit: no process of the model responds to them, so they
