@@ -258,6 +258,13 @@ SPREAD_STAGES = np.array([0.0, 0.0625, 0.125, 0.25, 0.375, 0.5, 0.75, 1.0, 1.25,
                           2.0, 2.5, 3.0, 4.0, 5.0])
 
 
+def _spreads_over_time(model: Model, bolus: Bolus) -> bool:
+    """Whether a bolus spreads over the mixing time (else it is one jump)."""
+    return bolus.target == "spinal" and model.anatomy.injection_mixing_time > 0 and \
+        np.real(bolus.volume) >= STAGED_MIN_VOLUME and \
+        np.real(model.anatomy.injection_spread) > 1.0
+
+
 def bolus_inputs(model: Model, bolus: Bolus) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""The inputs of one bolus: jumps and rates at times relative to its own.
 
@@ -295,7 +302,7 @@ def bolus_inputs(model: Model, bolus: Bolus) -> tuple[np.ndarray, np.ndarray, np
                        bolus.puncture, spread)
 
     kappa = model.anatomy.injection_spread
-    if not (tau > 0 and np.real(bolus.volume) >= STAGED_MIN_VOLUME and np.real(kappa) > 1.0):
+    if not _spreads_over_time(model, bolus):
         y = at()
         return np.zeros(1), y[None, :], np.zeros((1, n), y.dtype)
     offsets = float(tau) * SPREAD_STAGES
@@ -331,12 +338,10 @@ def add_bolus(t: np.ndarray, jumps: np.ndarray, rates: np.ndarray | None, time: 
 def bolus_times(boluses: Sequence[Bolus], model: Model) -> set[float]:
     """Every time at which a bolus adds a jump or changes its rate (:func:`bolus_inputs`)."""
     out: set[float] = set()
-    tau = model.anatomy.injection_mixing_time
     for b in boluses:
         out.add(b.time)
-        if b.target == "spinal" and tau > 0 and np.real(b.volume) >= STAGED_MIN_VOLUME and \
-                np.real(model.anatomy.injection_spread) > 1.0:
-            out.update(b.time + float(tau) * SPREAD_STAGES)
+        if _spreads_over_time(model, b):
+            out.update(b.time + float(model.anatomy.injection_mixing_time) * SPREAD_STAGES)
     return out
 
 
