@@ -133,7 +133,17 @@ def test_schedule_shares_each_bolus_deposit_and_is_exact():
     from csfmodel.model import build_schedule
 
     examples = sorted(Path(__file__).parents[1].glob("examples/scenarios/*.toml"))
-    for data in [SC] + [tomllib.loads(p.read_text()) for p in examples]:
+    # two needle boluses whose spreads over minutes overlap each other and an infusion
+    spreading = {"simulation": {"duration": "3 h", "resolution": "1 cm"},
+                 "dose": [{"route": "intrathecal", "type": "infusion", "site": "T10",
+                           "rate": "1 mg/day", "start": "5 min"},
+                          {"route": "intrathecal", "type": "bolus", "site": "L3",
+                           "amount": "0.3 mg", "volume": "1 mL", "time": "2 min"},
+                          {"route": "intrathecal", "type": "bolus", "site": "L3",
+                           "amount": "0.3 mg", "volume": "1 mL", "time": "12 min"},
+                          {"route": "intrathecal", "type": "bolus", "site": "L1",
+                           "amount": "0.5 mg", "volume": "2 mL", "time": "20 min"}]}
+    for data in [SC, spreading] + [tomllib.loads(p.read_text()) for p in examples]:
         p = prepare(data)
         t_end = p.scenario.simulation.duration
         ref = build_schedule(p.model, p.events, t_end)

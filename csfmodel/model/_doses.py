@@ -322,8 +322,9 @@ def add_bolus(t: np.ndarray, jumps: np.ndarray, rates: np.ndarray | None, time: 
               inputs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     """Add a bolus's :func:`bolus_inputs` at ``time`` into a schedule's ``jumps`` and
     ``rates`` on its event times ``t`` (which hold every ``time + offset`` before the
-    end; the parts at or after the end are left out). ``rates`` may be None for a
-    bolus made of one jump."""
+    end; the parts at or after the end are left out). ``rates`` may have a leading batch
+    axis (the same spread added to every member), or be None for a bolus made of one
+    jump."""
     offsets, jd, rd = inputs
     at = time + offsets
     keep = int(np.searchsorted(at, t[-1], side="right")) if len(t) else 0
@@ -332,7 +333,7 @@ def add_bolus(t: np.ndarray, jumps: np.ndarray, rates: np.ndarray | None, time: 
     ends = np.append(k[1:], len(t))
     for j in range(keep):
         if np.any(rd[j]):
-            rates[k[j]:ends[j]] += rd[j]        # type: ignore[index]
+            rates[..., k[j]:ends[j], :] += rd[j]        # type: ignore[index]
 
 
 def bolus_times(boluses: Sequence[Bolus], model: Model) -> set[float]:
@@ -380,10 +381,9 @@ class Schedule:
 def build_schedule(model: Model, events: DoseEvents, t_end: float) -> Schedule:
     """Turn expanded dose events into the jump/rate arrays every backend consumes."""
     t = _event_times(model, events, t_end)
-    jumps, spreading = _jumps(model, events.boluses, t)
     rates = _rates(model, events.steps, t, [st.rate for st in events.steps])
-    return Schedule(times=t, jumps=jumps, rates=rates + spreading if spreading is not None
-                    else rates, t_end=float(t_end))
+    jumps, rates = _jumps(model, events.boluses, t, rates)
+    return Schedule(times=t, jumps=jumps, rates=rates, t_end=float(t_end))
 
 
 #: a rate step's fields but its rate (schedules equal in these share times and jumps)
@@ -409,13 +409,11 @@ def build_schedules(model: Model, events: Sequence[DoseEvents], t_end: float
     for members in groups.values():
         first = events[members[0]]
         t = _event_times(model, first, t_end)
-        jumps, spreading = _jumps(model, first.boluses, t)
         rate = np.array([[st.rate for st in events[k].steps] for k in members])
         rates = _rates(model, first.steps, t, [rate[:, j, None, None]
                                                for j in range(len(first.steps))],
                        lead=(len(members),))
-        if spreading is not None:
-            rates += spreading
+        jumps, rates = _jumps(model, first.boluses, t, rates)
         for i, k in enumerate(members):
             out[k] = Schedule(times=t, jumps=jumps, rates=rates[i], t_end=float(t_end))
     return out    # type: ignore[return-value]
@@ -430,12 +428,14 @@ def _event_times(model: Model, events: DoseEvents, t_end: float) -> np.ndarray:
     return np.array(sorted(x for x in times if 0.0 <= x < t_end))
 
 
-def _jumps(model: Model, boluses: Sequence[Bolus], t: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray | None]:
+def _jumps(model: Model, boluses: Sequence[Bolus], t: np.ndarray, rates: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
     """The jumps ``(len(t), n_state)`` of ``boluses`` (each distinct bolus's inputs worked
-    out once), and the rates of their spreading (None where none spreads over time)."""
+    out once), and ``rates`` (the steps' input rates, any leading batch axis) with the
+    rates of their spreading added bolus by bolus, in the order :func:`csfmodel.api.
+    schedule_for` adds them (in place; a new array where a complex step makes them
+    complex)."""
     jumps = np.zeros((len(t), model.system.n_state))
-    rates = None
     inputs: dict[Bolus, tuple] = {}
     for b in boluses:
         key = dataclasses.replace(b, time=0.0, source=0)
@@ -444,9 +444,7 @@ def _jumps(model: Model, boluses: Sequence[Bolus], t: np.ndarray
         got = inputs[key]
         if np.iscomplexobj(got[1]) and not np.iscomplexobj(jumps):   # complex step
             jumps = jumps.astype(complex)
-        if len(got[0]) > 1 and rates is None:
-            rates = np.zeros_like(jumps)
-        if rates is not None and np.iscomplexobj(got[2]) and not np.iscomplexobj(rates):
+        if np.iscomplexobj(got[2]) and not np.iscomplexobj(rates):
             rates = rates.astype(complex)
         add_bolus(t, jumps, rates, b.time, got)
     return jumps, rates
