@@ -46,9 +46,13 @@ class SpreadCheck:
 
 
 def _bolus(mg: float, hours: float) -> dict:
+    """The studies' bolus, given 0.6 s after the first output: every later output is a
+    sample time of the study (5, 10, ... min after the injection; Sjostrom's first
+    sample is at 5 min), and no output holds the injectate in its own 1 mL at t = 0."""
     return {"simulation": {"duration": f"{hours} h", "output_interval": "5 min"},
             "dose": [{"route": "intrathecal", "type": "bolus", "site": "L3-L4",
-                      "amount": f"{mg} mg", "volume": "1 mL", "injection_rate": "4 mL/min"}]}
+                      "amount": f"{mg} mg", "volume": "1 mL", "injection_rate": "4 mL/min",
+                      "time": "0.01 min"}]}
 
 
 def _observed_cv(row, n: tuple[int, int]) -> tuple[float, float] | None:
