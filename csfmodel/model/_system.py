@@ -71,10 +71,13 @@ Brain (supraspinal target, unbound ECF concentration
 ``X`` by ``P_brain * area_X * (C_X - C^u_b)`` and with plasma across the BBB by
 ``CL_out * M_b * (C^u_b - Kpuu * fu * C_p)``.
 
-An intrathecal bolus is a jump (:func:`deposit`): the injectate mixed into
-``injection_spread * V`` mL of the CSF nearest the tip (pushed rostrally where the
-closed end of the sac leaves no room below), at a uniform concentration, its edges
-smoothed by the jet. All of the dose starts in the CSF (there is no puncture loss).
+An intrathecal bolus is a jump and then zero-sum input rates (:func:`bolus_inputs`):
+the injectate mixes into ``V_mix(t) = V + (kappa - 1) V (1 - exp(-t/tau))`` mL of the
+CSF nearest the tip (``kappa = injection_spread``, ``tau = injection_mixing_time``;
+:func:`deposit` of ``V_mix``: pushed rostrally where the closed end of the sac leaves no
+room below, at a uniform concentration, its edges smoothed by the jet), laid down at
+``SPREAD_STAGES * tau`` and moved linearly in between; pump boluses (< 0.1 mL) at once.
+All of the dose starts in the CSF (there is no puncture loss).
 
 Systemic: three-compartment plasma kinetics (``CL``, ``Q2``, ``Q3``), oral
 depots absorbed with ``ka * F`` into plasma and ``ka * (1 - F)`` eliminated
