@@ -217,6 +217,7 @@ def test_units_follow_the_scenario_file():
 
 @pytest.mark.parametrize("key,match", [
     ("patient.spinal_csf_volume", "changes the grid"),
+    ("patient.injection_mixing_time", "moves the dose events"),
     ("patient.nonsense", "unknown key"),
     ("dose[0].site", "not differentiable"),
     ("dose[3].amount", "dose index below 1"),

@@ -147,7 +147,9 @@ def resolve(scenario: Scenario, keys: list[str] | tuple[str, ...]) -> list[Param
         if m.group(1) == "patient":
             name = m.group(2)
             if name not in SUPPORTED_PATIENT:
-                detail = "it changes the grid" if name in PATIENT_PARAMETERS else "unknown key"
+                detail = ("it moves the dose events (the stages of a bolus's spread)"
+                          if name == "injection_mixing_time" else "it changes the grid"
+                          if name in PATIENT_PARAMETERS else "unknown key")
                 raise ScenarioError(f"parameters[{key!r}]", key, "one of the patient keys "
                                     + ", ".join(SUPPORTED_PATIENT), detail=detail)
             bound = PATIENT_PARAMETERS[name]
