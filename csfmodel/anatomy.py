@@ -147,7 +147,7 @@ class Anatomy:
     #: length, SV(z) falling linearly to zero at the closed end of the sac
     #: (``dispersion_exponent`` n, ``dispersion_caudal_fraction`` f; see
     #: :func:`csfmodel.model.dispersion`). Calibrated on all rows at once
-    #: (``csfmodel validate --refit``): 8.3 [4.8, 14.3] cm^2/min, pinned mostly by
+    #: (``csfmodel validate --refit``): 8.3 [4.8, 14.2] cm^2/min, pinned mostly by
     #: the lumbar:cisternal ratio under infusion (Moulin 1986), the hyperbaric T10
     #: curve (Caute 1988) and the tracer gradient (Kroin 1993); ~2e4 x morphine's
     #: molecular diffusivity, up to 1.5x more in the narrow thoracic SAS and ~2 % of it
@@ -178,7 +178,7 @@ class Anatomy:
     #: over minutes (``injection_mixing_time``) into kappa * V of the CSF nearest the tip (uniform
     #: concentration; see :func:`csfmodel.model.deposit`), so the spread grows with
     #: the injected volume, not with the injection rate (Khani 2022 Fluids Barriers
-    #: CNS 19:8). Calibrated (``csfmodel validate --refit``): 34.6 [20.7, 57.8], pinned by
+    #: CNS 19:8). Calibrated (``csfmodel validate --refit``): 34.6 [20.8, 57.7], pinned by
     #: the lumbar CSF 5 min to 1 h after ~1 mL injections (Sjostrom 1987, Nordberg
     #: 1984; Sjostrom's initial volume of distribution 22 +- 8 mL) and, with 2 mL,
     #: the CSF at T10 within minutes of a sacral injection (Caute 1988).
@@ -429,7 +429,7 @@ PATIENT_PARAMETERS: dict[str, Bound] = {
     "spinal_bulk_flow": Bound("mL/min", 0.0, 0.2, "net spinal flow is small, "
                               "Enzmann & Pelc 1993; less than csf_production"),
     "dispersion": Bound("cm^2/min", 0.01, 100.0, "25x to 250000x morphine's molecular "
-                        "diffusivity; Stockman 2007, Sharp 2019; calibrated 8.3 [4.8, 14.3]"),
+                        "diffusivity; Stockman 2007, Sharp 2019; calibrated 8.3 [4.8, 14.2]"),
     "dispersion_exponent": Bound("1", 0.0, 4.0, "D ~ stroke length^n; n = 2 for "
                                  "oscillatory shear dispersion, Watson 1983"),
     "dispersion_caudal_fraction": Bound("1", 0.0, 1.0, "floor as a fraction of the "
@@ -439,7 +439,7 @@ PATIENT_PARAMETERS: dict[str, Bound] = {
                                 "Baledent 2004: ~0.03 mL/beat"),
     "cranial_mixing": Bound("mL/min", 1e-3, 50.0, "cisternal-cortical exchange, estimate"),
     "injection_spread": Bound("1", 1.0, 100.0, "an injectate mixes into at least its own "
-                              "volume; calibrated 34.6 [20.7, 57.8]"),
+                              "volume; calibrated 34.6 [20.8, 57.7]"),
     "injection_mixing": Bound("cm^2/min", 0.01, 100.0, "jet mixing, estimate"),
     "injection_mixing_time": Bound("min", 0.0, 60.0, "R_out C: 6-10 min (Albeck 1991, "
                                    "Marmarou 1975); 0 spreads at once"),

@@ -50,9 +50,9 @@ def _log_sd(low: float, high: float) -> float:
 #: (the 95 % intervals of the joint calibration, ``csfmodel validate --refit``,
 #: documented beside each default in anatomy.py and drugs.py)
 PRIOR_LOG_SD: dict[str, float] = {
-    "patient.dispersion": _log_sd(4.8, 14.3),
-    "patient.dispersion_caudal_fraction": _log_sd(0.0026, 0.074),
-    "patient.injection_spread": _log_sd(20.7, 57.8),
+    "patient.dispersion": _log_sd(4.8, 14.2),
+    "patient.dispersion_caudal_fraction": _log_sd(0.0027, 0.075),
+    "patient.injection_spread": _log_sd(20.8, 57.7),
     "drug.meningeal_permeability": _log_sd(1.06e-3, 2.05e-3),
     "drug.ka_cr": _log_sd(0.105, 0.35),
 }
