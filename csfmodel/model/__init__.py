@@ -20,6 +20,7 @@ Private modules, one concept each:
   for sweeps).
 """
 
+from ._batch import BATCHED_ANATOMY_FIELDS as BATCHED_ANATOMY_FIELDS
 from ._batch import build_models as build_models
 from ._doses import SPREAD_STAGES as SPREAD_STAGES
 from ._doses import STAGED_MIN_VOLUME as STAGED_MIN_VOLUME

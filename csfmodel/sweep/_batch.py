@@ -55,6 +55,7 @@ from csfmodel.anatomy import Anatomy
 from csfmodel.dosing import DoseEvents, expand
 from csfmodel.errors import ScenarioError
 from csfmodel.model import (
+    BATCHED_ANATOMY_FIELDS,
     COMPARTMENTS,
     Grid,
     Model,
@@ -93,11 +94,7 @@ DEFAULT_VARIABLES = ("cord_concentration", "cisternal_csf_concentration",
 
 #: Anatomy fields that do not enter the grid (:func:`csfmodel.model.make_grid`):
 #: scenarios differing only in these share one grid (tested).
-NON_GEOMETRIC_FIELDS = ("dispersion", "dispersion_caudal_fraction", "spinal_bulk_flow",
-                        "csf_production", "ventricular_mixing", "cranial_mixing",
-                        "injection_spread", "injection_mixing", "injection_mixing_time",
-                        "brain_mass", "body_weight",
-                        "cisternal_volume", "cortical_sas_volume", "ventricular_volume")
+NON_GEOMETRIC_FIELDS = BATCHED_ANATOMY_FIELDS
 #: of those, the fields that shape an intrathecal bolus deposit (the dose schedule)
 _DEPOSIT_FIELDS = ("injection_spread", "injection_mixing", "injection_mixing_time")
 #: the Anatomy fields that do enter the grid
